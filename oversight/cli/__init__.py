@@ -1,0 +1,32 @@
+"""The ``oversight`` command line (typer). Each command group lives in its own module that
+exposes ``register(app)``; this module only assembles them."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="oversight",
+    help="Constitutional AI oversight: run, check, adjudicate, export, simulate, train.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_COMMAND_MODULES = ("schema",)
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(f"oversight.cli.{name}")
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

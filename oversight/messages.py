@@ -1,0 +1,396 @@
+"""Typed messages: every payload that crosses the bus, and the envelope around it.
+
+Payloads are frozen pydantic v2 models tagged by ``kind`` and validated through one
+discriminated union (:data:`Payload`). An :class:`Envelope` adds identity (ids, run, episode),
+the causal chain (``parents``), the sender and topic, a timestamp and a visibility.
+
+``visibility="internal"`` marks reasoning (critiques, safety analyses, judgments) that must never
+reach a user-facing answer; only :class:`Draft`, :class:`Revision`, :class:`Consensus` and
+:class:`Adjudication` text may become a training target.
+
+The JSON of an envelope is the journal format; ``oversight schema`` prints its JSON Schema.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+"""Version of the envelope format; bumped when a message kind changes incompatibly."""
+
+Visibility: TypeAlias = Literal["public", "internal"]
+Verdict: TypeAlias = Literal["violated", "satisfied", "uncertain"]
+JailbreakSignal: TypeAlias = Literal[
+    "injection", "roleplay", "encoding", "multi_turn", "tool_misuse", "obfuscation"
+]
+SafetyAction: TypeAlias = Literal["allow", "revise", "refuse", "escalate"]
+Strategy: TypeAlias = Literal["none", "priority", "weighted", "review", "human"]
+TargetSource: TypeAlias = Literal["draft", "model", "few_shot", "best_of_n", "template", "human"]
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def new_id() -> str:
+    """A fresh message / episode id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Turn(_Message):
+    """One turn of a conversation."""
+
+    role: Literal["system", "user", "assistant"]
+    """Who speaks."""
+    content: str
+    """What was said."""
+
+
+class Prompt(_Message):
+    """The request an episode answers: a whole conversation whose last turn is the user's."""
+
+    kind: Literal["prompt"] = "prompt"
+    prompt_id: str
+    """Stable id of the prompt within its prompt set (used for resume and de-duplication)."""
+    messages: tuple[Turn, ...] = Field(min_length=1)
+    """The conversation; multi-turn prompts carry every earlier turn."""
+    context: dict[str, str] = Field(default_factory=dict)
+    """Facts about the situation (e.g. ``domain: medical``, ``region: eu``) that conditional
+    priority rules read."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Ground-truth labels when known (e.g. ``harm: harmful``); used by the simulated backend and
+    by evaluation, never shown to agents built on real models."""
+
+
+class Draft(_Message):
+    """The base model's first answer."""
+
+    kind: Literal["draft"] = "draft"
+    candidate_id: str
+    """Id of this candidate answer within the episode (``c0`` for the draft)."""
+    text: str
+    """The answer as the user would see it."""
+    model: str
+    """Name of the model that wrote it."""
+
+
+class Critique(_Message):
+    """A critic's finding about one candidate and one principle."""
+
+    kind: Literal["critique"] = "critique"
+    candidate_id: str
+    """The candidate being assessed."""
+    principle_id: str
+    """The principle checked."""
+    principle_version: str
+    """Version of that principle, for the audit trail."""
+    verdict: Verdict
+    """Whether the candidate violates the principle."""
+    severity: Probability = 0.0
+    """How bad a violation is, 0 (harmless) to 1 (severe)."""
+    confidence: Probability = 1.0
+    """The critic's confidence in its verdict."""
+    rationale: str = ""
+    """The critic's reasoning (internal: never shown to the user)."""
+
+
+class SafetyAssessment(_Message):
+    """The safety agent's view of the request and a candidate answer."""
+
+    kind: Literal["safety_assessment"] = "safety_assessment"
+    candidate_id: str
+    """The candidate being assessed."""
+    principle_id: str = "harm"
+    """The principle this assessment speaks for (the constitution's safety principle)."""
+    principle_version: str = "1"
+    """Version of that principle."""
+    categories: tuple[str, ...] = ()
+    """Harm categories detected (e.g. ``weapons``, ``cybercrime``)."""
+    risk: Probability = 0.0
+    """Estimated probability that answering as the candidate does causes harm."""
+    request_harmful: Probability = 0.0
+    """Estimated probability that the request itself asks for harm."""
+    signals: tuple[JailbreakSignal, ...] = ()
+    """Jailbreak techniques detected in the conversation."""
+    action: SafetyAction = "allow"
+    """What the safety agent recommends."""
+    confidence: Probability = 1.0
+    """Confidence in the assessment."""
+    rationale: str = ""
+    """Internal reasoning (never shown to the user)."""
+
+
+class Revision(_Message):
+    """A revised candidate answer."""
+
+    kind: Literal["revision"] = "revision"
+    candidate_id: str
+    """Id of the new candidate (``c1``, ``c2``, ...)."""
+    revises: str
+    """Candidate id this revision started from."""
+    round: int = Field(ge=1)
+    """Revision round, starting at 1."""
+    text: str
+    """The revised answer as the user would see it."""
+    principle_ids: tuple[str, ...] = ()
+    """Principles the revision addresses."""
+    source: TargetSource = "model"
+    """Where the text came from: the reviser model, a few-shot guided generation, best-of-n,
+    or a constitution template (fallback)."""
+
+
+class Audit(_Message):
+    """A supervisor's finding about a subordinate's message (e.g. a judge checking a critique).
+
+    An audit enters the same resolution as any other finding: when it disagrees, the
+    supervisor's verdict is used for that principle and candidate, and the disagreement is
+    recorded (a possible escalation trigger).
+    """
+
+    kind: Literal["audit"] = "audit"
+    subject_message: str
+    """Id of the message reviewed."""
+    subject_agent: str
+    """Name of the agent whose output was reviewed."""
+    candidate_id: str
+    """Candidate the reviewed finding was about."""
+    principle_id: str
+    """Principle the reviewed finding was about."""
+    agrees: bool
+    """Whether the supervisor agrees with the finding."""
+    verdict: Verdict
+    """The supervisor's own verdict on the same question."""
+    confidence: Probability = 1.0
+    """Confidence of the supervisor."""
+    rationale: str = ""
+    """Internal reasoning."""
+
+
+class Judgment(_Message):
+    """The judge's ranking of candidates (compared in both orders to cancel position bias)."""
+
+    kind: Literal["judgment"] = "judgment"
+    ranking: tuple[str, ...]
+    """Candidate ids, best first."""
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Mean preference score per candidate, in [0, 1]."""
+    confidence: Probability = 1.0
+    """Margin-based confidence of the top choice."""
+    rationale: str = ""
+    """Internal reasoning."""
+
+
+class Conflict(_Message):
+    """No candidate satisfies every principle: candidates differ in what they violate."""
+
+    kind: Literal["conflict"] = "conflict"
+    principles: tuple[str, ...]
+    """Principles in tension."""
+    candidates: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Per candidate id, the principles it violates."""
+    findings: tuple[str, ...] = ()
+    """Ids of the messages that established the conflict."""
+
+
+class Resolution(_Message):
+    """How a conflict was settled, and why."""
+
+    kind: Literal["resolution"] = "resolution"
+    strategy: Strategy
+    """Which strategy decided: priority ordering, weighted scoring, hierarchical review, human,
+    or none (there was no conflict)."""
+    winner: str | None = None
+    """The candidate chosen, if one was."""
+    path: tuple[str, ...] = ()
+    """The priority-graph path (principle ids) or the score comparison that decided."""
+    conditional_rules: tuple[str, ...] = ()
+    """Conditional rules that applied to this case's context."""
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Weighted cost per candidate when weighted scoring ran."""
+    rationale: str = ""
+    """A sentence a person can read."""
+
+
+class Escalation(_Message):
+    """The case goes to people."""
+
+    kind: Literal["escalation"] = "escalation"
+    case_id: str
+    """Id of the case in the human queue."""
+    triggers: tuple[str, ...]
+    """Why: ``disagreement``, ``low_confidence``, ``severity``, ``unresolved``, ``audit``."""
+    candidates: tuple[str, ...] = ()
+    """Candidate ids offered to reviewers."""
+    reason: str = ""
+    """A sentence for the reviewer."""
+
+
+class Adjudication(_Message):
+    """A person's decision on an escalated case."""
+
+    kind: Literal["adjudication"] = "adjudication"
+    case_id: str
+    """The case decided."""
+    reviewer: str
+    """Who decided."""
+    choice: str | None = None
+    """Chosen candidate id, or None when ``edited_text`` is given."""
+    edited_text: str | None = None
+    """An answer written or edited by the reviewer."""
+    rationale: str = ""
+    """Why (kept for the audit trail; not a training target)."""
+    principle_tags: tuple[str, ...] = ()
+    """Principles the reviewer cites."""
+
+
+class Consensus(_Message):
+    """The agents agree on a final answer; it becomes an SFT target."""
+
+    kind: Literal["consensus"] = "consensus"
+    candidate_id: str
+    """The chosen candidate."""
+    text: str
+    """The chosen answer as the user sees it."""
+    rejected: tuple[str, ...] = ()
+    """Candidates judged worse (DPO rejected sides)."""
+    strategy: Strategy = "none"
+    """The resolution strategy that decided, ``none`` when nothing conflicted."""
+    source: TargetSource = "draft"
+    """Where the chosen text came from."""
+
+
+class Failure(_Message):
+    """An episode (or one stage of it) failed; the run goes on."""
+
+    kind: Literal["failure"] = "failure"
+    stage: str
+    """Where it failed (``draft``, ``critique``, ``judge``, ...)."""
+    error_type: str
+    """The exception class name."""
+    message: str
+    """The error message."""
+    agent: str | None = None
+    """The agent that failed, when one did."""
+
+
+Payload: TypeAlias = Annotated[
+    Prompt
+    | Draft
+    | Critique
+    | SafetyAssessment
+    | Revision
+    | Audit
+    | Judgment
+    | Conflict
+    | Resolution
+    | Escalation
+    | Adjudication
+    | Consensus
+    | Failure,
+    Field(discriminator="kind"),
+]
+"""Every message kind, discriminated by its ``kind`` tag."""
+
+INTERNAL_KINDS: frozenset[str] = frozenset(
+    {"critique", "safety_assessment", "audit", "judgment", "conflict", "resolution"}
+)
+"""Kinds whose text is internal reasoning by default."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(_Message):
+    """A payload with identity, causality, sender, topic, time and visibility."""
+
+    schema_version: int = SCHEMA_VERSION
+    """Envelope format version."""
+    id: str = Field(default_factory=new_id)
+    """Unique message id."""
+    run: str
+    """Run this message belongs to."""
+    episode: str
+    """Episode id (one prompt's oversight)."""
+    sender: str
+    """Name of the agent (or ``runtime``, or a reviewer) that sent it."""
+    topic: str
+    """Bus topic it was published on."""
+    parents: tuple[str, ...] = ()
+    """Ids of the messages this one responds to: the audit chain."""
+    created_at: datetime = Field(default_factory=_now)
+    """When it was created (UTC)."""
+    visibility: Visibility = "public"
+    """``internal`` for reasoning that must never reach a user-facing answer."""
+    payload: Payload
+    """The message itself."""
+
+    @property
+    def kind(self) -> str:
+        return self.payload.kind
+
+
+ENVELOPE_ADAPTER: TypeAdapter[Envelope] = TypeAdapter(Envelope)
+PAYLOAD_ADAPTER: TypeAdapter[Any] = TypeAdapter(Payload)
+
+
+def envelope(
+    payload: Any,
+    *,
+    run: str,
+    episode: str,
+    sender: str,
+    topic: str,
+    parents: tuple[str, ...] | list[str] = (),
+    visibility: Visibility | None = None,
+) -> Envelope:
+    """Wrap a payload; visibility defaults to ``internal`` for reasoning kinds."""
+    if visibility is None:
+        visibility = "internal" if payload.kind in INTERNAL_KINDS else "public"
+    return Envelope(
+        run=run,
+        episode=episode,
+        sender=sender,
+        topic=topic,
+        parents=tuple(parents),
+        visibility=visibility,
+        payload=payload,
+    )
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an envelope (the journal's line format)."""
+    return ENVELOPE_ADAPTER.json_schema()
+
+
+__all__ = [
+    "ENVELOPE_ADAPTER",
+    "INTERNAL_KINDS",
+    "PAYLOAD_ADAPTER",
+    "SCHEMA_VERSION",
+    "Adjudication",
+    "Audit",
+    "Conflict",
+    "Consensus",
+    "Critique",
+    "Draft",
+    "Envelope",
+    "Escalation",
+    "Failure",
+    "Judgment",
+    "Payload",
+    "Prompt",
+    "Resolution",
+    "Revision",
+    "SafetyAssessment",
+    "Turn",
+    "envelope",
+    "json_schema",
+    "new_id",
+]
