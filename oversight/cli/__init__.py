@@ -15,6 +15,13 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Constitutional AI oversight: run, check, adjudicate, export, simulate, train."""
+
+
 _COMMAND_MODULES = ("schema",)
 
 
