@@ -1,0 +1,1078 @@
+"""The human escalation queue: cases, claims with leases, decisions by one or more reviewers.
+
+``HumanQueue(url)`` is shaped like Inspect AI's approval manager: ``submit`` a case and get its
+id, ``await wait(id)`` for the decided case, reviewers ``claim`` (a lease that expires) and
+``resolve``; ``withdraw``; ``on_change`` for in-process notifications. Methods are synchronous
+(blocking database work); async code calls them through ``anyio.to_thread.run_sync``.
+
+Concurrency: every state change is one database transaction that first locks the case row
+(``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so two reviewers racing
+for the last claim or decision see each other: exactly one wins. A decision is one transaction,
+so a crash or ``kill -9`` never leaves half a decision, and a retried ``request_id`` applies once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeAlias
+
+import anyio
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import Connection
+
+from ..errors import CaseNotFound, EscalationError, LeaseError
+from ..messages import Adjudication, Turn, new_id
+from .store import DEFAULT_URL, QueueStore
+
+logger = logging.getLogger(__name__)
+
+CaseStatus: TypeAlias = Literal["open", "decided", "tie", "withdrawn"]
+"""``open``: waiting for reviewers; ``decided``: final; ``tie``: reviewers disagree with no
+majority, an admin must break the tie; ``withdrawn``: taken back by the submitter."""
+
+EventKind: TypeAlias = Literal["submit", "claim", "release", "decide", "withdraw"]
+
+CASE_STATUSES: tuple[CaseStatus, ...] = ("open", "decided", "tie", "withdrawn")
+TERMINAL_STATUSES: frozenset[str] = frozenset({"decided", "withdrawn"})
+
+_NAME = Field(min_length=1, max_length=200)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class Candidate(_Model):
+    """One answer offered to reviewers."""
+
+    id: str = _NAME
+    """Candidate id within the episode (``c0`` for the draft, ``c1``... for revisions)."""
+    text: str
+    """The answer as the user would see it."""
+    source: str = "model"
+    """Where it came from (``draft``, ``model``, ``few_shot``, ``template``, ...)."""
+
+
+class CaseSubmission(_Model):
+    """What the runtime sends to the queue when an episode escalates."""
+
+    run: str = _NAME
+    """Run the episode belongs to."""
+    episode: str = _NAME
+    """Episode id; ``(run, episode)`` identifies a case, so submitting again is a no-op."""
+    prompt: tuple[Turn, ...] = Field(min_length=1)
+    """The whole conversation (multi-turn prompts carry every earlier turn)."""
+    candidates: tuple[Candidate, ...] = Field(min_length=1)
+    """The answers reviewers choose between (or edit)."""
+    proposed: str | None = None
+    """The candidate id the agents proposed, if any."""
+    triggers: tuple[str, ...] = ()
+    """Why the case escalated (``disagreement``, ``low_confidence``, ``severity``, ...)."""
+    principles: tuple[str, ...] = ()
+    """Principle ids involved (filterable)."""
+    priority: int = 0
+    """Higher is more urgent; lists show higher priority first, then older cases first."""
+    reviewers_required: int = Field(default=1, ge=1, le=50)
+    """How many different reviewers must decide (k); with k > 1, agreement is recorded."""
+    details: dict[str, Any] = Field(default_factory=dict)
+    """JSON of the critiques, safety assessments, conflict and resolution envelopes: the agents'
+    internal reasoning, shown to reviewers and labelled internal, never to end users."""
+    message_ids: tuple[str, ...] = ()
+    """Ids of the envelopes behind the case (the audit chain)."""
+    prompt_id: str | None = None
+    """The prompt's id in its prompt set, for provenance."""
+    reason: str = ""
+    """A sentence for the reviewer explaining the escalation."""
+
+    @model_validator(mode="after")
+    def _check_candidates(self) -> CaseSubmission:
+        ids = [c.id for c in self.candidates]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"candidate ids must be unique, got {ids}")
+        if self.proposed is not None and self.proposed not in ids:
+            raise ValueError(f"proposed={self.proposed!r} is not one of the candidates {ids}")
+        return self
+
+
+class Decision(_Model):
+    """A reviewer's decision: choose a candidate, or write an edited answer."""
+
+    choice: str | None = None
+    """The chosen candidate id (leave None when giving ``edited_text``)."""
+    edited_text: str | None = None
+    """An answer written or edited by the reviewer (leave None when choosing)."""
+    rationale: str = ""
+    """Why (kept for the audit trail; never a training target)."""
+    principle_tags: tuple[str, ...] = ()
+    """Principle ids the reviewer cites."""
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Decision:
+        if (self.choice is None) == (self.edited_text is None):
+            raise ValueError("give exactly one of choice (a candidate id) or edited_text")
+        if self.edited_text is not None and not self.edited_text.strip():
+            raise ValueError("edited_text is empty; write the answer or choose a candidate")
+        return self
+
+    @property
+    def key(self) -> str:
+        """What two decisions must share to agree: the candidate id, or the edited text."""
+        if self.choice is not None:
+            return f"choice:{self.choice}"
+        return f"edit:{(self.edited_text or '').strip()}"
+
+
+class Lease(_Model):
+    """A reviewer's claim on a case, valid until ``expires_at``."""
+
+    case_id: str
+    """The case claimed."""
+    reviewer: str
+    """Who holds the claim."""
+    slot: int
+    """Which of the case's ``reviewers_required`` places the claim holds (0-based)."""
+    claimed_at: datetime
+    """When the claim was made or last renewed (UTC)."""
+    expires_at: datetime
+    """When the case returns to the pool unless decided (UTC)."""
+
+
+class DecisionRecord(_Model):
+    """A decision as stored."""
+
+    id: str
+    """Decision id."""
+    case_id: str
+    """The case decided."""
+    reviewer: str
+    """Who decided."""
+    choice: str | None
+    """Chosen candidate id, or None for an edited answer."""
+    edited_text: str | None
+    """The reviewer's answer when they wrote one."""
+    rationale: str
+    """Why."""
+    principle_tags: tuple[str, ...]
+    """Principles the reviewer cited."""
+    request_id: str | None
+    """The idempotency key the decision was made with, if any."""
+    tie_break: bool
+    """True for an admin's tie-break decision."""
+    case_status: CaseStatus
+    """The case's status right after this decision was applied."""
+    created_at: datetime
+    """When it was stored (UTC)."""
+
+    @property
+    def key(self) -> str:
+        """What two decisions must share to agree (see :attr:`Decision.key`)."""
+        if self.choice is not None:
+            return f"choice:{self.choice}"
+        return f"edit:{(self.edited_text or '').strip()}"
+
+
+class Case(_Model):
+    """An escalated case with its current claims and decisions."""
+
+    id: str
+    """Case id."""
+    run: str
+    """Run of the episode."""
+    episode: str
+    """Episode id."""
+    prompt_id: str | None
+    """The prompt's id, when the submitter gave it."""
+    status: CaseStatus
+    """``open``, ``decided``, ``tie`` or ``withdrawn``."""
+    priority: int
+    """Higher is more urgent."""
+    reviewers_required: int
+    """How many reviewers must decide."""
+    prompt: tuple[Turn, ...]
+    """The conversation."""
+    candidates: tuple[Candidate, ...]
+    """The answers offered."""
+    proposed: str | None
+    """The agents' proposed candidate id."""
+    triggers: tuple[str, ...]
+    """Why it escalated."""
+    principles: tuple[str, ...]
+    """Principles involved."""
+    details: dict[str, Any]
+    """Agents' internal reasoning (critiques, assessments, conflict, resolution): internal."""
+    message_ids: tuple[str, ...]
+    """Envelope ids behind the case."""
+    reason: str
+    """The escalation's explanation for reviewers."""
+    created_at: datetime
+    """When it was submitted (UTC)."""
+    updated_at: datetime
+    """Last change (UTC)."""
+    decided_at: datetime | None
+    """When it became decided."""
+    withdrawn_reason: str | None
+    """Why it was withdrawn."""
+    final_decision_id: str | None
+    """Id of the decision that stands (the majority's first, or the tie-break)."""
+    leases: tuple[Lease, ...]
+    """Unexpired claims by reviewers who have not decided yet."""
+    decisions: tuple[DecisionRecord, ...]
+    """Every decision, oldest first."""
+
+    def candidate(self, candidate_id: str) -> Candidate:
+        """The candidate with that id (``EscalationError`` when none)."""
+        for c in self.candidates:
+            if c.id == candidate_id:
+                return c
+        raise EscalationError(
+            f"case {self.id} has no candidate {candidate_id!r}; "
+            f"choose one of {[c.id for c in self.candidates]}"
+        )
+
+    @property
+    def open_slots(self) -> int:
+        """How many more reviewers may claim the case now."""
+        if self.status != "open":
+            return 0
+        reviews = sum(1 for d in self.decisions if not d.tie_break)
+        return max(0, self.reviewers_required - reviews - len(self.leases))
+
+
+class FinalDecision(_Model):
+    """The decision that stands for a decided case, ready to become a training row."""
+
+    case_id: str
+    """The case."""
+    run: str
+    """Its run."""
+    episode: str
+    """Its episode."""
+    prompt_id: str | None
+    """The prompt's id, when known."""
+    prompt: tuple[Turn, ...]
+    """The conversation the answer continues."""
+    choice: str | None
+    """The chosen candidate id, or None when the answer was written by a reviewer."""
+    edited_text: str | None
+    """The reviewer's own answer, when one was written."""
+    text: str
+    """The final answer: the chosen candidate's text or the edited text."""
+    rejected: tuple[str, ...]
+    """Candidate ids not chosen (DPO rejected sides); every candidate when the answer was
+    edited."""
+    decision_id: str
+    """The standing decision's id."""
+    reviewer: str
+    """Who made the standing decision."""
+    reviewers: tuple[str, ...]
+    """Everyone who decided the case (the tie-breaker last)."""
+    rationale: str
+    """The standing decision's rationale."""
+    principle_tags: tuple[str, ...]
+    """Principles cited by the standing decision."""
+    tie_break: bool
+    """Whether an admin broke a tie."""
+    agreement: float
+    """Fraction of the (non tie-break) reviewers whose decision matches the standing one."""
+    decided_at: datetime
+    """When the case was decided (UTC)."""
+    message_ids: tuple[str, ...]
+    """Envelope ids behind the case (for provenance)."""
+    source: Literal["human"] = "human"
+    """Provenance source of rows built from this decision."""
+
+    def to_adjudication(self) -> Adjudication:
+        """The ``Adjudication`` payload to journal for this decision."""
+        return Adjudication(
+            case_id=self.case_id,
+            reviewer=self.reviewer,
+            choice=self.choice,
+            edited_text=self.edited_text,
+            rationale=self.rationale,
+            principle_tags=self.principle_tags,
+        )
+
+
+class QueueCounts(_Model):
+    """How many cases are in each state."""
+
+    open: int = 0
+    """Cases waiting for reviewers (including claimed ones)."""
+    claimed: int = 0
+    """Open cases with at least one unexpired claim."""
+    decided: int = 0
+    """Decided cases."""
+    tie: int = 0
+    """Cases waiting for an admin tie-break."""
+    withdrawn: int = 0
+    """Withdrawn cases."""
+    total: int = 0
+    """All cases."""
+
+
+class QueueEvent(_Model):
+    """An in-process notification sent to ``on_change`` callbacks after a commit."""
+
+    kind: EventKind
+    """What happened."""
+    case_id: str
+    """The case it happened to."""
+    status: CaseStatus
+    """The case's status afterwards."""
+    reviewer: str | None = None
+    """The reviewer who acted, if any."""
+
+
+def final_decision(case: Case) -> FinalDecision | None:
+    """The decision that stands for ``case``, or None when it is not decided."""
+    if case.status != "decided" or case.final_decision_id is None:
+        return None
+    chosen = next(d for d in case.decisions if d.id == case.final_decision_id)
+    reviews = [d for d in case.decisions if not d.tie_break]
+    agree = sum(1 for d in reviews if d.key == chosen.key)
+    text = case.candidate(chosen.choice).text if chosen.choice is not None else chosen.edited_text
+    return FinalDecision(
+        case_id=case.id,
+        run=case.run,
+        episode=case.episode,
+        prompt_id=case.prompt_id,
+        prompt=case.prompt,
+        choice=chosen.choice,
+        edited_text=chosen.edited_text,
+        text=text or "",
+        rejected=tuple(c.id for c in case.candidates if c.id != chosen.choice),
+        decision_id=chosen.id,
+        reviewer=chosen.reviewer,
+        reviewers=tuple(d.reviewer for d in case.decisions),
+        rationale=chosen.rationale,
+        principle_tags=chosen.principle_tags,
+        tie_break=chosen.tie_break,
+        agreement=agree / len(reviews) if reviews else 1.0,
+        decided_at=case.decided_at or chosen.created_at,
+        message_ids=case.message_ids,
+    )
+
+
+def _outcome(keys: Sequence[str], required: int) -> int | None:
+    """Index of the standing decision when a strict majority agrees, else None (a tie)."""
+    top, count = Counter(keys).most_common(1)[0]
+    if count * 2 > required:
+        return keys.index(top)
+    return None
+
+
+class HumanQueue:
+    """The human escalation queue (see docs/queue.md).
+
+    ``url``: ``sqlite:///path/queue.db`` (default ``sqlite:///runs/queue.db``; the parent folder
+    is created) or ``postgresql+psycopg://user@host/db``. ``lease_seconds``: default claim
+    length. ``require_claim=False`` lets ``resolve`` claim implicitly. ``admins``: reviewers
+    allowed to break ties (None: the caller checks, e.g. the web app's accounts).
+    ``clock`` returns the time in seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        lease_seconds: float = 900.0,
+        require_claim: bool = True,
+        admins: Collection[str] | None = None,
+        table_prefix: str = "queue_",
+        busy_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if lease_seconds <= 0:
+            raise EscalationError(f"lease_seconds must be positive, got {lease_seconds}")
+        self.store = QueueStore(url, table_prefix=table_prefix, busy_timeout=busy_timeout)
+        self.url = url
+        self.lease_seconds = float(lease_seconds)
+        self.require_claim = require_claim
+        self.admins = frozenset(admins) if admins is not None else None
+        self._clock = clock
+        self._t = self.store.tables
+        self._listeners: list[Callable[[QueueEvent], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.store.dispose()
+
+    def __enter__(self) -> HumanQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HumanQueue({self.store.where})"
+
+    # -- notifications ------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[QueueEvent], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` after every submit, claim, release, decision and withdrawal
+        made through this object; returns a function that unsubscribes. Callbacks run in the
+        thread that made the change; exceptions they raise are logged, never propagated."""
+        with self._listeners_lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self, event: QueueEvent) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            try:
+                callback(event)
+            except Exception:
+                logger.exception("queue on_change callback %r failed", callback)
+
+    # -- submit -------------------------------------------------------------------------
+
+    def submit(self, case: CaseSubmission) -> str:
+        """Store a case and return its id; the same ``(run, episode)`` returns the existing id."""
+        cases = self._t["cases"]
+        now = self._clock()
+        case_id = new_id()
+        try:
+            with self.store.write() as conn:
+                existing = self._existing_id(conn, case.run, case.episode)
+                if existing is not None:
+                    return existing
+                conn.execute(
+                    sa.insert(cases).values(
+                        id=case_id,
+                        run=case.run,
+                        episode=case.episode,
+                        prompt_id=case.prompt_id,
+                        status="open",
+                        priority=case.priority,
+                        reviewers_required=case.reviewers_required,
+                        proposed=case.proposed,
+                        reason=case.reason,
+                        prompt=[t.model_dump() for t in case.prompt],
+                        candidates=[c.model_dump() for c in case.candidates],
+                        triggers=list(case.triggers),
+                        principles=list(case.principles),
+                        details=case.details,
+                        message_ids=list(case.message_ids),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                labels = {("trigger", t) for t in case.triggers}
+                labels |= {("principle", p) for p in case.principles}
+                if labels:
+                    conn.execute(
+                        sa.insert(self._t["labels"]),
+                        [{"case_id": case_id, "kind": k, "value": v} for k, v in sorted(labels)],
+                    )
+                conn.execute(
+                    sa.insert(self._t["slots"]),
+                    [
+                        {"case_id": case_id, "slot": i, "decided": False}
+                        for i in range(case.reviewers_required)
+                    ],
+                )
+        except sa.exc.IntegrityError:
+            # Another process submitted the same episode at the same moment.
+            with self.store.read() as conn:
+                existing = self._existing_id(conn, case.run, case.episode)
+            if existing is None:
+                raise
+            return existing
+        self._notify(QueueEvent(kind="submit", case_id=case_id, status="open"))
+        return case_id
+
+    def _existing_id(self, conn: Connection, run: str, episode: str) -> str | None:
+        cases = self._t["cases"]
+        return conn.execute(
+            sa.select(cases.c.id).where(cases.c.run == run, cases.c.episode == episode)
+        ).scalar_one_or_none()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, case_id: str) -> Case:
+        """The case with its claims and decisions (``CaseNotFound`` when there is none)."""
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(self._t["cases"]).where(self._t["cases"].c.id == case_id)
+            ).all()
+            if not rows:
+                raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
+            return self._build(conn, rows)[0]
+
+    def list_cases(
+        self,
+        status: str | Sequence[str] | None = None,
+        run: str | None = None,
+        principle: str | None = None,
+        trigger: str | None = None,
+        *,
+        claimable_by: str | None = None,
+        claimed_by: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Case]:
+        """Cases by priority (highest first), then age (oldest first).
+
+        Filters combine with AND: ``status`` (one or several of ``open``, ``decided``, ``tie``,
+        ``withdrawn``), ``run``, ``principle``, ``trigger``; ``claimable_by=NAME``: open cases
+        that reviewer has not decided and could claim now (or already holds);
+        ``claimed_by=NAME``: cases where that reviewer holds an unexpired claim.
+        """
+        cases = self._t["cases"]
+        query = sa.select(cases).where(*self._filters(status, run, principle, trigger))
+        query = query.where(*self._reviewer_filters(claimable_by, claimed_by))
+        query = query.order_by(cases.c.priority.desc(), cases.c.created_at, cases.c.id)
+        query = query.limit(max(0, limit)).offset(max(0, offset))
+        with self.store.read() as conn:
+            return self._build(conn, conn.execute(query).all())
+
+    def count_cases(
+        self,
+        status: str | Sequence[str] | None = None,
+        run: str | None = None,
+        principle: str | None = None,
+        trigger: str | None = None,
+    ) -> int:
+        """How many cases ``list_cases`` would return with these filters and no limit."""
+        cases = self._t["cases"]
+        query = sa.select(sa.func.count()).select_from(cases)
+        query = query.where(*self._filters(status, run, principle, trigger))
+        with self.store.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def counts(self, run: str | None = None) -> QueueCounts:
+        """How many cases are open, claimed, decided, tied and withdrawn."""
+        cases, slots = self._t["cases"], self._t["slots"]
+        now = self._clock()
+        where = [cases.c.run == run] if run is not None else []
+        with self.store.read() as conn:
+            grouped = sa.select(cases.c.status, sa.func.count()).where(*where)
+            by_status: dict[str, int] = {
+                str(s): int(n) for s, n in conn.execute(grouped.group_by(cases.c.status)).all()
+            }
+            claimed = conn.execute(
+                sa.select(sa.func.count(sa.distinct(slots.c.case_id)))
+                .select_from(slots.join(cases, cases.c.id == slots.c.case_id))
+                .where(*where, cases.c.status == "open", *self._active(now))
+            ).scalar_one()
+        values = {s: int(by_status.get(s, 0)) for s in CASE_STATUSES}
+        return QueueCounts(**values, claimed=int(claimed), total=sum(values.values()))
+
+    def final_decision(self, case: Case | str) -> FinalDecision | None:
+        """The standing decision of a decided case (None otherwise); accepts a case or its id."""
+        return final_decision(self.get(case) if isinstance(case, str) else case)
+
+    def _filters(
+        self,
+        status: str | Sequence[str] | None,
+        run: str | None,
+        principle: str | None,
+        trigger: str | None,
+    ) -> list[sa.ColumnElement[bool]]:
+        cases, labels = self._t["cases"], self._t["labels"]
+        where: list[sa.ColumnElement[bool]] = []
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            unknown = sorted(set(wanted) - set(CASE_STATUSES))
+            if unknown:
+                raise EscalationError(
+                    f"unknown case status {unknown}; use one of {list(CASE_STATUSES)}"
+                )
+            where.append(cases.c.status.in_(wanted))
+        if run is not None:
+            where.append(cases.c.run == run)
+        for kind, value in (("principle", principle), ("trigger", trigger)):
+            if value is not None:
+                where.append(
+                    sa.exists().where(
+                        labels.c.case_id == cases.c.id,
+                        labels.c.kind == kind,
+                        labels.c.value == value,
+                    )
+                )
+        return where
+
+    def _reviewer_filters(
+        self, claimable_by: str | None, claimed_by: str | None
+    ) -> list[sa.ColumnElement[bool]]:
+        cases, slots, decisions = self._t["cases"], self._t["slots"], self._t["decisions"]
+        now = self._clock()
+        where: list[sa.ColumnElement[bool]] = []
+        if claimed_by is not None:
+            where.append(
+                sa.exists().where(
+                    slots.c.case_id == cases.c.id,
+                    slots.c.reviewer == claimed_by,
+                    *self._active(now),
+                )
+            )
+        if claimable_by is not None:
+            where.append(cases.c.status == "open")
+            where.append(
+                ~sa.exists().where(
+                    decisions.c.case_id == cases.c.id, decisions.c.reviewer == claimable_by
+                )
+            )
+            where.append(
+                sa.exists().where(
+                    slots.c.case_id == cases.c.id,
+                    slots.c.decided.is_(False),
+                    sa.or_(
+                        slots.c.reviewer.is_(None),
+                        slots.c.reviewer == claimable_by,
+                        slots.c.expires_at <= now,
+                    ),
+                )
+            )
+        return where
+
+    def _active(self, now: float) -> list[sa.ColumnElement[bool]]:
+        slots = self._t["slots"]
+        return [
+            slots.c.reviewer.is_not(None),
+            slots.c.decided.is_(False),
+            slots.c.expires_at > now,
+        ]
+
+    def _build(self, conn: Connection, rows: Sequence[sa.Row[Any]]) -> list[Case]:
+        if not rows:
+            return []
+        slots, decisions = self._t["slots"], self._t["decisions"]
+        ids = [r.id for r in rows]
+        now = self._clock()
+        leases: dict[str, list[Lease]] = {i: [] for i in ids}
+        for s in conn.execute(
+            sa.select(slots)
+            .where(slots.c.case_id.in_(ids), *self._active(now))
+            .order_by(slots.c.case_id, slots.c.slot)
+        ):
+            leases[s.case_id].append(self._lease(s))
+        decided: dict[str, list[DecisionRecord]] = {i: [] for i in ids}
+        for d in conn.execute(
+            sa.select(decisions)
+            .where(decisions.c.case_id.in_(ids))
+            .order_by(decisions.c.created_at, decisions.c.id)
+        ):
+            decided[d.case_id].append(self._record(d))
+        return [
+            Case(
+                id=r.id,
+                run=r.run,
+                episode=r.episode,
+                prompt_id=r.prompt_id,
+                status=r.status,
+                priority=r.priority,
+                reviewers_required=r.reviewers_required,
+                prompt=tuple(Turn(**t) for t in r.prompt),
+                candidates=tuple(Candidate(**c) for c in r.candidates),
+                proposed=r.proposed,
+                triggers=tuple(r.triggers),
+                principles=tuple(r.principles),
+                details=r.details,
+                message_ids=tuple(r.message_ids),
+                reason=r.reason,
+                created_at=_dt(r.created_at),
+                updated_at=_dt(r.updated_at),
+                decided_at=_dt(r.decided_at),
+                withdrawn_reason=r.withdrawn_reason,
+                final_decision_id=r.final_decision_id,
+                leases=tuple(leases[r.id]),
+                decisions=tuple(decided[r.id]),
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    def _lease(s: sa.Row[Any]) -> Lease:
+        return Lease(
+            case_id=s.case_id,
+            reviewer=s.reviewer,
+            slot=s.slot,
+            claimed_at=_dt(s.claimed_at),
+            expires_at=_dt(s.expires_at),
+        )
+
+    @staticmethod
+    def _record(d: sa.Row[Any]) -> DecisionRecord:
+        return DecisionRecord(
+            id=d.id,
+            case_id=d.case_id,
+            reviewer=d.reviewer,
+            choice=d.choice,
+            edited_text=d.edited_text,
+            rationale=d.rationale,
+            principle_tags=tuple(d.principle_tags),
+            request_id=d.request_id,
+            tie_break=bool(d.tie_break),
+            case_status=d.case_status,
+            created_at=_dt(d.created_at),
+        )
+
+    # -- claims -------------------------------------------------------------------------
+
+    def _lock_case(self, conn: Connection, case_id: str) -> sa.Row[Any]:
+        """Read and lock the case row for the rest of the transaction."""
+        cases = self._t["cases"]
+        row = conn.execute(
+            sa.select(cases).where(cases.c.id == case_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
+        return row
+
+    def _has_decided(self, conn: Connection, case_id: str, reviewer: str) -> bool:
+        decisions = self._t["decisions"]
+        return (
+            conn.execute(
+                sa.select(decisions.c.id).where(
+                    decisions.c.case_id == case_id,
+                    decisions.c.reviewer == reviewer,
+                    decisions.c.tie_break.is_(False),
+                )
+            ).first()
+            is not None
+        )
+
+    def _take_slot(
+        self, conn: Connection, case: sa.Row[Any], reviewer: str, now: float, expires: float
+    ) -> sa.Row[Any]:
+        """Renew the reviewer's own slot or take a free (or expired) one; ``LeaseError`` if
+        every slot is held. Runs inside the transaction that locked the case."""
+        slots = self._t["slots"]
+        if case.status != "open":
+            extra = " (an admin must break the tie)" if case.status == "tie" else ""
+            raise LeaseError(f"case {case.id} is {case.status}{extra}; it cannot be claimed")
+        if self._has_decided(conn, case.id, reviewer):
+            raise LeaseError(f"reviewer {reviewer!r} has already decided case {case.id}")
+        own = conn.execute(
+            sa.select(slots).where(slots.c.case_id == case.id, slots.c.reviewer == reviewer)
+        ).one_or_none()
+        if own is not None:
+            conn.execute(
+                sa.update(slots)
+                .where(slots.c.case_id == case.id, slots.c.slot == own.slot)
+                .values(claimed_at=now, expires_at=expires)
+            )
+            return own
+        free = conn.execute(
+            sa.select(slots)
+            .where(
+                slots.c.case_id == case.id,
+                slots.c.decided.is_(False),
+                sa.or_(slots.c.reviewer.is_(None), slots.c.expires_at <= now),
+            )
+            .order_by(slots.c.slot)
+        ).all()
+        for slot in free:
+            # Compare-and-swap: only succeeds if nobody took the slot since we looked.
+            same = (
+                slots.c.reviewer.is_(None)
+                if slot.reviewer is None
+                else sa.and_(slots.c.reviewer == slot.reviewer, slots.c.expires_at <= now)
+            )
+            taken = conn.execute(
+                sa.update(slots)
+                .where(
+                    slots.c.case_id == case.id,
+                    slots.c.slot == slot.slot,
+                    slots.c.decided.is_(False),
+                    same,
+                )
+                .values(reviewer=reviewer, claimed_at=now, expires_at=expires)
+            )
+            if taken.rowcount == 1:
+                return slot
+        holders = conn.execute(
+            sa.select(slots.c.reviewer).where(slots.c.case_id == case.id, *self._active(now))
+        ).scalars()
+        raise LeaseError(
+            f"case {case.id} needs {case.reviewers_required} reviewer(s) and every place is "
+            f"taken (claimed by {sorted(holders)} or decided); try again after a lease expires"
+        )
+
+    def claim(self, case_id: str, reviewer: str, lease_seconds: float | None = None) -> Lease:
+        """Claim a case (or renew your claim) for ``lease_seconds`` (default: the queue's).
+
+        ``LeaseError`` when every one of the case's ``reviewers_required`` places is held by
+        others, the reviewer already decided it, or the case is not open.
+        """
+        _check_name(reviewer)
+        seconds = self.lease_seconds if lease_seconds is None else float(lease_seconds)
+        if seconds <= 0:
+            raise LeaseError(f"lease_seconds must be positive, got {seconds}")
+        slots = self._t["slots"]
+        for _ in range(3):
+            now = self._clock()
+            try:
+                with self.store.write() as conn:
+                    case = self._lock_case(conn, case_id)
+                    slot = self._take_slot(conn, case, reviewer, now, now + seconds)
+                    row = conn.execute(
+                        sa.select(slots).where(
+                            slots.c.case_id == case_id, slots.c.slot == slot.slot
+                        )
+                    ).one()
+                lease = self._lease(row)
+                break
+            except sa.exc.IntegrityError:
+                continue  # the same reviewer claimed concurrently elsewhere: look again
+        else:
+            raise LeaseError(f"could not claim case {case_id} for {reviewer!r}; try again")
+        self._notify(QueueEvent(kind="claim", case_id=case_id, status="open", reviewer=reviewer))
+        return lease
+
+    def release(self, case_id: str, reviewer: str) -> bool:
+        """Give a claim back before it expires; returns whether the reviewer held one."""
+        slots = self._t["slots"]
+        with self.store.write() as conn:
+            case = self._lock_case(conn, case_id)
+            released = conn.execute(
+                sa.update(slots)
+                .where(
+                    slots.c.case_id == case_id,
+                    slots.c.reviewer == reviewer,
+                    slots.c.decided.is_(False),
+                )
+                .values(reviewer=None, claimed_at=None, expires_at=None)
+            ).rowcount
+        if released:
+            self._notify(
+                QueueEvent(kind="release", case_id=case_id, status=case.status, reviewer=reviewer)
+            )
+        return bool(released)
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def resolve(
+        self,
+        case_id: str,
+        reviewer: str,
+        decision: Decision,
+        request_id: str | None = None,
+        *,
+        tie_break: bool = False,
+    ) -> DecisionRecord:
+        """Record a reviewer's decision, in one transaction.
+
+        Needs the reviewer's unexpired claim unless the queue has ``require_claim=False`` (then
+        a free place is claimed implicitly). When the ``reviewers_required``-th decision arrives
+        the case becomes ``decided`` (a strict majority agrees) or ``tie``. ``tie_break=True``
+        settles a ``tie`` case (by an admin). A retried ``request_id`` is applied once and
+        returns the same record.
+        """
+        _check_name(reviewer)
+        for _ in range(3):
+            try:
+                record = self._resolve_once(case_id, reviewer, decision, request_id, tie_break)
+                break
+            except sa.exc.IntegrityError:
+                continue  # a concurrent retry of the same request: look again
+        else:
+            raise EscalationError(
+                f"request id {request_id!r} is already used by another decision; "
+                "use a fresh request id for each new decision"
+            )
+        if record is not None:
+            self._notify(
+                QueueEvent(
+                    kind="decide", case_id=case_id, status=record[0].case_status, reviewer=reviewer
+                )
+            )
+            return record[0]
+        return self._replayed(request_id)
+
+    def _replayed(self, request_id: str | None) -> DecisionRecord:
+        decisions = self._t["decisions"]
+        with self.store.read() as conn:
+            row = conn.execute(
+                sa.select(decisions).where(decisions.c.request_id == request_id)
+            ).one()
+        return self._record(row)
+
+    def _resolve_once(
+        self,
+        case_id: str,
+        reviewer: str,
+        decision: Decision,
+        request_id: str | None,
+        tie_break: bool,
+    ) -> tuple[DecisionRecord] | None:
+        """Apply a decision; None when ``request_id`` was already applied."""
+        cases, slots, decisions = self._t["cases"], self._t["slots"], self._t["decisions"]
+        now = self._clock()
+        with self.store.write() as conn:
+            case = self._lock_case(conn, case_id)
+            if request_id is not None:
+                prior = conn.execute(
+                    sa.select(decisions).where(decisions.c.request_id == request_id)
+                ).one_or_none()
+                if prior is not None:
+                    if prior.case_id != case_id or prior.reviewer != reviewer:
+                        raise EscalationError(
+                            f"request id {request_id!r} was already used by {prior.reviewer!r} "
+                            f"on case {prior.case_id}; use a fresh request id per decision"
+                        )
+                    return None
+            candidate_ids = [c["id"] for c in case.candidates]
+            if decision.choice is not None and decision.choice not in candidate_ids:
+                raise EscalationError(
+                    f"case {case_id} has no candidate {decision.choice!r}; "
+                    f"choose one of {candidate_ids} or give an edited answer"
+                )
+            reviews = conn.execute(
+                sa.select(decisions)
+                .where(decisions.c.case_id == case_id, decisions.c.tie_break.is_(False))
+                .order_by(decisions.c.created_at, decisions.c.id)
+            ).all()
+            decision_id = new_id()
+            if tie_break:
+                if self.admins is not None and reviewer not in self.admins:
+                    raise LeaseError(f"only an admin may break a tie; {reviewer!r} is not one")
+                if case.status != "tie":
+                    raise LeaseError(
+                        f"case {case_id} is {case.status}; a tie-break applies only to a case "
+                        "whose reviewers disagreed (status 'tie')"
+                    )
+                status: CaseStatus = "decided"
+                final_id: str | None = decision_id
+            else:
+                if case.status != "open":
+                    extra = " (an admin must break the tie)" if case.status == "tie" else ""
+                    raise LeaseError(f"case {case_id} is {case.status}{extra}; not deciding")
+                if self._has_decided(conn, case_id, reviewer):
+                    raise LeaseError(f"reviewer {reviewer!r} has already decided case {case_id}")
+                own = conn.execute(
+                    sa.select(slots).where(
+                        slots.c.case_id == case_id,
+                        slots.c.reviewer == reviewer,
+                        slots.c.decided.is_(False),
+                    )
+                ).one_or_none()
+                valid = own is not None and own.expires_at is not None and own.expires_at > now
+                if not valid:
+                    if self.require_claim:
+                        why = "the claim expired" if own is not None else "no claim is held"
+                        raise LeaseError(
+                            f"reviewer {reviewer!r} cannot decide case {case_id}: {why}; "
+                            "claim it first"
+                        )
+                    own = self._take_slot(conn, case, reviewer, now, now + self.lease_seconds)
+                assert own is not None
+                conn.execute(
+                    sa.update(slots)
+                    .where(slots.c.case_id == case_id, slots.c.slot == own.slot)
+                    .values(decided=True, expires_at=now)
+                )
+                keys = [self._record(r).key for r in reviews] + [decision.key]
+                ids = [r.id for r in reviews] + [decision_id]
+                if len(keys) < case.reviewers_required:
+                    status, final_id = "open", None
+                else:
+                    winner = _outcome(keys, case.reviewers_required)
+                    status = "tie" if winner is None else "decided"
+                    final_id = None if winner is None else ids[winner]
+            conn.execute(
+                sa.insert(decisions).values(
+                    id=decision_id,
+                    case_id=case_id,
+                    reviewer=reviewer,
+                    choice=decision.choice,
+                    edited_text=decision.edited_text,
+                    rationale=decision.rationale,
+                    principle_tags=list(decision.principle_tags),
+                    request_id=request_id,
+                    tie_break=tie_break,
+                    case_status=status,
+                    created_at=now,
+                )
+            )
+            conn.execute(
+                sa.update(cases)
+                .where(cases.c.id == case_id)
+                .values(
+                    status=status,
+                    updated_at=now,
+                    final_decision_id=final_id,
+                    decided_at=now if status == "decided" else None,
+                )
+            )
+            row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).one()
+        return (self._record(row),)
+
+    def withdraw(self, case_id: str, reason: str) -> Case:
+        """Take a case back (e.g. its run was cancelled). Decided cases cannot be withdrawn;
+        withdrawing twice is a no-op."""
+        cases, slots = self._t["cases"], self._t["slots"]
+        now = self._clock()
+        with self.store.write() as conn:
+            case = self._lock_case(conn, case_id)
+            if case.status == "decided":
+                raise EscalationError(f"case {case_id} is already decided; it cannot be withdrawn")
+            changed = case.status != "withdrawn"
+            if changed:
+                conn.execute(
+                    sa.update(cases)
+                    .where(cases.c.id == case_id)
+                    .values(status="withdrawn", withdrawn_reason=reason, updated_at=now)
+                )
+                conn.execute(
+                    sa.update(slots)
+                    .where(slots.c.case_id == case_id, slots.c.decided.is_(False))
+                    .values(reviewer=None, claimed_at=None, expires_at=None)
+                )
+        if changed:
+            self._notify(QueueEvent(kind="withdraw", case_id=case_id, status="withdrawn"))
+        return self.get(case_id)
+
+    async def wait(self, case_id: str, poll: float = 0.2) -> Case:
+        """Wait until the case is decided (or withdrawn) and return it. Put a deadline around
+        it with ``anyio.fail_after``."""
+        while True:
+            case = await anyio.to_thread.run_sync(self.get, case_id)
+            if case.status in TERMINAL_STATUSES:
+                return case
+            await anyio.sleep(poll)
+
+
+def _check_name(reviewer: str) -> None:
+    if not reviewer or not reviewer.strip() or len(reviewer) > 200:
+        raise EscalationError(
+            f"reviewer name {reviewer!r} must be 1 to 200 characters and not blank"
+        )
+
+
+__all__ = [
+    "CASE_STATUSES",
+    "Candidate",
+    "Case",
+    "CaseStatus",
+    "CaseSubmission",
+    "Decision",
+    "DecisionRecord",
+    "FinalDecision",
+    "HumanQueue",
+    "Lease",
+    "QueueCounts",
+    "QueueEvent",
+    "final_decision",
+]

@@ -1,0 +1,301 @@
+"""The queue's database: tables, engine setup, schema checks, and error translation.
+
+SQLAlchemy 2 Core with portable types only, so a ``sqlite:///path`` file (the default) and a
+``postgresql+psycopg://...`` URL both work. SQLite runs in WAL mode with a busy timeout, foreign
+keys on and ``synchronous=FULL``; every write transaction on SQLite starts with
+``BEGIN IMMEDIATE`` so that two writers never deadlock on a read-to-write upgrade.
+
+Tables (names carry a prefix, ``queue_`` by default, so several queues can share a database):
+
+``{p}meta``        key/value; ``schema_version``
+``{p}cases``       one row per escalated case (prompt, candidates and details as JSON)
+``{p}labels``      (case, kind, value) rows for filtering by ``principle`` / ``trigger``
+``{p}slots``       ``reviewers_required`` rows per case: who holds a claim and until when
+``{p}decisions``   one row per reviewer decision (unique per case and reviewer)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import QueueStoreError
+
+SCHEMA_VERSION = 1
+"""Version of the queue's tables; a database with another version is refused, never altered."""
+
+DEFAULT_URL = "sqlite:///runs/queue.db"
+"""Where the queue lives when neither ``--queue`` nor ``$OVERSIGHT_QUEUE`` says otherwise."""
+
+_WRITE = "oversight_queue_write"
+
+
+def build_tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    """The queue's tables, each name starting with ``prefix``."""
+    md = sa.MetaData()
+    meta = sa.Table(
+        f"{prefix}meta",
+        md,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String(256), nullable=False),
+    )
+    cases = sa.Table(
+        f"{prefix}cases",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("run", sa.String(200), nullable=False),
+        sa.Column("episode", sa.String(200), nullable=False),
+        sa.Column("prompt_id", sa.String(200), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False, index=True),
+        sa.Column("priority", sa.Integer, nullable=False),
+        sa.Column("reviewers_required", sa.Integer, nullable=False),
+        sa.Column("proposed", sa.String(200), nullable=True),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("prompt", sa.JSON, nullable=False),
+        sa.Column("candidates", sa.JSON, nullable=False),
+        sa.Column("triggers", sa.JSON, nullable=False),
+        sa.Column("principles", sa.JSON, nullable=False),
+        sa.Column("details", sa.JSON, nullable=False),
+        sa.Column("message_ids", sa.JSON, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.Column("decided_at", sa.Double, nullable=True),
+        sa.Column("withdrawn_reason", sa.Text, nullable=True),
+        sa.Column("final_decision_id", sa.String(64), nullable=True),
+        sa.UniqueConstraint("run", "episode", name=f"{prefix}uq_case_run_episode"),
+    )
+    sa.Index(f"{prefix}ix_case_order", cases.c.status, cases.c.priority, cases.c.created_at)
+    labels = sa.Table(
+        f"{prefix}labels",
+        md,
+        sa.Column(
+            "case_id",
+            sa.String(64),
+            sa.ForeignKey(f"{prefix}cases.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("value", sa.String(200), primary_key=True),
+    )
+    sa.Index(f"{prefix}ix_label_value", labels.c.kind, labels.c.value)
+    slots = sa.Table(
+        f"{prefix}slots",
+        md,
+        sa.Column(
+            "case_id",
+            sa.String(64),
+            sa.ForeignKey(f"{prefix}cases.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("slot", sa.Integer, primary_key=True),
+        sa.Column("reviewer", sa.String(200), nullable=True),
+        sa.Column("claimed_at", sa.Double, nullable=True),
+        sa.Column("expires_at", sa.Double, nullable=True),
+        sa.Column("decided", sa.Boolean, nullable=False, default=False),
+        # NULLs are distinct in a unique constraint (SQLite and PostgreSQL), so free slots
+        # coexist, but one reviewer can never hold two slots of the same case.
+        sa.UniqueConstraint("case_id", "reviewer", name=f"{prefix}uq_slot_reviewer"),
+    )
+    decisions = sa.Table(
+        f"{prefix}decisions",
+        md,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column(
+            "case_id",
+            sa.String(64),
+            sa.ForeignKey(f"{prefix}cases.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("reviewer", sa.String(200), nullable=False),
+        sa.Column("choice", sa.String(200), nullable=True),
+        sa.Column("edited_text", sa.Text, nullable=True),
+        sa.Column("rationale", sa.Text, nullable=False),
+        sa.Column("principle_tags", sa.JSON, nullable=False),
+        sa.Column("request_id", sa.String(200), nullable=True, unique=True),
+        sa.Column("tie_break", sa.Boolean, nullable=False),
+        sa.Column("case_status", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.UniqueConstraint("case_id", "reviewer", "tie_break", name=f"{prefix}uq_decision"),
+    )
+    return md, {
+        "meta": meta,
+        "cases": cases,
+        "labels": labels,
+        "slots": slots,
+        "decisions": decisions,
+    }
+
+
+def _where(url: sa.URL) -> str:
+    """A name for the database that is safe to print (file path, or URL without password)."""
+    if url.get_backend_name() == "sqlite":
+        return f"queue file {url.database or ':memory:'}"
+    return f"queue database {url.render_as_string(hide_password=True)}"
+
+
+class QueueStore:
+    """An engine plus the queue's tables; translates driver errors into ``QueueStoreError``.
+
+    ``busy_timeout`` (seconds) is how long a SQLite writer waits for another writer before
+    the operation fails with a ``QueueStoreError`` that says the file is locked.
+    """
+
+    def __init__(self, url: str, *, table_prefix: str = "queue_", busy_timeout: float = 5.0):
+        try:
+            self.url = sa.make_url(url)
+        except sa.exc.ArgumentError as exc:
+            raise QueueStoreError(
+                f"queue URL {url!r} is not a database URL; use sqlite:///path/to/queue.db or "
+                "postgresql+psycopg://user@host:5432/db"
+            ) from exc
+        self.where = _where(self.url)
+        self.busy_timeout = busy_timeout
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.metadata, self.tables = build_tables(table_prefix)
+        self.engine = self._create_engine()
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
+        self._prepare()
+
+    # -- engine -------------------------------------------------------------------------
+
+    def _create_engine(self) -> Engine:
+        if not self.is_sqlite:
+            try:
+                return sa.create_engine(self.url, pool_pre_ping=True)
+            except (ImportError, sa.exc.NoSuchModuleError) as exc:
+                raise QueueStoreError(
+                    f"{self.where}: the database driver is not installed ({exc}); for "
+                    "PostgreSQL run: pip install 'oversight[postgres]'"
+                ) from exc
+        database = self.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise QueueStoreError(
+                    f"{self.where} is a directory; point the queue URL at a file, e.g. "
+                    f"sqlite:///{path / 'queue.db'}"
+                )
+        engine = sa.create_engine(self.url, connect_args={"timeout": self.busy_timeout})
+        busy_ms = int(self.busy_timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+            # Take BEGIN away from pysqlite so that we can emit BEGIN IMMEDIATE ourselves.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                cursor.execute("PRAGMA foreign_keys = ON")
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = FULL")
+            finally:
+                cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            immediate = conn.get_execution_options().get(_WRITE, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    def _prepare(self) -> None:
+        """Create missing tables, then refuse a database whose tables or version differ."""
+        with self.translate_errors():
+            insp = sa.inspect(self.engine)
+            existing = set(insp.get_table_names())
+            for name, table in self.tables.items():
+                if table.name not in existing:
+                    continue
+                have = {c["name"] for c in insp.get_columns(table.name)}
+                want = {c.name for c in table.columns}
+                if not want <= have:
+                    missing = ", ".join(sorted(want - have))
+                    raise QueueStoreError(
+                        f"{self.where}: table {table.name!r} exists but is not an oversight "
+                        f"queue {name} table (missing columns: {missing}). Nothing was changed; "
+                        "point the queue at another database or use another table prefix"
+                    )
+            with self.write() as conn:
+                self.metadata.create_all(conn)
+                meta = self.tables["meta"]
+                version = conn.execute(
+                    sa.select(meta.c.value).where(meta.c.key == "schema_version")
+                ).scalar_one_or_none()
+                if version is None:
+                    conn.execute(
+                        sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                    )
+                elif version != str(SCHEMA_VERSION):
+                    raise QueueStoreError(
+                        f"{self.where} has queue schema version {version}, but this version of "
+                        f"oversight reads version {SCHEMA_VERSION}. Nothing was changed; open it "
+                        "with the oversight version that wrote it, or start a new queue file"
+                    )
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
+        with self.translate_errors(), self._write_engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read transaction."""
+        with self.translate_errors(), self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def translate_errors(self) -> Iterator[None]:
+        """Turn driver errors into ``QueueStoreError`` messages a person can act on."""
+        try:
+            yield
+        except QueueStoreError:
+            raise
+        except sa.exc.IntegrityError:
+            raise  # handled by the caller (races on unique constraints)
+        except sa.exc.DBAPIError as exc:
+            raise self._explain(exc) from exc
+
+    def _explain(self, exc: sa.exc.DBAPIError) -> QueueStoreError:
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        lowered = text.lower()
+        if "locked" in lowered or "busy" in lowered:
+            return QueueStoreError(
+                f"{self.where} is locked: another process held a write lock for more than "
+                f"{self.busy_timeout:g} s. Nothing was written; close the other program (for "
+                "example a sqlite3 shell inside a transaction) and retry"
+            )
+        if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+            return QueueStoreError(
+                f"{self.where} is not a readable SQLite database ({text}). It was left as it "
+                "is: move it aside (or restore a backup) and point the queue at a new file"
+            )
+        if "unable to open" in lowered or "readonly" in lowered or "read-only" in lowered:
+            return QueueStoreError(
+                f"{self.where} cannot be opened for writing ({text}); check the path and its "
+                "permissions"
+            )
+        return QueueStoreError(f"{self.where}: database error: {text}")
+
+    def drop_all(self) -> None:
+        """Drop the queue's tables (tests and throwaway queues only: deletes every case)."""
+        with self.write() as conn:
+            self.metadata.drop_all(conn)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+__all__ = ["DEFAULT_URL", "SCHEMA_VERSION", "QueueStore", "build_tables"]
