@@ -1,6 +1,19 @@
 """The human escalation queue: a persistent store of escalated cases, reviewers' claims and
-decisions (``HumanQueue``), and agreement statistics between reviewers. See docs/queue.md."""
+decisions (``HumanQueue``), agreement statistics between reviewers, and the escalation policy
+that decides which episodes become cases. See docs/queue.md."""
 
+from .agreement import AgreementReport as AgreementReport
+from .agreement import CaseAgreement as CaseAgreement
+from .agreement import ReviewerAgreement as ReviewerAgreement
+from .agreement import case_agreement as case_agreement
+from .agreement import cohen_kappa as cohen_kappa
+from .agreement import fleiss_kappa as fleiss_kappa
+from .agreement import queue_agreement as queue_agreement
+from .policy import TRIGGER_NAMES as TRIGGER_NAMES
+from .policy import EscalationPolicy as EscalationPolicy
+from .policy import EscalationTriggers as EscalationTriggers
+from .policy import TriggerName as TriggerName
+from .policy import load_policy as load_policy
 from .queue import CASE_STATUSES as CASE_STATUSES
 from .queue import Candidate as Candidate
 from .queue import Case as Case
@@ -19,16 +32,28 @@ from .store import DEFAULT_URL as DEFAULT_URL
 __all__ = [
     "CASE_STATUSES",
     "DEFAULT_URL",
+    "TRIGGER_NAMES",
+    "AgreementReport",
     "Candidate",
     "Case",
+    "CaseAgreement",
     "CaseStatus",
     "CaseSubmission",
     "Decision",
     "DecisionRecord",
+    "EscalationPolicy",
+    "EscalationTriggers",
     "FinalDecision",
     "HumanQueue",
     "Lease",
     "QueueCounts",
     "QueueEvent",
+    "ReviewerAgreement",
+    "TriggerName",
+    "case_agreement",
+    "cohen_kappa",
     "final_decision",
+    "fleiss_kappa",
+    "load_policy",
+    "queue_agreement",
 ]
