@@ -82,10 +82,14 @@ Edge: TypeAlias = Annotated[tuple[str, str], BeforeValidator(_parse_edge)]
 
 
 def _as_list(value: Any) -> Any:
-    """A scalar condition value means a one-item list."""
-    if isinstance(value, Mapping):
-        return {k: [v] if isinstance(v, str | int | float | bool) else v for k, v in value.items()}
-    return value
+    """A scalar condition value means a one-item list; numbers are compared as text."""
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[Any, Any] = {}
+    for key, allowed in value.items():
+        items = allowed if isinstance(allowed, list | tuple) else [allowed]
+        out[key] = [str(v) if isinstance(v, int | float) else v for v in items]
+    return out
 
 
 def _placeholders(template: str) -> set[str]:
@@ -282,6 +286,12 @@ class Constitution(_Config):
 
         check(self.priorities, "priorities")
         for index, rule in enumerate(self.rules):
+            if not rule.add_edges and not rule.remove_edges:
+                raise ConfigError(
+                    f"rules[{index}] ({rule.id}): the rule has neither add_edges nor "
+                    "remove_edges; give it one or delete the rule",
+                    path=self.source,
+                )
             check(rule.add_edges, f"rules[{index}] ({rule.id}).add_edges")
             check(rule.remove_edges, f"rules[{index}] ({rule.id}).remove_edges")
         from .priority import check_acyclic
@@ -494,6 +504,7 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         ) from None
     if data is None:
         raise ConfigError("the file is empty; it must hold a YAML mapping", path=path)
+    _check_duplicate_keys(node, path)
     if not isinstance(data, dict):
         raise ConfigError(
             f"the top level must be a YAML mapping (name:, principles:, ...), "
@@ -501,6 +512,27 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             path=path,
         )
     return data, node
+
+
+def _check_duplicate_keys(node: yaml.Node | None, path: Path) -> None:
+    """PyYAML keeps the last of two equal keys silently; a config file should not."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key, value in current.value:
+                name = getattr(key, "value", None)
+                if isinstance(name, str) and name in seen:
+                    raise ConfigError(
+                        f"line {key.start_mark.line + 1}: duplicate key {name!r} in one mapping; "
+                        "keep only one of them",
+                        path=path,
+                    )
+                seen.add(name)
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:

@@ -285,3 +285,23 @@ def test_load_cai_principles_bad_input(tmp_path: Path) -> None:
     write(tmp_path, '{"h0": {"prompt": []}}', "CritiqueRevisionInstructions.json")
     with pytest.raises(ConfigError, match="h0: expected"):
         load_cai_principles(tmp_path)
+
+
+def test_duplicate_yaml_key_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path, doc("a") + "    weight: 1\n    weight: 2\n")
+    with pytest.raises(ConfigError, match=r"line 11: duplicate key 'weight'"):
+        load_constitution(path)
+
+
+def test_rule_conditions_accept_scalars_and_numbers(tmp_path: Path) -> None:
+    rules = "rules:\n  - {id: r, when: {domain: medical, age: 12}, add_edges: [a > b]}\n"
+    c = load_constitution(write(tmp_path, doc("a", "b", extra=rules)))
+    assert c.rules[0].when == {"domain": ["medical"], "age": ["12"]}
+    assert c.rules[0].applies({"domain": "medical", "age": 12})
+    assert not c.rules[0].applies({"domain": "medical"})
+
+
+def test_rule_without_edges_is_rejected(tmp_path: Path) -> None:
+    rules = "rules:\n  - {id: r, when: {domain: medical}}\n"
+    with pytest.raises(ConfigError, match=r"rules\[0\] \(r\): the rule has neither"):
+        load_constitution(write(tmp_path, doc("a", "b", extra=rules)))

@@ -325,3 +325,51 @@ def test_dominance_matches_networkx_closure(
 
 def test_check_acyclic_accepts_the_shipped_constitution() -> None:
     check_acyclic(load_constitution("constitutions/default.yaml"))
+
+
+@FAST
+@given(cases(), st.sampled_from([0.0, 0.1, 0.3]), st.booleans())
+def test_resolve_agrees_with_the_vectorised_decision_core(
+    case: tuple[Constitution, dict[str, set[str]]], margin: float, medical: bool
+) -> None:
+    """One set of rules: PriorityGraph.resolve and consensus.decide pick the same winner."""
+    consensus = pytest.importorskip("oversight.consensus")
+    constitution, violations = case
+    violations = {k: v for k, v in violations.items() if v}  # decide handles clean ones first
+    if len(violations) < 2:
+        return
+    # a conditional rule that drops one edge, so the context's matrix differs from the base one
+    rules = (
+        (ConditionalRule(id="drop", when={"domain": ["medical"]}, remove_edges=edges),)
+        if (edges := constitution.priorities[:1])
+        else ()
+    )
+    graph = PriorityGraph(constitution.model_copy(update={"rules": rules}))
+    context = {"domain": "medical"} if medical else {}
+    result = graph.resolve(violations, context=context, margin=margin)
+
+    ids, candidates = graph.principle_ids, list(violations)
+    batch = consensus.FindingsBatch.empty(1, len(candidates), len(ids))
+    batch.valid[:] = True
+    batch.verdict[:] = consensus.VERDICT_SATISFIED
+    batch.confidence[:] = 1.0
+    for c, cid in enumerate(candidates):
+        for pid in violations[cid]:
+            batch.verdict[0, c, graph.index(pid)] = consensus.VERDICT_VIOLATED
+            batch.severity[0, c, graph.index(pid)] = constitution.principle(pid).severity
+    core = consensus.CompiledCore(
+        principle_ids=ids,
+        weights=graph.weights().astype(np.float32),
+        severity_threshold=np.full(len(ids), np.inf, dtype=np.float32),
+        dominance=graph.dominance()[None],
+        weighted_margin=margin,
+        disagreement=False,
+        graph=graph,
+    )
+    batch.context[0] = core.context_index(context)
+    decision = consensus.decide(batch, core)
+    strategy = consensus.STRATEGY_NAMES[int(decision.strategy[0])]
+    expected = {"priority": "priority", "weighted": "weighted", None: "human"}[result.strategy]
+    assert strategy == expected
+    if result.winner is not None:
+        assert candidates[int(decision.chosen[0])] == result.winner
