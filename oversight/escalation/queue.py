@@ -519,6 +519,35 @@ class HumanQueue:
                 raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
             return self._build(conn, rows)[0]
 
+    def complete_id(self, prefix: str) -> str:
+        """The full id of the one case whose id starts with ``prefix`` (as git does for
+        commits): ``CaseNotFound`` when none or several match."""
+        cases = self._t["cases"]
+        if not prefix:
+            raise CaseNotFound("empty case id; give the id (or its first characters)")
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.store.read() as conn:
+            exact = conn.execute(sa.select(cases.c.id).where(cases.c.id == prefix)).first()
+            if exact is not None:
+                return prefix
+            found = (
+                conn.execute(
+                    sa.select(cases.c.id)
+                    .where(cases.c.id.like(f"{escaped}%", escape="\\"))
+                    .order_by(cases.c.id)
+                    .limit(5)
+                )
+                .scalars()
+                .all()
+            )
+        if len(found) == 1:
+            return str(found[0])
+        if not found:
+            raise CaseNotFound(f"no case {prefix!r} in {self.store.where}")
+        raise CaseNotFound(
+            f"case id {prefix!r} is ambiguous (matches {', '.join(found)}...); give more characters"
+        )
+
     def list_cases(
         self,
         status: str | Sequence[str] | None = None,
