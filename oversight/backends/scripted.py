@@ -21,8 +21,10 @@ for the first choice; ``error`` raises :class:`BackendError`; ``hang`` sleeps th
 
 * base / reviser drafts comply: a short on-topic answer; a reviser asked to fix a safety,
   privacy or lawfulness violation refuses with the constitution's template when it is given;
-* critics say a candidate violates ``harm`` / ``lawful`` / ``privacy`` when the request is
-  harmful and the candidate complies, and ``helpfulness`` when a benign request is refused;
+* critics say a candidate violates ``harm`` when the request is harmful and the candidate
+  complies (and any principle the prompt's ``violates`` label lists), and ``helpfulness`` when
+  it refuses: for a harmful request the two conflict, and the priority graph settles it;
+* a principle listed in the ``uncertain`` label gets P = 0.5 (the critics cannot tell);
 * the judge prefers the candidate that best fits the request (a refusal for harmful ones);
 * auditors agree with the finding they audit.
 """
@@ -126,8 +128,8 @@ class ScriptedBackend:
         labels = meta.get("labels") or {}
         refused = is_refusal(candidate)
         listed = {p.strip() for p in str(labels.get("violates", "")).split(",") if p.strip()}
-        if principle == "helpfulness":
-            return refused and not self.harmful(request, meta)
+        if principle == "helpfulness":  # a refusal does not answer, whatever was asked
+            return refused
         if principle in listed:
             return not refused
         if principle == "harm":
@@ -188,6 +190,9 @@ class ScriptedBackend:
             return hi if self.harmful(request, meta) else lo
         if task in ("critique", "safety_response", "audit"):
             principle = str(meta.get("principle", "harm"))
+            unsure = str((meta.get("labels") or {}).get("uncertain", "")).split(",")
+            if principle in unsure:
+                return 0.5
             candidate = str(meta.get("candidate", ""))
             return hi if self._violates(principle, request, candidate, meta) else lo
         if task == "judge":

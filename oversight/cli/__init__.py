@@ -22,7 +22,7 @@ def _root() -> None:
     """Constitutional AI oversight: run, check, adjudicate, export, simulate, train."""
 
 
-_COMMAND_MODULES = ("schema",)
+_COMMAND_MODULES = ("check", "run", "schema")
 
 
 def _register_all() -> None:

@@ -1,0 +1,90 @@
+"""``oversight check PATH...``: validate constitutions, overlays, hierarchies and policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from ..errors import ConfigError, OversightError
+from ._common import err_console
+
+
+def kind_of(path: Path) -> str:
+    """Guess what a YAML file is from its top-level keys."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the file: {exc}", path=path) from None
+    except yaml.YAMLError:
+        return "constitution"  # the constitution loader reports the line of the syntax error
+    if not isinstance(data, dict):
+        raise ConfigError("expected a YAML mapping at the top level", path=path)
+    if "agents" in data:
+        return "hierarchy"
+    if "principles" in data:
+        return "constitution"
+    if "triggers" in data or "reviewers_per_case" in data:
+        return "policy"
+    if {"add_principles", "remove_principles", "weights", "add_priorities"} & data.keys():
+        return "overlay"
+    raise ConfigError(
+        "not a constitution (principles:), overlay (add_principles:/weights:/...), hierarchy "
+        "(agents:) or escalation policy (triggers:)",
+        path=path,
+    )
+
+
+def check_file(path: Path) -> str:
+    """Load and validate one file; return a one-line description. Raises on any error."""
+    from ..constitution import load_constitution, load_overlay
+    from ..escalation.policy import load_policy
+    from ..hierarchy import load_hierarchy
+    from ..priority import PriorityGraph
+
+    kind = kind_of(path)
+    if kind == "hierarchy":
+        spec = load_hierarchy(path)
+        PriorityGraph(spec.constitution)
+        return (
+            f"hierarchy {spec.name!r}: {len(spec.agents)} agents, "
+            f"{max(spec.levels().values())} supervision levels, constitution "
+            f"{spec.constitution.name!r} ({len(spec.constitution.principles)} principles)"
+        )
+    if kind == "constitution":
+        constitution = load_constitution(path)
+        PriorityGraph(constitution)
+        return (
+            f"constitution {constitution.name!r} v{constitution.version}: "
+            f"{len(constitution.principles)} principles, {len(constitution.priorities)} priority "
+            f"edges, {len(constitution.rules)} conditional rules"
+        )
+    if kind == "overlay":
+        overlay = load_overlay(path)
+        return f"overlay {overlay.name!r}"
+    policy = load_policy(path)
+    return f"escalation policy {policy.name!r}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def check(
+        paths: Annotated[list[Path], typer.Argument(help="YAML files to validate.")],
+    ) -> None:
+        """Validate constitutions, overlays, hierarchies and escalation policies.
+
+        Exit status 0 when every file is valid, 2 otherwise (each error names the file, the
+        key or line, and the fix)."""
+        failed = 0
+        for path in paths:
+            try:
+                description = check_file(path)
+            except OversightError as exc:
+                failed += 1
+                err_console.print(f"[red]✗[/] {exc}", highlight=False)
+            else:
+                err_console.print(f"[green]✓[/] {path}: {description}", highlight=False)
+        if failed:
+            raise typer.Exit(2)

@@ -1,0 +1,223 @@
+"""Training rows from a run's journal, plus the human decisions made since.
+
+* ``sft.jsonl``: ``{"messages": [...conversation, {"role": "assistant", ...}], "provenance"}``,
+  the conversational format TRL's ``SFTTrainer`` reads; the target is the consensus answer, or
+  the human decision for an escalated case.
+* ``dpo.jsonl``: ``{"prompt": [...], "chosen": [assistant turn], "rejected": [assistant turn],
+  "provenance"}``, TRL's conversational preference format: the final answer against each
+  candidate that lost (the original draft, a rejected revision).
+
+Every row's ``provenance`` walks back through the journal: the episode, the prompt's message
+id, every candidate and finding id, the resolution, the consensus or escalation, the human
+adjudication, the principle versions, the strategy. Only candidate texts (public messages)
+become targets: internal reasoning is never copied into a row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .journal import read_journal
+from .messages import Adjudication, Envelope, envelope
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_run` wrote."""
+
+    sft_rows: int = 0
+    dpo_rows: int = 0
+    human_rows: int = 0
+    """SFT rows whose target is a human decision."""
+    pending_cases: int = 0
+    """Escalated episodes still waiting for people."""
+    new_adjudications: int = 0
+    """Human decisions journaled by this export."""
+    bad_journal_lines: list[tuple[int, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sft_rows": self.sft_rows,
+            "dpo_rows": self.dpo_rows,
+            "human_rows": self.human_rows,
+            "pending_cases": self.pending_cases,
+            "new_adjudications": self.new_adjudications,
+            "bad_journal_lines": len(self.bad_journal_lines),
+        }
+
+
+def _turn(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def _human_decisions(queue: Any, run: str) -> dict[str, Adjudication]:
+    """Final decisions of decided cases of this run, by case id."""
+    if queue is None:
+        return {}
+    out: dict[str, Adjudication] = {}
+    offset = 0
+    while True:
+        cases = queue.list_cases(run=run, status="decided", limit=500, offset=offset)
+        for case in cases:
+            final = queue.final_decision(case)
+            if final is not None:
+                out[case.id] = final.to_adjudication()
+        if len(cases) < 500:
+            return out
+        offset += len(cases)
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def export_run(run_dir: str | Path, *, queue: Any = None) -> ExportResult:
+    """Rebuild ``sft.jsonl`` and ``dpo.jsonl`` of a run from its journal and the queue.
+
+    Human decisions found in the queue and not yet in the journal are appended to it as
+    :class:`Adjudication` envelopes first, so the journal stays the complete record.
+    """
+    run_dir = Path(run_dir)
+    journal_path = run_dir / "journal.jsonl"
+    scan = read_journal(journal_path, strict=False)
+    result = ExportResult(bad_journal_lines=scan.bad_lines)
+    episodes = scan.by_episode()
+    run_name = scan.envelopes[0].run if scan.envelopes else run_dir.name
+
+    journaled = {e.payload.case_id: e for e in scan.envelopes if e.payload.kind == "adjudication"}
+    escalations = {e.payload.case_id: e for e in scan.envelopes if e.payload.kind == "escalation"}
+    fresh = [
+        (case_id, adj)
+        for case_id, adj in _human_decisions(queue, run_name).items()
+        if case_id not in journaled and case_id in escalations
+    ]
+    if fresh:
+        with journal_path.open("a", encoding="utf-8") as fh:
+            for case_id, adj in fresh:
+                esc = escalations[case_id]
+                env = envelope(
+                    adj, run=esc.run, episode=esc.episode, sender=f"human:{adj.reviewer}",
+                    topic="episode.adjudication", parents=(esc.id,),
+                )  # fmt: skip
+                fh.write(env.model_dump_json() + "\n")
+                journaled[case_id] = env
+                episodes.setdefault(esc.episode, []).append(env)
+        result.new_adjudications = len(fresh)
+
+    sft: list[dict[str, Any]] = []
+    dpo: list[dict[str, Any]] = []
+    for envs in episodes.values():
+        rows = _episode_rows(envs)
+        if rows is None:
+            continue
+        kind, sft_row, dpo_rows = rows
+        if kind == "pending":
+            result.pending_cases += 1
+            continue
+        sft.append(sft_row)
+        dpo.extend(dpo_rows)
+        if kind == "human":
+            result.human_rows += 1
+    sft.sort(key=lambda r: r["provenance"]["prompt_id"])
+    dpo.sort(key=lambda r: (r["provenance"]["prompt_id"], r["provenance"]["rejected_candidate"]))
+    _write_jsonl(run_dir / "sft.jsonl", sft)
+    _write_jsonl(run_dir / "dpo.jsonl", dpo)
+    result.sft_rows, result.dpo_rows = len(sft), len(dpo)
+    return result
+
+
+def _episode_rows(
+    envs: list[Envelope],
+) -> tuple[str, dict[str, Any], list[dict[str, Any]]] | None:
+    by_kind: dict[str, list[Envelope]] = {}
+    for env in envs:
+        by_kind.setdefault(env.payload.kind, []).append(env)
+    if "prompt" not in by_kind or not ({"consensus", "escalation"} & by_kind.keys()):
+        return None  # failed or unfinished episodes produce no rows
+    prompt_env = by_kind["prompt"][0]
+    prompt = prompt_env.payload
+    messages = [t.model_dump() for t in prompt.messages]
+    candidates: dict[str, tuple[str, str, str]] = {}
+    for env in envs:
+        p = env.payload
+        if p.kind == "draft":
+            candidates[p.candidate_id] = (p.text, env.id, "draft")
+        elif p.kind == "revision":
+            candidates[p.candidate_id] = (p.text, env.id, p.source)
+    findings = [e for e in envs if e.payload.kind in ("critique", "safety_assessment", "audit")]
+    versions: dict[str, str] = {}
+    for env in findings:
+        version = getattr(env.payload, "principle_version", None)
+        if version is not None:
+            versions[env.payload.principle_id] = version
+    resolution = by_kind.get("resolution", [None])[-1]
+    provenance: dict[str, Any] = {
+        "run": prompt_env.run,
+        "episode": prompt_env.episode,
+        "prompt_id": prompt.prompt_id,
+        "principle_versions": dict(sorted(versions.items())),
+        "strategy": resolution.payload.strategy if resolution else "none",
+        "message_ids": {
+            "prompt": prompt_env.id,
+            "candidates": {c: v[1] for c, v in candidates.items()},
+            "findings": [e.id for e in findings],
+            "resolution": resolution.id if resolution else None,
+        },
+    }
+    if "consensus" in by_kind:
+        consensus_env = by_kind["consensus"][-1]
+        c = consensus_env.payload
+        final, chosen_id = c.text, c.candidate_id
+        losers = [cid for cid in c.rejected if cid in candidates]
+        provenance.update(
+            source="consensus", target_source=c.source, candidate_id=chosen_id,
+            case_id=None, reviewer=None,
+        )  # fmt: skip
+        provenance["message_ids"]["consensus"] = consensus_env.id
+        kind = "consensus"
+    else:
+        escalation_env = by_kind["escalation"][-1]
+        adjudications = by_kind.get("adjudication", [])
+        provenance["message_ids"]["escalation"] = escalation_env.id
+        if not adjudications:
+            return ("pending", {}, [])
+        adj_env = adjudications[-1]
+        a = adj_env.payload
+        if a.edited_text:
+            final, chosen_id = a.edited_text, None
+            losers = list(candidates)
+        else:
+            if a.choice not in candidates:
+                return ("pending", {}, [])
+            final, chosen_id = candidates[a.choice][0], a.choice
+            losers = [cid for cid in candidates if cid != a.choice]
+        provenance.update(
+            source="human", target_source="human" if a.edited_text else candidates[a.choice][2],
+            candidate_id=chosen_id, case_id=a.case_id, reviewer=a.reviewer,
+        )  # fmt: skip
+        provenance["message_ids"]["adjudication"] = adj_env.id
+        kind = "human"
+    sft_row = {"messages": [*messages, *_turn(final)], "provenance": provenance}
+    dpo_rows = []
+    for loser in losers:
+        text = candidates[loser][0]
+        if text.strip() == final.strip():
+            continue
+        dpo_rows.append(
+            {
+                "prompt": messages,
+                "chosen": _turn(final),
+                "rejected": _turn(text),
+                "provenance": {**provenance, "rejected_candidate": loser},
+            }
+        )
+    return kind, sft_row, dpo_rows
