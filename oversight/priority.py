@@ -240,11 +240,16 @@ class PriorityGraph:
 
     # -- resolution ----------------------------------------------------------------------
 
-    def _decisive_path(
-        self, mine: frozenset[str], theirs: frozenset[str], context: Context | None
+    def decisive_path(
+        self,
+        winner: Collection[str],
+        rival: Collection[str],
+        context: Context | None = None,
     ) -> list[str]:
-        """For each principle violated only by the winner, a path from one violated only by the
-        loser; the first such path (in principle order)."""
+        """Why violating ``winner`` beats violating ``rival``: the first edge path (in principle
+        order) from a principle only the rival violates to one only the winner violates, or []
+        when there is none (the winner violates nothing the rival does not)."""
+        mine, theirs = _set_of(winner) - _set_of(rival), _set_of(rival) - _set_of(winner)
         dom = self.dominance(context)
         for p in sorted(mine, key=self.index):
             for q in sorted(theirs, key=self.index):
@@ -310,8 +315,7 @@ class PriorityGraph:
             if all(self.beats(sets[cid], sets[o], context) for o in losers):
                 path: list[str] = []
                 for other in losers:
-                    path = self._decisive_path(sets[cid] - sets[other], sets[other] - sets[cid],
-                                               context)  # fmt: skip
+                    path = self.decisive_path(sets[cid], sets[other], context)
                     if path:
                         break
                 if path:

@@ -188,6 +188,13 @@ def test_resolve_subset_and_single_candidates(default: PriorityGraph) -> None:
     assert default.resolve({}).strategy is None
 
 
+def test_decisive_path_explains_a_priority_win() -> None:
+    graph = PriorityGraph(make("abcd", [("a", "b"), ("b", "c")]))
+    assert graph.decisive_path({"c", "d"}, {"a", "d"}) == ["a", "b", "c"]
+    assert graph.decisive_path({"d"}, {"d", "a"}) == []
+    assert graph.decisive_path({"a"}, {"c"}) == []
+
+
 def test_resolve_needs_every_exclusive_violation_covered(default: PriorityGraph) -> None:
     # c1 violates helpfulness (dominated by harm) but also fairness, which nothing of c0 covers.
     result = default.resolve({"c0": {"harm"}, "c1": {"helpfulness", "fairness"}})
