@@ -1,0 +1,428 @@
+"""The vectorised episode loop: the runtime's semantics over numpy arrays, chunk by chunk.
+
+Per chunk of ``E`` episodes: draw cases and latents, let the base draft, then for each round
+assess the newest candidate of the episodes still open (every reporter of the :class:`Plan`,
+audits gated by their supervision mode), merge the reports with
+:func:`oversight.consensus.combine_reports`, let the judge rank the candidates, and call
+:func:`oversight.consensus.decide` - the very function the live runtime calls. Episodes whose
+action is ``revise`` get a new candidate from the reviser; the rest are finished (consensus, or
+escalation to people, who decide with their own error rate).
+
+Memory is bounded by the chunk size: only counters and a per-day escalation histogram outlive a
+chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..consensus import (
+    ACTION_ESCALATE,
+    ACTION_REVISE,
+    STRATEGY_NAMES,
+    TRIGGER_NAMES,
+    VERDICT_NONE,
+    VERDICT_SATISFIED,
+    VERDICT_VIOLATED,
+    FindingsBatch,
+    combine_reports,
+    decide,
+    verdict_from_probability,
+)
+from . import behaviour as bh
+from .config import SimulationConfig
+from .plan import Plan, Reporter
+
+
+@dataclass
+class Tally:
+    """Counters accumulated over chunks (everything a result is computed from)."""
+
+    episodes: int = 0
+    harmful: int = 0
+    benign: int = 0
+    pass_through: int = 0
+    """Harmful requests whose final answer complies (after people decided escalations)."""
+    false_refusal: int = 0
+    """Benign requests whose final answer refuses."""
+    auto_pass_through: int = 0
+    """Harmful requests answered compliantly by consensus, without people."""
+    auto_false_refusal: int = 0
+    """Benign requests refused by consensus, without people."""
+    chosen_pass_through: int = 0
+    """Harmful requests whose chosen candidate (before any human decision) complies."""
+    chosen_false_refusal: int = 0
+    """Benign requests whose chosen candidate (before any human decision) refuses."""
+    escalated: int = 0
+    escalated_harmful: int = 0
+    revised: int = 0
+    """Episodes with at least one revision."""
+    revisions: int = 0
+    model_calls: int = 0
+    triggers: dict[str, int] = field(default_factory=lambda: {n: 0 for n in TRIGGER_NAMES.values()})
+    strategies: dict[str, int] = field(default_factory=lambda: {n: 0 for n in STRATEGY_NAMES})
+    daily_escalations: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _truth(plan: Plan, harmful: np.ndarray, complies: np.ndarray) -> np.ndarray:
+    """``[S, P]`` truth of each principle for candidates with behaviour ``complies[S]``."""
+    h = harmful[:, None]
+    c = complies[:, None]
+    k = plan.kinds[None, :]
+    return np.where(k == 0, h & c, np.where(k == 1, ~h & ~c, False))
+
+
+def _p_yes(
+    plan: Plan, r: Reporter, truth: np.ndarray, z_case: np.ndarray, z_model: np.ndarray,
+    eps: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """P("Yes, violated") of reporter ``r`` on every principle ``[S, P]``."""
+    b = r.behaviour
+    z = bh.evidence(z_case[:, None], z_model[r.group][:, None], eps, b.correlation,
+                    b.model_correlation)  # fmt: skip
+    return bh.p_yes_from_evidence(
+        truth, z, r.miss_threshold[None, :], r.false_alarm_threshold[None, :], b
+    )
+
+
+def assess_candidate(
+    plan: Plan,
+    rng: np.random.Generator,
+    truth: np.ndarray,
+    z_case: np.ndarray,
+    z_model: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every reporter's findings on one candidate of ``S`` episodes, merged.
+
+    Mirrors ``Runtime._assess``: assessors of the base (``sample`` edges drawn per candidate,
+    ``on-flag`` ones only when another assessor flagged the candidate), then the audit steps in
+    order, each re-checking the subject's reported cells (``on-flag``: cells the subject did not
+    find satisfied; ``sample``: a draw per cell). Severity as the runtime records it: critics and
+    safety ``severity x P(yes)`` unless satisfied, audits ``severity`` when violated. Returns the
+    :func:`combine_reports` outputs ``[S, P]`` and the model calls per episode.
+    """
+    n, p_count = truth.shape
+    r_count = len(plan.reporters)
+    verdict = np.full((n, r_count, 1, p_count), VERDICT_NONE, dtype=np.int8)
+    severity = np.zeros((n, r_count, 1, p_count), dtype=np.float32)
+    confidence = np.zeros((n, r_count, 1, p_count), dtype=np.float32)
+    calls = np.zeros(n, dtype=np.int64)
+    flagged_any = np.zeros(n, dtype=bool)
+    sev_row = plan.severity[None, :]
+    deferred = []
+    for i in plan.assessors:
+        r = plan.reporters[i]
+        if r.mode in ("on-flag", "on_flag"):
+            deferred.append(i)
+            continue
+        on = np.ones(n, dtype=bool)
+        if r.mode == "sample":
+            on = np.asarray(rng.random(n, dtype=np.float32) < r.rate)
+        flagged_any |= _assessor(plan, rng, i, on, truth, z_case, z_model, verdict, severity,
+                                 confidence, calls)  # fmt: skip
+    for i in deferred:
+        _assessor(plan, rng, i, flagged_any, truth, z_case, z_model, verdict, severity,
+                  confidence, calls)  # fmt: skip
+    audit_p: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for step in plan.audits:
+        a = plan.reporters[step.auditor]
+        subject = verdict[:, step.subject, 0]
+        cells = subject != VERDICT_NONE
+        if step.mode in ("on-flag", "on_flag"):
+            cells &= subject != VERDICT_SATISFIED
+        elif step.mode == "sample":
+            cells &= rng.random((n, p_count), dtype=np.float32) < step.rate
+        if step.auditor not in audit_p:
+            eps = rng.standard_normal((n, p_count), dtype=np.float32)
+            p_yes = _p_yes(plan, a, truth, z_case, z_model, eps)
+            v, conf = verdict_from_probability(p_yes, a.band)
+            audit_p[step.auditor] = (v, conf, np.where(v == VERDICT_VIOLATED, sev_row, 0.0))
+        v, conf, sev = audit_p[step.auditor]
+        row = step.auditor
+        verdict[:, row, 0] = np.where(cells, v, verdict[:, row, 0])
+        severity[:, row, 0] = np.where(cells, sev, severity[:, row, 0])
+        confidence[:, row, 0] = np.where(cells, conf, confidence[:, row, 0])
+        calls += cells.sum(axis=1)
+    level = np.array([r.level for r in plan.reporters], dtype=np.int32)
+    if r_count == 0:
+        empty = np.full((n, p_count), VERDICT_NONE, dtype=np.int8)
+        zeros = np.zeros((n, p_count), dtype=np.float32)
+        return empty, zeros, zeros, np.zeros((n, p_count), dtype=bool), calls
+    fv, fs, fc, fd = combine_reports(verdict, severity, confidence, level)
+    return fv[:, 0], fs[:, 0], fc[:, 0], fd[:, 0], calls
+
+
+def _assessor(
+    plan: Plan, rng: np.random.Generator, i: int, on: np.ndarray, truth: np.ndarray,
+    z_case: np.ndarray, z_model: np.ndarray, verdict: np.ndarray, severity: np.ndarray,
+    confidence: np.ndarray, calls: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """One assessor's findings where ``on``; returns where it flagged something."""
+    r = plan.reporters[i]
+    cols = r.columns
+    eps = rng.standard_normal((len(on), len(cols)), dtype=np.float32)
+    b = r.behaviour
+    z = bh.evidence(z_case[:, None], z_model[r.group][:, None], eps, b.correlation,
+                    b.model_correlation)  # fmt: skip
+    p_yes = bh.p_yes_from_evidence(
+        truth[:, cols], z, r.miss_threshold[cols][None, :],
+        r.false_alarm_threshold[cols][None, :], b,
+    )  # fmt: skip
+    v, conf = verdict_from_probability(p_yes, r.band)
+    sev = np.where(v != VERDICT_SATISFIED, plan.severity[cols][None, :] * p_yes, 0.0)
+    verdict[:, i, 0, cols] = np.where(on[:, None], v, VERDICT_NONE)
+    severity[:, i, 0, cols] = np.where(on[:, None], sev, 0.0)
+    confidence[:, i, 0, cols] = np.where(on[:, None], conf, 0.0)
+    calls += on * r.calls_per_candidate
+    return on & (v != VERDICT_SATISFIED).any(axis=1)
+
+
+def rank_candidates(
+    plan: Plan,
+    good: np.ndarray,
+    valid: np.ndarray,
+    z_pair: np.ndarray,
+    z_case: np.ndarray,
+    z_model: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The judge's mean pairwise preference per candidate ``[S, C]``, confidence ``[S]``, calls.
+
+    Mirrors the judge agent and the runtime: only with two or more candidates; each pair judged
+    in both orders (position bias cancels); score = mean preference over the candidate's pairs;
+    confidence = top minus runner-up.
+    """
+    judge = plan.judge
+    n, c_count = valid.shape
+    scores = np.full((n, c_count), np.nan, dtype=np.float32)
+    confidence = np.zeros(n, dtype=np.float32)
+    calls = np.zeros(n, dtype=np.int64)
+    several = valid.sum(axis=1) > 1
+    if judge is None or not several.any():
+        return scores, confidence, calls
+    wins = np.zeros((n, c_count), dtype=np.float32)
+    counts = np.zeros((n, c_count), dtype=np.float32)
+    b = judge.behaviour
+    for a in range(c_count):
+        for c in range(a + 1, c_count):
+            both = valid[:, a] & valid[:, c]
+            if not both.any():
+                continue
+            z = bh.evidence(
+                z_case, z_model[judge.group], z_pair[:, a, c], b.correlation, b.model_correlation
+            )
+            differ = good[:, a] != good[:, c]
+            forward = bh.judge_prefers_first(
+                good[:, a] & ~good[:, c], differ, z, judge.threshold, b
+            )
+            backward = bh.judge_prefers_first(
+                good[:, c] & ~good[:, a], differ, z, judge.threshold, b
+            )
+            p_a = (forward + (1.0 - backward)) / 2.0
+            wins[:, a] += np.where(both, p_a, 0.0)
+            wins[:, c] += np.where(both, 1.0 - p_a, 0.0)
+            counts[:, a] += both
+            counts[:, c] += both
+            calls += both * 2
+    mean = np.where(counts > 0, wins / np.maximum(counts, 1), 1.0)
+    ranked = np.sort(np.where(valid, mean, -np.inf), axis=1)[:, ::-1]
+    top = ranked[:, 0]
+    second = np.where(np.isfinite(ranked[:, 1]), ranked[:, 1], 0.0) if c_count > 1 else 0.0
+    scores = np.where(valid & several[:, None], mean, np.nan).astype(np.float32)
+    confidence = np.where(several, np.clip(top - second, 0.0, 1.0), 0.0).astype(np.float32)
+    return scores, confidence, calls
+
+
+def simulate_chunk(
+    plan: Plan,
+    config: SimulationConfig,
+    rng: np.random.Generator,
+    n: int,
+    first_index: int,
+    tally: Tally,
+) -> None:
+    """Simulate ``n`` episodes (global indices from ``first_index``) into ``tally``.
+
+    The loop is ``Runtime._oversee``'s: decide; while the action is ``revise`` (and a reviser
+    exists) revise the chosen candidate addressing its violated principles, adding at the last
+    round the constitution's refusal template as one more candidate, assess, rank, decide again.
+    """
+    names, probs, harmful_flags = config.category_probabilities()
+    category = rng.choice(len(names), size=n, p=probs)
+    harmful = np.asarray(harmful_flags, dtype=bool)[category]
+    comply_table = np.array(
+        [
+            float(bh.base_comply_probability(plan.base, np.array(h), np.array(name)))
+            for name, h in zip(names, harmful_flags, strict=True)
+        ]
+    )
+    z_case = rng.standard_normal(n, dtype=np.float32)
+    z_model = rng.standard_normal((plan.groups, n), dtype=np.float32)
+    c_count = plan.candidates
+    p_count = len(plan.principle_ids)
+    complies = np.zeros((n, c_count), dtype=bool)
+    complies[:, 0] = rng.random(n) < comply_table[category]
+    batch = FindingsBatch.empty(n, c_count, p_count)
+    batch.audit_draw = rng.random(n, dtype=np.float32)
+    calls = np.ones(n, dtype=np.int64)  # the draft
+
+    def assess(rows: np.ndarray, c: int) -> None:
+        truth = _truth(plan, harmful[rows], complies[rows, c])
+        fv, fs, fc, fd, k = assess_candidate(plan, rng, truth, z_case[rows], z_model[:, rows])
+        batch.verdict[rows, c] = fv
+        batch.severity[rows, c] = fs
+        batch.confidence[rows, c] = fc
+        batch.disagreement[rows, c] = fd
+        batch.valid[rows, c] = True
+        calls[rows] += k
+
+    everyone = np.arange(n)
+    assess(everyone, 0)
+    z_pair = rng.standard_normal((n, c_count, c_count), dtype=np.float32) if plan.judge else None
+    u_revise = rng.random((n, c_count), dtype=np.float32)  # one draw per revised source
+    final_action = np.zeros(n, dtype=np.int8)
+    final_chosen = np.zeros(n, dtype=np.int16)
+    final_strategy = np.zeros(n, dtype=np.int8)
+    final_triggers = np.zeros(n, dtype=np.int16)
+    rounds_used = np.zeros(n, dtype=np.int16)
+    open_ = everyone
+    rounds = 0
+    while True:
+        s = open_
+        if z_pair is not None:
+            good = complies[s] != harmful[s, None]
+            scores, jconf, judge_calls = rank_candidates(
+                plan, good, batch.valid[s], z_pair[s], z_case[s], z_model[:, s]
+            )
+            batch.judge_score[s] = scores
+            batch.judge_confidence[s] = jconf
+            calls[s] += judge_calls
+        batch.rounds_left[s] = plan.max_rounds - rounds
+        d = decide(_subset(batch, s), plan.core)
+        revise = d.action == ACTION_REVISE
+        if plan.reviser is None:
+            revise[:] = False
+        done = ~revise
+        final_action[s[done]] = np.where(d.action[done] == ACTION_REVISE, 0, d.action[done])
+        final_chosen[s[done]] = d.chosen[done]
+        final_strategy[s[done]] = d.strategy[done]
+        final_triggers[s[done]] = d.triggers[done]
+        rounds_used[s[done]] = rounds
+        if not revise.any():
+            break
+        assert plan.reviser is not None
+        rounds += 1
+        nxt = s[revise]
+        src = d.chosen[revise].astype(np.intp)
+        addressed = batch.verdict[nxt, src] == VERDICT_VIOLATED  # [S', P]
+        complies[nxt, rounds] = bh.revised_complies(
+            plan.reviser,
+            complies[nxt, src],
+            (addressed & (plan.kinds == 0)[None, :]).any(axis=1),
+            (addressed & (plan.kinds == 1)[None, :]).any(axis=1),
+            u_revise[nxt, src],
+        )
+        calls[nxt] += 1
+        assess(nxt, rounds)
+        if rounds == plan.max_rounds:
+            templated = nxt[(addressed & plan.has_template[None, :]).any(axis=1)]
+            if templated.size:
+                complies[templated, rounds + 1] = False
+                assess(templated, rounds + 1)
+        open_ = nxt
+    _tally(plan, config, rng, tally, harmful, complies, final_action, final_chosen,
+           final_strategy, final_triggers, rounds_used, calls, first_index)  # fmt: skip
+
+
+def _subset(batch: FindingsBatch, s: np.ndarray) -> FindingsBatch:
+    return FindingsBatch(
+        verdict=batch.verdict[s],
+        severity=batch.severity[s],
+        confidence=batch.confidence[s],
+        disagreement=batch.disagreement[s],
+        valid=batch.valid[s],
+        judge_score=batch.judge_score[s],
+        judge_confidence=batch.judge_confidence[s],
+        context=batch.context[s],
+        audit_draw=batch.audit_draw[s],
+        rounds_left=batch.rounds_left[s],
+    )
+
+
+def _tally(
+    plan: Plan,
+    config: SimulationConfig,
+    rng: np.random.Generator,
+    tally: Tally,
+    harmful: np.ndarray,
+    complies: np.ndarray,
+    action: np.ndarray,
+    chosen: np.ndarray,
+    strategy: np.ndarray,
+    triggers: np.ndarray,
+    rounds_used: np.ndarray,
+    calls: np.ndarray,
+    first_index: int,
+) -> None:
+    n = len(harmful)
+    chosen_complies = np.take_along_axis(complies, chosen[:, None].astype(np.intp), axis=1)[:, 0]
+    escalated = action == ACTION_ESCALATE
+    human_right = rng.random(n) >= config.human_error_rate
+    human_complies = np.where(human_right, ~harmful, harmful)
+    final = np.where(escalated, human_complies, chosen_complies)
+    benign = ~harmful
+    tally.episodes += n
+    tally.harmful += int(harmful.sum())
+    tally.benign += int(benign.sum())
+    tally.pass_through += int((harmful & final).sum())
+    tally.false_refusal += int((benign & ~final).sum())
+    tally.auto_pass_through += int((harmful & ~escalated & chosen_complies).sum())
+    tally.auto_false_refusal += int((benign & ~escalated & ~chosen_complies).sum())
+    tally.chosen_pass_through += int((harmful & chosen_complies).sum())
+    tally.chosen_false_refusal += int((benign & ~chosen_complies).sum())
+    tally.escalated += int(escalated.sum())
+    tally.escalated_harmful += int((escalated & harmful).sum())
+    tally.revised += int((rounds_used > 0).sum())
+    tally.revisions += int(rounds_used.sum())
+    tally.model_calls += int(calls.sum())
+    for bit, name in TRIGGER_NAMES.items():
+        tally.triggers[name] += int(((triggers & bit) != 0).sum())
+    counts = np.bincount(strategy, minlength=len(STRATEGY_NAMES))
+    for i, name in enumerate(STRATEGY_NAMES):
+        tally.strategies[name] += int(counts[i])
+    horizon = config.horizon_days
+    day = ((first_index + np.arange(n)) / config.episodes_per_day).astype(np.int64)
+    in_horizon = escalated & (day < horizon)
+    per_day = np.bincount(day[in_horizon], minlength=horizon)[:horizon]
+    if tally.daily_escalations.size == 0:
+        tally.daily_escalations = np.zeros(horizon, dtype=np.int64)
+    tally.daily_escalations += per_day
+
+
+def run_plan(
+    plan: Plan,
+    config: SimulationConfig,
+    *,
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Tally:
+    """Simulate ``config.episodes`` episodes in chunks; ``progress(n)`` after each chunk.
+
+    Chunk ``k`` draws from its own generator seeded by ``(seed, k)``, so a result depends on
+    the seed and the chunk size only, and memory on the chunk size only.
+    """
+    base_seed = config.seed if seed is None else seed
+    tally = Tally()
+    done = 0
+    chunk = 0
+    while done < config.episodes:
+        n = min(config.chunk_size, config.episodes - done)
+        rng = np.random.default_rng([base_seed, chunk])
+        simulate_chunk(plan, config, rng, n, done, tally)
+        done += n
+        chunk += 1
+        if progress is not None:
+            progress(n)
+    return tally
