@@ -553,20 +553,29 @@ def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     return line
 
 
-def _loc_name(loc: Sequence[int | str]) -> str:
+def _loc_name(loc: Sequence[int | str], data: Any = None) -> str:
+    """``principles[2] (privacy).weight``: the key path, with the id of a listed item."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            item = data[part] if isinstance(data, list) and 0 <= part < len(data) else None
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                out += f" ({item['id']})"
+            data = item
+        else:
+            out += f".{part}" if out else str(part)
+            data = data.get(part) if isinstance(data, dict) else None
     return out or "(top level)"
 
 
-def _describe_errors(err: ValidationError, node: yaml.Node | None) -> str:
+def _describe_errors(err: ValidationError, node: yaml.Node | None, data: Any = None) -> str:
     parts = []
     for item in err.errors():
         loc = [p for p in item["loc"] if isinstance(p, int | str)]
         # pydantic adds the validator's name for annotated/function validators; drop non-keys.
         loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
-        key = _loc_name(loc)
+        key = _loc_name(loc, data)
         line = _line_of(node, loc) if node is not None else None
         where = f"line {line}: " if line else ""
         kind = item["type"]
@@ -576,6 +585,8 @@ def _describe_errors(err: ValidationError, node: yaml.Node | None) -> str:
             msg = f"{where}{key}: unknown key; remove it or check its spelling"
         else:
             text = item["msg"].removeprefix("Value error, ")
+            text = text.replace("a valid tuple", "a list").replace("Tuple should", "List should")
+            text = text.replace("a valid dictionary", "a mapping (key: value)")
             msg = f"{where}{key}: {text} (got {item.get('input')!r})"
         parts.append(msg)
     return "; ".join(parts)
@@ -587,7 +598,7 @@ def _validate(
     try:
         return model.model_validate({**data, "source": str(path)})
     except ValidationError as err:
-        raise ConfigError(_describe_errors(err, node), path=path) from None
+        raise ConfigError(_describe_errors(err, node, data), path=path) from None
 
 
 def load_overlay(path: str | Path, *, relative_to: str | Path | None = None) -> Overlay:

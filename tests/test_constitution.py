@@ -166,18 +166,18 @@ def test_missing_key_names_key_and_line(tmp_path: Path) -> None:
         load_constitution(path)
     message = str(info.value)
     assert str(path) in message
-    assert "line 3: principles[0].purpose: required key is missing" in message
+    assert "line 3: principles[0] (a).purpose: required key is missing" in message
 
 
 def test_wrong_type_names_key(tmp_path: Path) -> None:
     path = write(tmp_path, doc("a") + "    weight: heavy\n")
-    with pytest.raises(ConfigError, match=r"principles\[0\]\.weight.*'heavy'"):
+    with pytest.raises(ConfigError, match=r"principles\[0\] \(a\)\.weight.*'heavy'"):
         load_constitution(path)
 
 
 def test_unknown_key_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, doc("a") + "    wieght: 1\n")
-    with pytest.raises(ConfigError, match=r"principles\[0\]\.wieght: unknown key"):
+    with pytest.raises(ConfigError, match=r"principles\[0\] \(a\)\.wieght: unknown key"):
         load_constitution(path)
 
 
