@@ -698,9 +698,7 @@ class HumanQueue:
             leases[s.case_id].append(self._lease(s))
         decided: dict[str, list[DecisionRecord]] = {i: [] for i in ids}
         for d in conn.execute(
-            sa.select(decisions)
-            .where(decisions.c.case_id.in_(ids))
-            .order_by(decisions.c.created_at, decisions.c.id)
+            sa.select(decisions).where(decisions.c.case_id.in_(ids)).order_by(decisions.c.seq)
         ):
             decided[d.case_id].append(self._record(d))
         return [
@@ -968,11 +966,10 @@ class HumanQueue:
                     f"case {case_id} has no candidate {decision.choice!r}; "
                     f"choose one of {candidate_ids} or give an edited answer"
                 )
-            reviews = conn.execute(
-                sa.select(decisions)
-                .where(decisions.c.case_id == case_id, decisions.c.tie_break.is_(False))
-                .order_by(decisions.c.created_at, decisions.c.id)
+            every = conn.execute(
+                sa.select(decisions).where(decisions.c.case_id == case_id).order_by(decisions.c.seq)
             ).all()
+            reviews = [r for r in every if not r.tie_break]
             decision_id = new_id()
             if tie_break:
                 if self.admins is not None and reviewer not in self.admins:
@@ -1024,6 +1021,7 @@ class HumanQueue:
                 sa.insert(decisions).values(
                     id=decision_id,
                     case_id=case_id,
+                    seq=len(every) + 1,
                     reviewer=reviewer,
                     choice=decision.choice,
                     edited_text=decision.edited_text,

@@ -114,6 +114,7 @@ def build_tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             nullable=False,
             index=True,
         ),
+        sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("reviewer", sa.String(200), nullable=False),
         sa.Column("choice", sa.String(200), nullable=True),
         sa.Column("edited_text", sa.Text, nullable=True),
@@ -124,6 +125,8 @@ def build_tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("case_status", sa.String(16), nullable=False),
         sa.Column("created_at", sa.Double, nullable=False),
         sa.UniqueConstraint("case_id", "reviewer", "tie_break", name=f"{prefix}uq_decision"),
+        # Order of decisions within a case, assigned under the case's lock.
+        sa.UniqueConstraint("case_id", "seq", name=f"{prefix}uq_decision_seq"),
     )
     return md, {
         "meta": meta,
