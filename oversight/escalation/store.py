@@ -289,6 +289,11 @@ class QueueStore:
                 f"{self.where} cannot be opened for writing ({text}); check the path and its "
                 "permissions"
             )
+        if "connect" in lowered or "connection" in lowered:
+            return QueueStoreError(
+                f"{self.where} is unreachable ({text.strip()}); check that the server runs and "
+                "that the URL's host, port, user and database are right"
+            )
         return QueueStoreError(f"{self.where}: database error: {text}")
 
     def drop_all(self) -> None:
