@@ -258,6 +258,8 @@ class Runtime:
             )  # fmt: skip
             outcome.status = "failed"
         except Exception as exc:  # an agent that raises fails its episode, not the run
+            while isinstance(exc, ExceptionGroup) and exc.exceptions:
+                exc = exc.exceptions[0]
             await publish(
                 Failure(stage=getattr(exc, "stage", stage), error_type=type(exc).__name__,
                         message=str(exc)[:2000], agent=getattr(exc, "agent", None)),

@@ -20,13 +20,10 @@ RESPONSE_TEMPLATE = (
 
 
 def _jailbreak_signals(messages: list[dict[str, str]]) -> tuple[str, ...]:
-    """Jailbreak techniques found in the conversation (decoded first), when the signal
-    detector of ``oversight.safety`` is installed."""
-    try:
-        from ..safety.jailbreak import detect_signals
-    except ImportError:  # pragma: no cover - the detector ships with the package
-        return ()
-    return tuple(detect_signals(messages))
+    """Jailbreak techniques found in the whole conversation (decoded first)."""
+    from ..safety.jailbreak import conversation_signals
+
+    return tuple(conversation_signals([(m["role"], m["content"]) for m in messages]))
 
 
 @register_role("safety")
