@@ -100,6 +100,8 @@ def test_submission_validation() -> None:
         submission(prompt=[])
     with pytest.raises(ValidationError):
         submission(reviewers_required=0)
+    with pytest.raises(ValidationError, match="details must be JSON"):
+        submission(details={"when": object()})
     with pytest.raises(ValidationError, match="exactly one"):
         Decision(choice="c0", edited_text="x")
     with pytest.raises(ValidationError, match="exactly one"):

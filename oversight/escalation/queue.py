@@ -13,6 +13,7 @@ so a crash or ``kill -9`` never leaves half a decision, and a retried ``request_
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Any, Literal, TypeAlias
 
 import anyio
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import Connection
 
 from ..errors import CaseNotFound, EscalationError, LeaseError
@@ -93,6 +94,18 @@ class CaseSubmission(_Model):
     """The prompt's id in its prompt set, for provenance."""
     reason: str = ""
     """A sentence for the reviewer explaining the escalation."""
+
+    @field_validator("details")
+    @classmethod
+    def _json_details(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"details must be JSON (dicts, lists, strings, numbers); {exc}. Dump envelopes "
+                "with model_dump(mode='json')"
+            ) from exc
+        return value
 
     @model_validator(mode="after")
     def _check_candidates(self) -> CaseSubmission:

@@ -165,7 +165,21 @@ class QueueStore:
         self.metadata, self.tables = build_tables(table_prefix)
         self.engine = self._create_engine()
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
-        self._prepare()
+        # PostgreSQL reads see one snapshot across the statements that build a case.
+        self._read_engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
+        for attempt in range(2):
+            try:
+                self._prepare()
+                break
+            except QueueStoreError:
+                # Two processes creating the tables of a fresh PostgreSQL database at once:
+                # the loser's CREATE fails; looking again finds the winner's tables.
+                if attempt or self.is_sqlite:
+                    raise
 
     # -- engine -------------------------------------------------------------------------
 
@@ -255,7 +269,7 @@ class QueueStore:
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """One read transaction."""
-        with self.translate_errors(), self.engine.begin() as conn:
+        with self.translate_errors(), self._read_engine.begin() as conn:
             yield conn
 
     @contextlib.contextmanager
