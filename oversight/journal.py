@@ -114,6 +114,13 @@ class Journal:
         journal._fh = journal.path.open("a", encoding="utf-8")
         return journal, scan
 
+    @property
+    def file(self) -> IO[str]:
+        """The open file, for a :class:`~oversight.bus.JournalInterceptor` to write lines to."""
+        if self._fh is None:
+            raise JournalError(f"{self.path}: journal is closed")
+        return self._fh
+
     def write(self, env: Envelope) -> None:
         if self._fh is None:
             raise JournalError(f"{self.path}: journal is closed")

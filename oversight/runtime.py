@@ -642,7 +642,7 @@ class Runtime:
         outcomes: list[EpisodeOutcome] = []
         done = 0
         try:
-            async with Bus(interceptors=[JournalInterceptor(journal.write_line)]) as bus:
+            async with Bus(interceptors=[JournalInterceptor(journal.file)]) as bus:
                 send, receive = anyio.create_memory_object_stream[Prompt | PromptProblem](
                     self.concurrency
                 )
@@ -669,7 +669,7 @@ class Runtime:
                     async with send:
                         for item in todo:
                             await send.send(item)
-                messages = bus.stats.total_published if hasattr(bus, "stats") else 0
+                messages = bus.statistics().total().published
         finally:
             journal.close()
             for backend in self.backends.values():

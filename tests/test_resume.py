@@ -47,7 +47,7 @@ def test_kill_9_then_resume_gives_the_rows_of_an_uninterrupted_run(tmp_path: Pat
     runs = tmp_path / "runs"
     cmd = [sys.executable, "-m", "oversight", "run", str(hierarchy), "--prompts", str(prompts),
            "--runs-dir", str(runs), "--queue", queue_url, "--json"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = runs / "test" / "journal.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
