@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from oversight.cli.constitution import register
 from oversight.constitution import (
     Constitution,
     Overlay,
@@ -305,3 +309,49 @@ def test_rule_without_edges_is_rejected(tmp_path: Path) -> None:
     rules = "rules:\n  - {id: r, when: {domain: medical}}\n"
     with pytest.raises(ConfigError, match=r"rules\[0\] \(r\): the rule has neither"):
         load_constitution(write(tmp_path, doc("a", "b", extra=rules)))
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(app)
+    return app
+
+
+def test_cli_show_applies_overlays_and_context() -> None:
+    result = CliRunner().invoke(
+        _cli(),
+        ["constitution", "show", DEFAULT, "-o", "overlays/eu-gdpr.yaml",
+         "-c", "domain=medical", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["overlays"] == ["eu-gdpr"]
+    assert data["rules_applied"] == ["high-stakes-honesty"]
+    assert ["honesty", "helpfulness"] in data["edges"]
+    assert ["privacy", "balance"] in data["edges"]
+    table = CliRunner().invoke(_cli(), ["constitution", "show"])
+    assert table.exit_code == 0
+    assert "  harm > helpfulness\n" in table.output
+    assert "honesty > helpfulness" not in table.output
+
+
+def test_cli_resolve_prints_strategy_and_winner() -> None:
+    result = CliRunner().invoke(
+        _cli(), ["constitution", "resolve", "c0=harm", "c1=helpfulness,balance", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["strategy"], data["winner"]) == ("priority", "c1")
+    result = CliRunner().invoke(_cli(), ["constitution", "resolve", "c0=harm", "c1=privcy"])
+    assert result.exit_code == 2
+    assert "privcy" in result.output
+    result = CliRunner().invoke(_cli(), ["constitution", "resolve", "c0", "-c", "x"])
+    assert result.exit_code == 2
