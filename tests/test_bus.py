@@ -7,6 +7,8 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio.abc import TaskStatus
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oversight.bus import (
     Bus,
@@ -367,3 +369,36 @@ def test_bad_subscription_arguments() -> None:
         bus.subscribe("#", buffer=-1)
     with pytest.raises(BusError, match="invalid pattern"):
         bus.subscribe("a..b")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    publishers=st.integers(1, 4),
+    per_publisher=st.integers(0, 30),
+    buffers=st.lists(st.integers(0, 4), min_size=1, max_size=4),
+)
+def test_property_every_subscriber_gets_every_envelope_in_publisher_order(
+    publishers: int, per_publisher: int, buffers: list[int]
+) -> None:
+    async def scenario() -> list[list[Envelope]]:
+        boxes: list[list[Envelope]] = [[] for _ in buffers]
+        async with anyio.create_task_group() as tg:
+            bus = Bus()
+            for box, size in zip(boxes, buffers, strict=True):
+                await tg.start(collect, bus.subscribe("#", buffer=size), box)
+
+            async def produce(p: int) -> None:
+                for i in range(per_publisher):
+                    await bus.publish(draft(i, sender=f"p{p}"))
+
+            async with anyio.create_task_group() as producers:
+                for p in range(publishers):
+                    producers.start_soon(produce, p)
+            await bus.aclose()
+        return boxes
+
+    for box in anyio.run(scenario):
+        assert len(box) == publishers * per_publisher
+        for p in range(publishers):
+            mine = [e.payload.candidate_id for e in box if e.sender == f"p{p}"]  # type: ignore[union-attr]
+            assert mine == [f"c{i}" for i in range(per_publisher)]

@@ -247,3 +247,11 @@ def test_escalating_policy_needs_a_reachable_human(tmp_path: Path) -> None:
 def test_missing_constitution_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_hierarchy(write(tmp_path, mutate(constitution="nowhere/none.yaml")))
+
+
+def test_dump_by_alias_round_trips_to_the_yaml_format() -> None:
+    spec = parse_hierarchy(minimal())
+    dumped = spec.model_dump(by_alias=True, exclude={"source"})
+    assert dumped["constitution"] == "constitutions/default.yaml"
+    assert dumped["escalation"] == "escalation/default.yaml"
+    assert parse_hierarchy(dumped) == spec
