@@ -146,7 +146,7 @@ class SimulatedBackend:
         harmful = bh.is_harmful_label(labels)
         agent = str(meta.get("agent", ""))
         task = str(meta.get("task", ""))
-        if str(meta.get("role")) == "judge" or task == "judge" or choices == ("A", "B"):
+        if task == "judge" or (not task and choices == ("A", "B")):
             return self._judge(meta, choices, harmful)
         principle = str(meta.get("principle") or "harm")
         if task == "safety_request":
