@@ -8,6 +8,8 @@ object streams with plain tuples and the same ``send_nowait``-then-``send`` prod
 Envelopes are real pydantic models, validated when built. The main figures build them before
 the clock starts (the bus's cost, not pydantic's); ``*_with_construction`` builds each envelope
 inside the timed loop as a producer would. Journal runs append JSON lines to a real file.
+Rates are wall-clock; ``cpu`` repeats them per CPU-second of this process, which is the steadier
+figure on a machine shared with other work.
 
     python benchmarks/bus.py [--messages 20000] [--buffer 256] [--repeats 3]
 """
@@ -46,7 +48,7 @@ def build(i: int) -> Envelope:
     )
 
 
-async def run_raw(n: int, buffer: int) -> float:
+async def run_raw(n: int, buffer: int) -> tuple[float, float]:
     streams = [anyio.create_memory_object_stream[object](buffer) for _ in range(SUBSCRIBERS)]
     counts = [0] * SUBSCRIBERS
 
@@ -60,7 +62,7 @@ async def run_raw(n: int, buffer: int) -> float:
     async with anyio.create_task_group() as tg:
         for k in range(SUBSCRIBERS):
             await tg.start(consume, k)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         sends = [s for s, _r in streams]
         for item in items:
             for send in sends:
@@ -70,14 +72,14 @@ async def run_raw(n: int, buffer: int) -> float:
                     await send.send(item)
         for send in sends:
             send.close()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert sum(counts) == n * SUBSCRIBERS, counts
-    return n * SUBSCRIBERS / elapsed
+    return n * SUBSCRIBERS / elapsed, n * SUBSCRIBERS / cpu
 
 
 async def run_bus(
     n: int, buffer: int, journal_path: Path | None, construct: bool
-) -> tuple[float, int]:
+) -> tuple[float, float, int]:
     journal = JournalInterceptor.to_file(journal_path) if journal_path else None
     bus = Bus([journal] if journal else [], buffer=buffer)
     counts = [0] * SUBSCRIBERS
@@ -93,42 +95,47 @@ async def run_bus(
     async with anyio.create_task_group() as tg:
         for k in range(SUBSCRIBERS):
             await tg.start(consume, k)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(n):
             await bus.publish(make(i))
         await bus.aclose()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     if journal is not None:
         journal.close()
     assert sum(counts) == n * SUBSCRIBERS, counts
     total = bus.statistics().total()
     assert total.delivered == n * SUBSCRIBERS and total.dropped == 0, total
-    return n * SUBSCRIBERS / elapsed, total.max_queue_depth
+    return n * SUBSCRIBERS / elapsed, n * SUBSCRIBERS / cpu, total.max_queue_depth
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     n, buffer = args.messages, args.buffer
-    raw: list[float] = []
-    bus: list[float] = []
-    journal: list[float] = []
-    built: list[float] = []
-    depth = 0
+    raw: list[tuple[float, float]] = []
+    bus: list[tuple[float, float]] = []
+    journal: list[tuple[float, float]] = []
+    built: list[tuple[float, float]] = []
+    depth = journal_bytes = 0
     await run_raw(1000, buffer)  # warm-up: imports, allocator, first-call paths
     await run_bus(1000, buffer, None, construct=False)
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             # Interleaved, so background load on a shared machine hits every variant alike.
             raw.append(await run_raw(n, buffer))
-            rate, depth = await run_bus(n, buffer, None, construct=False)
-            bus.append(rate)
+            *rates, depth = await run_bus(n, buffer, None, construct=False)
+            bus.append((rates[0], rates[1]))
             path = Path(tmp) / f"journal{r}.jsonl"
-            journal.append((await run_bus(n, buffer, path, construct=False))[0])
+            *rates, _ = await run_bus(n, buffer, path, construct=False)
+            journal.append((rates[0], rates[1]))
             lines = sum(1 for _ in path.open(encoding="utf-8"))
             assert lines == n, (lines, n)
             journal_bytes = path.stat().st_size
             path2 = Path(tmp) / f"built{r}.jsonl"
-            built.append((await run_bus(n, buffer, path2, construct=True))[0])
-    med = statistics.median
+            *rates, _ = await run_bus(n, buffer, path2, construct=True)
+            built.append((rates[0], rates[1]))
+
+    def med(runs: list[tuple[float, float]], which: int = 0) -> float:
+        return statistics.median(r[which] for r in runs)
+
     return {
         "benchmark": "bus",
         "messages": n,
@@ -141,6 +148,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "bus_journal_delivered_per_s": round(med(journal)),
         "bus_journal_ratio_to_raw": round(med(journal) / med(raw), 3),
         "bus_journal_with_construction_delivered_per_s": round(med(built)),
+        "cpu": {
+            "raw_delivered_per_cpu_s": round(med(raw, 1)),
+            "bus_delivered_per_cpu_s": round(med(bus, 1)),
+            "bus_journal_delivered_per_cpu_s": round(med(journal, 1)),
+            "bus_journal_with_construction_delivered_per_cpu_s": round(med(built, 1)),
+        },
         "journal_bytes_per_message": round(journal_bytes / n),
         "max_queue_depth": depth,
         "targets": {"bus_ratio_to_raw": 0.5, "bus_journal_delivered_per_s": 40000},
