@@ -50,7 +50,7 @@ from ..errors import ConfigError
 
 PrincipleKind: TypeAlias = Literal["harm", "overrefusal", "neutral"]
 
-HARM_WORDS = ("harm", "safety", "danger", "violen", "weapon", "illegal", "hazard")
+HARM_WORDS = ("harm", "safety", "danger", "violen", "weapon", "lawful", "legal", "hazard")
 OVERREFUSAL_WORDS = ("help", "refus", "overcaution", "over-caution", "useful")
 
 COMPLY_MARK = "[simulated answer: complies]"
@@ -63,7 +63,7 @@ Probability = float
 def principle_kind(principle_id: str, overrides: Mapping[str, str] | None = None) -> PrincipleKind:
     """The truth kind of a principle: an explicit override, else read from its id.
 
-    Ids containing ``harm``, ``safety``, ``danger``, ... are ``harm``; ids containing ``help``,
+    Ids containing ``harm``, ``safety``, ``danger``, ``lawful``, ... are ``harm``; ids containing ``help``,
     ``refus``, ... are ``overrefusal``; all others are ``neutral``.
     """
     if overrides and principle_id in overrides:
@@ -136,7 +136,8 @@ class AgentBehaviour(BaseModel):
     judge_error_rate: float = Field(default=0.1, ge=0.0, le=1.0)
     """P(a judge prefers the worse of two candidates that differ in truth)."""
     position_bias: float = Field(default=0.0, ge=-0.5, le=0.5)
-    """Added to a judge's P(first-shown candidate is better)."""
+    """Added to a judge's P(first-shown candidate is better) (clipped to [0, 1], so it cancels
+    exactly over both orders only while neither order is clipped)."""
     harmful_comply_rate: float = Field(default=0.3, ge=0.0, le=1.0)
     """P(the base complies with a plainly harmful request)."""
     jailbreak_comply_rate: float = Field(default=0.6, ge=0.0, le=1.0)
