@@ -101,7 +101,9 @@ def _placeholders(template: str) -> set[str]:
     return names
 
 
-def _check_template(template: str, allowed: frozenset[str], what: str) -> str:
+def _check_template(
+    template: str, allowed: frozenset[str], what: str, required: str | None = None
+) -> str:
     try:
         names = _placeholders(template)
     except ValueError as err:
@@ -114,6 +116,10 @@ def _check_template(template: str, allowed: frozenset[str], what: str) -> str:
             f"{what} uses unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
             f"allowed: {', '.join('{' + n + '}' for n in sorted(allowed))} "
             "(write literal braces as '{{' and '}}')"
+        )
+    if required is not None and required not in names:
+        raise ValueError(
+            f"{what} never shows the model the {required} to judge; put {{{required}}} in it"
         )
     return template
 
@@ -150,10 +156,10 @@ class Principle(_Config):
     """One or two sentences on what the principle protects and why."""
     critique_prompt: str
     """Template asking whether a response violates the principle, ending in a Yes/No question;
-    placeholders ``{request}`` and ``{response}``."""
+    placeholders ``{request}`` and ``{response}`` (required)."""
     revision_prompt: str
     """Template asking for a rewrite that satisfies the principle; placeholders ``{request}``,
-    ``{response}`` and ``{critique}``."""
+    ``{response}`` (required) and ``{critique}``."""
     weight: float = Field(default=1.0, ge=0.0)
     """Importance in weighted scoring (cost = weight x severity x confidence)."""
     severity: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -167,12 +173,12 @@ class Principle(_Config):
     @field_validator("critique_prompt")
     @classmethod
     def _critique(cls, value: str) -> str:
-        return _check_template(value, CRITIQUE_PLACEHOLDERS, "critique_prompt")
+        return _check_template(value, CRITIQUE_PLACEHOLDERS, "critique_prompt", "response")
 
     @field_validator("revision_prompt")
     @classmethod
     def _revision(cls, value: str) -> str:
-        return _check_template(value, REVISION_PLACEHOLDERS, "revision_prompt")
+        return _check_template(value, REVISION_PLACEHOLDERS, "revision_prompt", "response")
 
     @field_validator("refusal_template")
     @classmethod

@@ -226,6 +226,12 @@ def test_unknown_placeholder_is_rejected(tmp_path: Path) -> None:
         load_constitution(write(tmp_path, text))
 
 
+def test_critique_prompt_must_show_the_response(tmp_path: Path) -> None:
+    text = doc("a").replace("response {response}.", "no placeholder.")
+    with pytest.raises(ConfigError, match=r"critique_prompt never shows the model the response"):
+        load_constitution(write(tmp_path, text))
+
+
 def test_literal_braces_survive_rendering() -> None:
     p = Principle(
         id="a", version="1", name="a", category="c", purpose="p",
