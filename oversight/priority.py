@@ -225,7 +225,8 @@ class PriorityGraph:
 
     def path(self, a: str, b: str, context: Context | None = None) -> list[str]:
         """The shortest edge path a -> ... -> b that makes a prevail, or [] when a does not."""
-        self.index(a), self.index(b)
+        self.index(a)  # unknown ids raise, with a suggestion
+        self.index(b)
         if a == b or not self.prevails(a, b, context):
             return []
         return [str(n) for n in nx.shortest_path(self.graph(context), a, b)]
