@@ -43,7 +43,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .errors import BusError, JournalError, RequestTimeout
-from .messages import Envelope
+from .messages import Envelope, Failure, envelope
 
 TopicPattern = str | Callable[[Envelope], bool]
 """A topic pattern (``episode.*.draft``, ``episode.#``) or a predicate over envelopes."""
@@ -593,11 +593,32 @@ class Bus:
     ) -> None:
         """Answer requests: for each envelope matching ``pattern``, publish ``handler(env)``
         (unless None). Start it with ``await tg.start(bus.serve, "topic", handler)``; it ends
-        when the bus closes."""
-        async with self.subscribe(pattern, buffer=buffer, name=f"serve:{pattern}") as sub:
+        when the bus closes.
+
+        When the handler raises, the requester gets a :class:`~oversight.messages.Failure`
+        reply (topic ``<request topic>.failure``) instead of waiting for its timeout, and the
+        server goes on with the next request.
+        """
+        name = f"serve:{pattern}" if isinstance(pattern, str) else "serve"
+        async with self.subscribe(pattern, buffer=buffer, name=name) as sub:
             task_status.started()
             async for request in sub:
-                reply = await handler(request)
+                try:
+                    reply = await handler(request)
+                except Exception as exc:  # a failing handler answers, it does not hang callers
+                    reply = envelope(
+                        Failure(
+                            stage="serve",
+                            error_type=type(exc).__name__,
+                            message=str(exc),
+                            agent=name,
+                        ),
+                        run=request.run,
+                        episode=request.episode,
+                        sender=name,
+                        topic=f"{request.topic}.failure",
+                        parents=(request.id,),
+                    )
                 if reply is not None and not self._closed:
                     await self.publish(reply)
 

@@ -205,6 +205,21 @@ async def test_request_reply_through_serve() -> None:
         await bus.aclose()
 
 
+async def test_a_failing_responder_answers_with_a_failure() -> None:
+    async def broken(request: Envelope) -> Envelope:
+        raise ValueError("model server down")
+
+    async with Bus() as bus, anyio.create_task_group() as tg:
+        await tg.start(bus.serve, "ask", broken)
+        for _ in range(2):  # the server survives the first failure
+            reply = await bus.request(draft(0, topic="ask"), timeout=5)
+            assert isinstance(reply.payload, Failure)
+            assert reply.payload.error_type == "ValueError"
+            assert "model server down" in reply.payload.message
+            assert reply.topic == "ask.failure"
+        await bus.aclose()
+
+
 async def test_request_times_out_without_a_responder() -> None:
     async with Bus() as bus:
         with pytest.raises(RequestTimeout, match="no reply"):
