@@ -391,7 +391,9 @@ class HumanQueue:
     is created) or ``postgresql+psycopg://user@host/db``. ``lease_seconds``: default claim
     length. ``require_claim=False`` lets ``resolve`` claim implicitly. ``admins``: reviewers
     allowed to break ties (None: the caller checks, e.g. the web app's accounts).
-    ``clock`` returns the time in seconds (injectable for tests).
+    ``synchronous``: SQLite's setting; ``NORMAL`` survives a crash of the process, ``FULL``
+    also a power loss (one fsync per commit). ``clock`` returns the time in seconds (injectable
+    for tests).
     """
 
     def __init__(
@@ -403,11 +405,14 @@ class HumanQueue:
         admins: Collection[str] | None = None,
         table_prefix: str = "queue_",
         busy_timeout: float = 5.0,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         clock: Callable[[], float] = time.time,
     ) -> None:
         if lease_seconds <= 0:
             raise EscalationError(f"lease_seconds must be positive, got {lease_seconds}")
-        self.store = QueueStore(url, table_prefix=table_prefix, busy_timeout=busy_timeout)
+        self.store = QueueStore(
+            url, table_prefix=table_prefix, busy_timeout=busy_timeout, synchronous=synchronous
+        )
         self.url = url
         self.lease_seconds = float(lease_seconds)
         self.require_claim = require_claim
@@ -780,74 +785,76 @@ class HumanQueue:
             raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
         return row
 
-    def _has_decided(self, conn: Connection, case_id: str, reviewer: str) -> bool:
-        decisions = self._t["decisions"]
-        return (
+    def _slots(self, conn: Connection, case_id: str) -> list[sa.Row[Any]]:
+        slots = self._t["slots"]
+        return list(
             conn.execute(
-                sa.select(decisions.c.id).where(
-                    decisions.c.case_id == case_id,
-                    decisions.c.reviewer == reviewer,
-                    decisions.c.tie_break.is_(False),
-                )
-            ).first()
-            is not None
+                sa.select(slots).where(slots.c.case_id == case_id).order_by(slots.c.slot)
+            ).all()
         )
 
     def _take_slot(
-        self, conn: Connection, case: sa.Row[Any], reviewer: str, now: float, expires: float
-    ) -> sa.Row[Any]:
-        """Renew the reviewer's own slot or take a free (or expired) one; ``LeaseError`` if
-        every slot is held. Runs inside the transaction that locked the case."""
+        self,
+        conn: Connection,
+        case: sa.Row[Any],
+        places: list[sa.Row[Any]],
+        reviewer: str,
+        now: float,
+        expires: float,
+    ) -> Lease:
+        """Renew the reviewer's own place or take a free (or expired) one; ``LeaseError`` if
+        every place is held. Runs inside the transaction that locked the case; ``places`` are
+        the case's slot rows read in that transaction."""
         slots = self._t["slots"]
         if case.status != "open":
             extra = " (an admin must break the tie)" if case.status == "tie" else ""
             raise LeaseError(f"case {case.id} is {case.status}{extra}; it cannot be claimed")
-        if self._has_decided(conn, case.id, reviewer):
+        mine = [p for p in places if p.reviewer == reviewer]
+        if mine and mine[0].decided:
             raise LeaseError(f"reviewer {reviewer!r} has already decided case {case.id}")
-        own = conn.execute(
-            sa.select(slots).where(slots.c.case_id == case.id, slots.c.reviewer == reviewer)
-        ).one_or_none()
-        if own is not None:
-            conn.execute(
-                sa.update(slots)
-                .where(slots.c.case_id == case.id, slots.c.slot == own.slot)
-                .values(claimed_at=now, expires_at=expires)
-            )
-            return own
-        free = conn.execute(
-            sa.select(slots)
-            .where(
-                slots.c.case_id == case.id,
-                slots.c.decided.is_(False),
-                sa.or_(slots.c.reviewer.is_(None), slots.c.expires_at <= now),
-            )
-            .order_by(slots.c.slot)
-        ).all()
-        for slot in free:
-            # Compare-and-swap: only succeeds if nobody took the slot since we looked.
-            same = (
-                slots.c.reviewer.is_(None)
-                if slot.reviewer is None
-                else sa.and_(slots.c.reviewer == slot.reviewer, slots.c.expires_at <= now)
-            )
+        if mine:
+            candidates = mine
+        else:
+            candidates = [
+                p
+                for p in places
+                if not p.decided and (p.reviewer is None or (p.expires_at or 0.0) <= now)
+            ]
+        for place in candidates:
+            # Compare-and-swap: only succeeds if nobody took the place since we looked.
+            same: sa.ColumnElement[bool]
+            if place.reviewer is None:
+                same = slots.c.reviewer.is_(None)
+            elif place.reviewer == reviewer:
+                same = slots.c.reviewer == reviewer
+            else:
+                same = sa.and_(slots.c.reviewer == place.reviewer, slots.c.expires_at <= now)
             taken = conn.execute(
                 sa.update(slots)
                 .where(
                     slots.c.case_id == case.id,
-                    slots.c.slot == slot.slot,
+                    slots.c.slot == place.slot,
                     slots.c.decided.is_(False),
                     same,
                 )
                 .values(reviewer=reviewer, claimed_at=now, expires_at=expires)
             )
             if taken.rowcount == 1:
-                return slot
-        holders = conn.execute(
-            sa.select(slots.c.reviewer).where(slots.c.case_id == case.id, *self._active(now))
-        ).scalars()
+                return Lease(
+                    case_id=case.id,
+                    reviewer=reviewer,
+                    slot=place.slot,
+                    claimed_at=_dt(now),
+                    expires_at=_dt(expires),
+                )
+        holders = sorted(
+            p.reviewer
+            for p in places
+            if p.reviewer is not None and not p.decided and (p.expires_at or 0.0) > now
+        )
         raise LeaseError(
             f"case {case.id} needs {case.reviewers_required} reviewer(s) and every place is "
-            f"taken (claimed by {sorted(holders)} or decided); try again after a lease expires"
+            f"taken (claimed by {holders} or decided); try again after a lease expires"
         )
 
     def claim(self, case_id: str, reviewer: str, lease_seconds: float | None = None) -> Lease:
@@ -860,19 +867,13 @@ class HumanQueue:
         seconds = self.lease_seconds if lease_seconds is None else float(lease_seconds)
         if seconds <= 0:
             raise LeaseError(f"lease_seconds must be positive, got {seconds}")
-        slots = self._t["slots"]
         for _ in range(3):
             now = self._clock()
             try:
                 with self.store.write() as conn:
                     case = self._lock_case(conn, case_id)
-                    slot = self._take_slot(conn, case, reviewer, now, now + seconds)
-                    row = conn.execute(
-                        sa.select(slots).where(
-                            slots.c.case_id == case_id, slots.c.slot == slot.slot
-                        )
-                    ).one()
-                lease = self._lease(row)
+                    places = self._slots(conn, case_id)
+                    lease = self._take_slot(conn, case, places, reviewer, now, now + seconds)
                 break
             except sa.exc.IntegrityError:
                 continue  # the same reviewer claimed concurrently elsewhere: look again
@@ -923,7 +924,9 @@ class HumanQueue:
         _check_name(reviewer)
         for _ in range(3):
             try:
-                record = self._resolve_once(case_id, reviewer, decision, request_id, tie_break)
+                record, applied = self._resolve_once(
+                    case_id, reviewer, decision, request_id, tie_break
+                )
                 break
             except sa.exc.IntegrityError:
                 continue  # a concurrent retry of the same request: look again
@@ -932,22 +935,13 @@ class HumanQueue:
                 f"request id {request_id!r} is already used by another decision; "
                 "use a fresh request id for each new decision"
             )
-        if record is not None:
+        if applied:
             self._notify(
                 QueueEvent(
-                    kind="decide", case_id=case_id, status=record[0].case_status, reviewer=reviewer
+                    kind="decide", case_id=case_id, status=record.case_status, reviewer=reviewer
                 )
             )
-            return record[0]
-        return self._replayed(request_id)
-
-    def _replayed(self, request_id: str | None) -> DecisionRecord:
-        decisions = self._t["decisions"]
-        with self.store.read() as conn:
-            row = conn.execute(
-                sa.select(decisions).where(decisions.c.request_id == request_id)
-            ).one()
-        return self._record(row)
+        return record
 
     def _resolve_once(
         self,
@@ -956,32 +950,35 @@ class HumanQueue:
         decision: Decision,
         request_id: str | None,
         tie_break: bool,
-    ) -> tuple[DecisionRecord] | None:
-        """Apply a decision; None when ``request_id`` was already applied."""
+    ) -> tuple[DecisionRecord, bool]:
+        """Apply a decision in one transaction; returns the record and whether it was applied
+        now (False: ``request_id`` had been applied before, its record is returned)."""
         cases, slots, decisions = self._t["cases"], self._t["slots"], self._t["decisions"]
         now = self._clock()
         with self.store.write() as conn:
             case = self._lock_case(conn, case_id)
+            every = conn.execute(
+                sa.select(decisions).where(decisions.c.case_id == case_id).order_by(decisions.c.seq)
+            ).all()
             if request_id is not None:
-                prior = conn.execute(
-                    sa.select(decisions).where(decisions.c.request_id == request_id)
-                ).one_or_none()
+                prior = next((r for r in every if r.request_id == request_id), None)
+                if prior is None:
+                    prior = conn.execute(
+                        sa.select(decisions).where(decisions.c.request_id == request_id)
+                    ).one_or_none()
                 if prior is not None:
                     if prior.case_id != case_id or prior.reviewer != reviewer:
                         raise EscalationError(
                             f"request id {request_id!r} was already used by {prior.reviewer!r} "
                             f"on case {prior.case_id}; use a fresh request id per decision"
                         )
-                    return None
+                    return self._record(prior), False
             candidate_ids = [c["id"] for c in case.candidates]
             if decision.choice is not None and decision.choice not in candidate_ids:
                 raise EscalationError(
                     f"case {case_id} has no candidate {decision.choice!r}; "
                     f"choose one of {candidate_ids} or give an edited answer"
                 )
-            every = conn.execute(
-                sa.select(decisions).where(decisions.c.case_id == case_id).order_by(decisions.c.seq)
-            ).all()
             reviews = [r for r in every if not r.tie_break]
             decision_id = new_id()
             if tie_break:
@@ -998,28 +995,25 @@ class HumanQueue:
                 if case.status != "open":
                     extra = " (an admin must break the tie)" if case.status == "tie" else ""
                     raise LeaseError(f"case {case_id} is {case.status}{extra}; not deciding")
-                if self._has_decided(conn, case_id, reviewer):
+                if any(r.reviewer == reviewer for r in reviews):
                     raise LeaseError(f"reviewer {reviewer!r} has already decided case {case_id}")
-                own = conn.execute(
-                    sa.select(slots).where(
-                        slots.c.case_id == case_id,
-                        slots.c.reviewer == reviewer,
-                        slots.c.decided.is_(False),
+                places = self._slots(conn, case_id)
+                own = next((p for p in places if p.reviewer == reviewer), None)
+                if own is not None and own.expires_at is not None and own.expires_at > now:
+                    slot = own.slot
+                elif self.require_claim:
+                    why = "the claim expired" if own is not None else "no claim is held"
+                    raise LeaseError(
+                        f"reviewer {reviewer!r} cannot decide case {case_id}: {why}; claim it first"
                     )
-                ).one_or_none()
-                valid = own is not None and own.expires_at is not None and own.expires_at > now
-                if not valid:
-                    if self.require_claim:
-                        why = "the claim expired" if own is not None else "no claim is held"
-                        raise LeaseError(
-                            f"reviewer {reviewer!r} cannot decide case {case_id}: {why}; "
-                            "claim it first"
-                        )
-                    own = self._take_slot(conn, case, reviewer, now, now + self.lease_seconds)
-                assert own is not None
+                else:
+                    lease = self._take_slot(
+                        conn, case, places, reviewer, now, now + self.lease_seconds
+                    )
+                    slot = lease.slot
                 conn.execute(
                     sa.update(slots)
-                    .where(slots.c.case_id == case_id, slots.c.slot == own.slot)
+                    .where(slots.c.case_id == case_id, slots.c.slot == slot)
                     .values(decided=True, expires_at=now)
                 )
                 keys = [self._record(r).key for r in reviews] + [decision.key]
@@ -1030,22 +1024,21 @@ class HumanQueue:
                     winner = _outcome(keys, case.reviewers_required)
                     status = "tie" if winner is None else "decided"
                     final_id = None if winner is None else ids[winner]
-            conn.execute(
-                sa.insert(decisions).values(
-                    id=decision_id,
-                    case_id=case_id,
-                    seq=len(every) + 1,
-                    reviewer=reviewer,
-                    choice=decision.choice,
-                    edited_text=decision.edited_text,
-                    rationale=decision.rationale,
-                    principle_tags=list(decision.principle_tags),
-                    request_id=request_id,
-                    tie_break=tie_break,
-                    case_status=status,
-                    created_at=now,
-                )
-            )
+            values = {
+                "id": decision_id,
+                "case_id": case_id,
+                "seq": len(every) + 1,
+                "reviewer": reviewer,
+                "choice": decision.choice,
+                "edited_text": decision.edited_text,
+                "rationale": decision.rationale,
+                "principle_tags": list(decision.principle_tags),
+                "request_id": request_id,
+                "tie_break": tie_break,
+                "case_status": status,
+                "created_at": now,
+            }
+            conn.execute(sa.insert(decisions).values(**values))
             conn.execute(
                 sa.update(cases)
                 .where(cases.c.id == case_id)
@@ -1056,8 +1049,20 @@ class HumanQueue:
                     decided_at=now if status == "decided" else None,
                 )
             )
-            row = conn.execute(sa.select(decisions).where(decisions.c.id == decision_id)).one()
-        return (self._record(row),)
+        record = DecisionRecord(
+            id=decision_id,
+            case_id=case_id,
+            reviewer=reviewer,
+            choice=decision.choice,
+            edited_text=decision.edited_text,
+            rationale=decision.rationale,
+            principle_tags=decision.principle_tags,
+            request_id=request_id,
+            tie_break=tie_break,
+            case_status=status,
+            created_at=_dt(now),
+        )
+        return record, True
 
     def withdraw(self, case_id: str, reason: str) -> Case:
         """Take a case back (e.g. its run was cancelled). Decided cases cannot be withdrawn;

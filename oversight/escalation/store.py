@@ -2,8 +2,12 @@
 
 SQLAlchemy 2 Core with portable types only, so a ``sqlite:///path`` file (the default) and a
 ``postgresql+psycopg://...`` URL both work. SQLite runs in WAL mode with a busy timeout, foreign
-keys on and ``synchronous=FULL``; every write transaction on SQLite starts with
-``BEGIN IMMEDIATE`` so that two writers never deadlock on a read-to-write upgrade.
+keys on and ``synchronous=NORMAL`` (in WAL mode a commit survives a crash or ``kill -9`` of the
+process; only a power loss or OS crash can roll back the last commits, never corrupt the file;
+pass ``synchronous="FULL"`` to survive those too, at one fsync, about 5 ms, per commit). Every
+write transaction on SQLite starts with ``BEGIN IMMEDIATE`` so that two writers never deadlock
+on a read-to-write upgrade, and writers of one process take turns on a lock first (SQLite's own
+busy wait polls and is unfair: under contention one writer could starve past the timeout).
 
 Tables (names carry a prefix, ``queue_`` by default, so several queues can share a database):
 
@@ -18,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -151,7 +156,14 @@ class QueueStore:
     the operation fails with a ``QueueStoreError`` that says the file is locked.
     """
 
-    def __init__(self, url: str, *, table_prefix: str = "queue_", busy_timeout: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        table_prefix: str = "queue_",
+        busy_timeout: float = 5.0,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ):
         try:
             self.url = sa.make_url(url)
         except sa.exc.ArgumentError as exc:
@@ -161,6 +173,10 @@ class QueueStore:
             ) from exc
         self.where = _where(self.url)
         self.busy_timeout = busy_timeout
+        if synchronous not in ("NORMAL", "FULL"):
+            raise QueueStoreError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        self.synchronous = synchronous
+        self._write_lock = threading.Lock()
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.metadata, self.tables = build_tables(table_prefix)
         self.engine = self._create_engine()
@@ -213,7 +229,7 @@ class QueueStore:
                 cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
                 cursor.execute("PRAGMA foreign_keys = ON")
                 cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = FULL")
+                cursor.execute(f"PRAGMA synchronous = {self.synchronous}")
             finally:
                 cursor.close()
 
@@ -263,8 +279,20 @@ class QueueStore:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
-        with self.translate_errors(), self._write_engine.begin() as conn:
-            yield conn
+        if not self.is_sqlite:
+            with self.translate_errors(), self._write_engine.begin() as conn:
+                yield conn
+            return
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise QueueStoreError(
+                f"{self.where} is busy: this process's other writers held it for more than "
+                f"{self.busy_timeout:g} s; retry, or raise busy_timeout"
+            )
+        try:
+            with self.translate_errors(), self._write_engine.begin() as conn:
+                yield conn
+        finally:
+            self._write_lock.release()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
