@@ -2,9 +2,9 @@
 
 Prints one JSON object. ``--reviewers`` threads each loop: pick a case they can claim (a
 random one of the first 32 of ``list_cases(claimable_by=...)``), ``claim`` it, ``resolve`` it
-with a request id, until every case has ``--required`` decisions. Reported: decisions/s over the whole run and the p50/p99
-latency of ``claim`` and ``resolve`` (milliseconds). This is the API under the web page's HTTP
-benchmark (``benchmarks/queue.py``): the database's share of a decision.
+with a request id, until every case has ``--required`` decisions. Reported: decisions/s over
+the whole run and the p50/p99 latency of ``claim`` and ``resolve`` (milliseconds). This is the
+API under the web page's HTTP benchmark (``benchmarks/queue.py``): the database's share.
 
     python benchmarks/queue_store.py [--cases 400] [--reviewers 16] [--required 1] [--url URL]
 """
