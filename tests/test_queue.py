@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +59,43 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make_queue(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> Iterator[Callable[..., HumanQueue]]:
+    """Opens queues (with the test clock) on a SQLite file, or on fresh PostgreSQL tables."""
+    if request.param == "sqlite":
+        url, prefix = f"sqlite:///{tmp_path / 'queue.db'}", "queue_"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        prefix = f"t{uuid.uuid4().hex[:10]}_"
+    opened: list[HumanQueue] = []
+
+    def make(**options: Any) -> HumanQueue:
+        options.setdefault("lease_seconds", 60)
+        queue = HumanQueue(url, table_prefix=prefix, clock=clock, **options)
+        opened.append(queue)
+        return queue
+
+    yield make
+    if request.param == "postgres" and opened:
+        opened[0].store.drop_all()
+    for queue in opened:
+        queue.close()
+
+
 @pytest.fixture
-def queue(tmp_path: Path, clock: Clock) -> HumanQueue:
-    q = HumanQueue(f"sqlite:///{tmp_path / 'sub' / 'queue.db'}", lease_seconds=60, clock=clock)
-    yield q
-    q.close()
+def queue(make_queue: Callable[..., HumanQueue]) -> HumanQueue:
+    return make_queue()
 
 
-def test_submit_round_trips_the_case_and_creates_the_parent_folder(
-    queue: HumanQueue, tmp_path: Path
-) -> None:
+def test_the_sqlite_file_and_its_folder_are_created(tmp_path: Path) -> None:
+    with HumanQueue(f"sqlite:///{tmp_path / 'sub' / 'queue.db'}") as queue:
+        queue.submit(submission())
     assert (tmp_path / "sub" / "queue.db").exists()
+
+
+def test_submit_round_trips_the_case(queue: HumanQueue) -> None:
     case_id = queue.submit(submission(priority=3, reviewers_required=2, prompt_id="p1"))
     case = queue.get(case_id)
     assert case.status == "open"
@@ -80,6 +108,22 @@ def test_submit_round_trips_the_case_and_creates_the_parent_folder(
     assert (case.priority, case.reviewers_required, case.prompt_id) == (3, 2, "p1")
     assert case.open_slots == 2
     assert case.leases == () and case.decisions == ()
+
+
+def test_case_ids_complete_from_a_prefix(queue: HumanQueue) -> None:
+    ids = [queue.submit(submission(f"e{i}")) for i in range(20)]
+    for case_id in ids:
+        assert queue.complete_id(case_id) == case_id
+    first = ids[0]
+    unique = next(first[:n] for n in range(1, 33) if sum(i.startswith(first[:n]) for i in ids) == 1)
+    assert queue.complete_id(unique) == first
+    shared = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    with pytest.raises(CaseNotFound, match="ambiguous"):
+        queue.complete_id(shared)
+    with pytest.raises(CaseNotFound, match="empty"):
+        queue.complete_id("")
+    with pytest.raises(CaseNotFound, match="no case"):
+        queue.complete_id("zz%_")
 
 
 def test_submitting_the_same_episode_again_returns_the_existing_case(queue: HumanQueue) -> None:
@@ -201,8 +245,8 @@ def test_resolve_requires_an_unexpired_claim(queue: HumanQueue) -> None:
         queue.claim(case_id, "bob")
 
 
-def test_require_claim_false_claims_implicitly(tmp_path: Path) -> None:
-    with HumanQueue(f"sqlite:///{tmp_path / 'q.db'}", require_claim=False) as queue:
+def test_require_claim_false_claims_implicitly(make_queue: Callable[..., HumanQueue]) -> None:
+    with make_queue(require_claim=False) as queue:
         case_id = queue.submit(submission(reviewers_required=1))
         queue.claim(case_id, "alice")
         with pytest.raises(LeaseError, match="every place is taken"):
@@ -261,8 +305,8 @@ def test_majority_of_three_decides(queue: HumanQueue) -> None:
     assert decision.agreement == pytest.approx(2 / 3)
 
 
-def test_disagreement_is_a_tie_broken_by_an_admin(tmp_path: Path) -> None:
-    with HumanQueue(f"sqlite:///{tmp_path / 'q.db'}", admins={"root"}) as queue:
+def test_disagreement_is_a_tie_broken_by_an_admin(make_queue: Callable[..., HumanQueue]) -> None:
+    with make_queue(admins={"root"}) as queue:
         case_id = queue.submit(submission(reviewers_required=2))
         for reviewer, decision in [
             ("alice", Decision(choice="c0")),
