@@ -178,6 +178,8 @@ class QueueStore:
         self.synchronous = synchronous
         self._write_lock = threading.Lock()
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.table_prefix = table_prefix
+        """Prefix of every table name; tables that live beside the queue use it too."""
         self.metadata, self.tables = build_tables(table_prefix)
         self.engine = self._create_engine()
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
