@@ -98,6 +98,8 @@ def test_a_newer_schema_version_is_refused_unchanged(tmp_path: Path) -> None:
 def test_bad_urls(tmp_path: Path) -> None:
     with pytest.raises(QueueStoreError, match="not a database URL"):
         HumanQueue("not a url")
+    with pytest.raises(QueueStoreError, match="table prefix"):
+        HumanQueue(f"sqlite:///{tmp_path / 'q.db'}", table_prefix="x; drop table y")
     with pytest.raises(QueueStoreError, match="is a directory"):
         HumanQueue(f"sqlite:///{tmp_path}")
     with pytest.raises(QueueStoreError, match="unreachable") as err:

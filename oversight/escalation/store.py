@@ -21,6 +21,7 @@ Tables (names carry a prefix, ``queue_`` by default, so several queues can share
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -178,6 +179,11 @@ class QueueStore:
         self.synchronous = synchronous
         self._write_lock = threading.Lock()
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,30}", table_prefix):
+            raise QueueStoreError(
+                f"table prefix {table_prefix!r} must be letters, digits and '_' (at most 31), "
+                "starting with a letter or '_'"
+            )
         self.table_prefix = table_prefix
         """Prefix of every table name; tables that live beside the queue use it too."""
         self.metadata, self.tables = build_tables(table_prefix)
