@@ -63,8 +63,8 @@ Probability = float
 def principle_kind(principle_id: str, overrides: Mapping[str, str] | None = None) -> PrincipleKind:
     """The truth kind of a principle: an explicit override, else read from its id.
 
-    Ids containing ``harm``, ``safety``, ``danger``, ``lawful``, ... are ``harm``; ids containing ``help``,
-    ``refus``, ... are ``overrefusal``; all others are ``neutral``.
+    Ids containing ``harm``, ``safety``, ``danger``, ``lawful``, ... are ``harm``; ids
+    containing ``help``, ``refus``, ... are ``overrefusal``; all others are ``neutral``.
     """
     if overrides and principle_id in overrides:
         kind = overrides[principle_id]
@@ -331,11 +331,14 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "little")
 
 
-def stable_normal(*parts: object) -> float:
-    """One standard-normal draw fixed by ``parts``."""
-    return float(np.random.default_rng(stable_seed(*parts)).standard_normal())
+_STANDARD_NORMAL = NormalDist()
 
 
 def stable_uniform(*parts: object) -> float:
-    """One uniform draw in [0, 1) fixed by ``parts``."""
-    return float(np.random.default_rng(stable_seed(*parts)).random())
+    """One uniform draw in (0, 1) fixed by ``parts`` (53 bits of a BLAKE2b hash)."""
+    return ((stable_seed(*parts) >> 11) + 0.5) / 2.0**53
+
+
+def stable_normal(*parts: object) -> float:
+    """One standard-normal draw fixed by ``parts`` (the inverse CDF of :func:`stable_uniform`)."""
+    return _STANDARD_NORMAL.inv_cdf(stable_uniform(*parts))
