@@ -188,6 +188,21 @@ def test_list_orders_by_priority_then_age_and_filters(queue: HumanQueue, clock: 
         queue.list_cases(status="pending")
 
 
+def test_listing_many_cases_reads_claims_and_decisions_in_chunks(
+    queue: HumanQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("oversight.escalation.queue._CHUNK", 2)
+    ids = [queue.submit(submission(f"e{i}")) for i in range(5)]
+    queue.claim(ids[0], "ann")
+    queue.claim(ids[4], "bob")
+    queue.resolve(ids[4], "bob", Decision(choice="c0"))
+    cases = {c.id: c for c in queue.list_cases()}
+    assert len(cases) == 5
+    assert [lease.reviewer for lease in cases[ids[0]].leases] == ["ann"]
+    assert [d.reviewer for d in cases[ids[4]].decisions] == ["bob"]
+    assert all(not cases[i].leases and not cases[i].decisions for i in ids[1:4])
+
+
 def test_claim_lease_expiry_returns_the_case_to_the_pool(queue: HumanQueue, clock: Clock) -> None:
     case_id = queue.submit(submission())
     lease = queue.claim(case_id, "alice")

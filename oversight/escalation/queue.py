@@ -43,6 +43,8 @@ CASE_STATUSES: tuple[CaseStatus, ...] = ("open", "decided", "tie", "withdrawn")
 TERMINAL_STATUSES: frozenset[str] = frozenset({"decided", "withdrawn"})
 
 _NAME = Field(min_length=1, max_length=200)
+_CHUNK = 500
+"""Case ids per ``IN (...)`` query, under every driver's limit on bound parameters."""
 
 
 class _Model(BaseModel):
@@ -575,10 +577,11 @@ class HumanQueue:
         *,
         claimable_by: str | None = None,
         claimed_by: str | None = None,
-        limit: int = 100,
+        limit: int | None = None,
         offset: int = 0,
     ) -> list[Case]:
-        """Cases by priority (highest first), then age (oldest first).
+        """Cases by priority (highest first), then age (oldest first); every match unless
+        ``limit`` is given.
 
         Filters combine with AND: ``status`` (one or several of ``open``, ``decided``, ``tie``,
         ``withdrawn``), ``run``, ``principle``, ``trigger``; ``claimable_by=NAME``: open cases
@@ -589,7 +592,10 @@ class HumanQueue:
         query = sa.select(cases).where(*self._filters(status, run, principle, trigger))
         query = query.where(*self._reviewer_filters(claimable_by, claimed_by))
         query = query.order_by(cases.c.priority.desc(), cases.c.created_at, cases.c.id)
-        query = query.limit(max(0, limit)).offset(max(0, offset))
+        if limit is not None:
+            query = query.limit(max(0, limit))
+        if offset:
+            query = query.offset(max(0, offset))
         with self.store.read() as conn:
             return self._build(conn, conn.execute(query).all())
 
@@ -708,17 +714,21 @@ class HumanQueue:
         ids = [r.id for r in rows]
         now = self._clock()
         leases: dict[str, list[Lease]] = {i: [] for i in ids}
-        for s in conn.execute(
-            sa.select(slots)
-            .where(slots.c.case_id.in_(ids), *self._active(now))
-            .order_by(slots.c.case_id, slots.c.slot)
-        ):
-            leases[s.case_id].append(self._lease(s))
         decided: dict[str, list[DecisionRecord]] = {i: [] for i in ids}
-        for d in conn.execute(
-            sa.select(decisions).where(decisions.c.case_id.in_(ids)).order_by(decisions.c.seq)
-        ):
-            decided[d.case_id].append(self._record(d))
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            for s in conn.execute(
+                sa.select(slots)
+                .where(slots.c.case_id.in_(chunk), *self._active(now))
+                .order_by(slots.c.case_id, slots.c.slot)
+            ):
+                leases[s.case_id].append(self._lease(s))
+            for d in conn.execute(
+                sa.select(decisions)
+                .where(decisions.c.case_id.in_(chunk))
+                .order_by(decisions.c.case_id, decisions.c.seq)
+            ):
+                decided[d.case_id].append(self._record(d))
         return [
             Case(
                 id=r.id,
