@@ -38,9 +38,12 @@ def measure(concurrency: int, episodes: int, tmp: Path) -> dict[str, float]:
     spec = load_hierarchy(resolve_config("roles/default.yaml"))
     queue = HumanQueue(f"sqlite:///{tmp / f'queue-{concurrency}.db'}")
     runtime = Runtime(
-        spec, run_name=f"bench-{concurrency}", run_dir=tmp / f"run-{concurrency}",
-        queue=queue, concurrency=concurrency,
-    )  # fmt: skip
+        spec,
+        run_name=f"bench-{concurrency}",
+        run_dir=tmp / f"run-{concurrency}",
+        queue=queue,
+        concurrency=concurrency,
+    )
     result = anyio.run(runtime.run, prompt_set(episodes))
     queue.close()
     counts = result.counts()

@@ -55,8 +55,11 @@ STRATEGY_NONE, STRATEGY_PRIORITY, STRATEGY_WEIGHTED, STRATEGY_REVIEW, STRATEGY_H
     TRIGGER_AUDIT,
 ) = 1, 2, 4, 8, 16
 
-VERDICT_NAMES = {VERDICT_SATISFIED: "satisfied", VERDICT_VIOLATED: "violated",
-                 VERDICT_UNCERTAIN: "uncertain"}  # fmt: skip
+VERDICT_NAMES = {
+    VERDICT_SATISFIED: "satisfied",
+    VERDICT_VIOLATED: "violated",
+    VERDICT_UNCERTAIN: "uncertain",
+}
 VERDICT_CODES = {name: code for code, name in VERDICT_NAMES.items()}
 ACTION_NAMES = ("consensus", "revise", "escalate")
 STRATEGY_NAMES = ("none", "priority", "weighted", "review", "human")

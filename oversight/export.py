@@ -23,7 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from .journal import read_journal
-from .messages import Adjudication, Envelope, envelope
+from .messages import (
+    Adjudication,
+    Audit,
+    Consensus,
+    Critique,
+    Draft,
+    Envelope,
+    Escalation,
+    Prompt,
+    Resolution,
+    Revision,
+    SafetyAssessment,
+    envelope,
+)
 
 
 @dataclass
@@ -105,9 +118,13 @@ def export_run(run_dir: str | Path, *, queue: Any = None) -> ExportResult:
             for case_id, adj in fresh:
                 esc = escalations[case_id]
                 env = envelope(
-                    adj, run=esc.run, episode=esc.episode, sender=f"human:{adj.reviewer}",
-                    topic="episode.adjudication", parents=(esc.id,),
-                )  # fmt: skip
+                    adj,
+                    run=esc.run,
+                    episode=esc.episode,
+                    sender=f"human:{adj.reviewer}",
+                    topic="episode.adjudication",
+                    parents=(esc.id,),
+                )
                 fh.write(env.model_dump_json() + "\n")
                 journaled[case_id] = env
                 episodes.setdefault(esc.episode, []).append(env)
@@ -138,76 +155,90 @@ def export_run(run_dir: str | Path, *, queue: Any = None) -> ExportResult:
 def _episode_rows(
     envs: list[Envelope],
 ) -> tuple[str, dict[str, Any], list[dict[str, Any]]] | None:
-    by_kind: dict[str, list[Envelope]] = {}
-    for env in envs:
-        by_kind.setdefault(env.payload.kind, []).append(env)
-    if "prompt" not in by_kind or not ({"consensus", "escalation"} & by_kind.keys()):
+    prompt_env = next((e for e in envs if isinstance(e.payload, Prompt)), None)
+    consensus_env = next((e for e in reversed(envs) if isinstance(e.payload, Consensus)), None)
+    escalation_env = next((e for e in reversed(envs) if isinstance(e.payload, Escalation)), None)
+    if prompt_env is None or not isinstance(prompt_env.payload, Prompt):
+        return None
+    if consensus_env is None and escalation_env is None:
         return None  # failed or unfinished episodes produce no rows
-    prompt_env = by_kind["prompt"][0]
     prompt = prompt_env.payload
     messages = [t.model_dump() for t in prompt.messages]
     candidates: dict[str, tuple[str, str, str]] = {}
+    findings: list[Envelope] = []
+    versions: dict[str, str] = {}
+    resolution_env: Envelope | None = None
+    adjudication_env: Envelope | None = None
     for env in envs:
         p = env.payload
-        if p.kind == "draft":
+        if isinstance(p, Draft):
             candidates[p.candidate_id] = (p.text, env.id, "draft")
-        elif p.kind == "revision":
+        elif isinstance(p, Revision):
             candidates[p.candidate_id] = (p.text, env.id, p.source)
-    findings = [e for e in envs if e.payload.kind in ("critique", "safety_assessment", "audit")]
-    versions: dict[str, str] = {}
-    for env in findings:
-        version = getattr(env.payload, "principle_version", None)
-        if version is not None:
-            versions[env.payload.principle_id] = version
-    resolution = by_kind.get("resolution", [None])[-1]
+        elif isinstance(p, Critique | SafetyAssessment):
+            findings.append(env)
+            versions[p.principle_id] = p.principle_version
+        elif isinstance(p, Audit):
+            findings.append(env)
+        elif isinstance(p, Resolution):
+            resolution_env = env
+        elif isinstance(p, Adjudication):
+            adjudication_env = env
+    strategy = "none"
+    if resolution_env is not None and isinstance(resolution_env.payload, Resolution):
+        strategy = resolution_env.payload.strategy
+    message_ids: dict[str, Any] = {
+        "prompt": prompt_env.id,
+        "candidates": {c: v[1] for c, v in candidates.items()},
+        "findings": [e.id for e in findings],
+        "resolution": resolution_env.id if resolution_env else None,
+    }
     provenance: dict[str, Any] = {
         "run": prompt_env.run,
         "episode": prompt_env.episode,
         "prompt_id": prompt.prompt_id,
         "principle_versions": dict(sorted(versions.items())),
-        "strategy": resolution.payload.strategy if resolution else "none",
-        "message_ids": {
-            "prompt": prompt_env.id,
-            "candidates": {c: v[1] for c, v in candidates.items()},
-            "findings": [e.id for e in findings],
-            "resolution": resolution.id if resolution else None,
-        },
+        "strategy": strategy,
+        "message_ids": message_ids,
     }
-    if "consensus" in by_kind:
-        consensus_env = by_kind["consensus"][-1]
+    if consensus_env is not None and isinstance(consensus_env.payload, Consensus):
         c = consensus_env.payload
         final, chosen_id = c.text, c.candidate_id
         losers = [cid for cid in c.rejected if cid in candidates]
         provenance.update(
-            source="consensus", target_source=c.source, candidate_id=chosen_id,
-            case_id=None, reviewer=None,
-        )  # fmt: skip
-        provenance["message_ids"]["consensus"] = consensus_env.id
+            source="consensus",
+            target_source=c.source,
+            candidate_id=chosen_id,
+            case_id=None,
+            reviewer=None,
+        )
+        message_ids["consensus"] = consensus_env.id
         kind = "consensus"
     else:
-        escalation_env = by_kind["escalation"][-1]
-        adjudications = by_kind.get("adjudication", [])
-        provenance["message_ids"]["escalation"] = escalation_env.id
-        if not adjudications:
+        assert escalation_env is not None
+        message_ids["escalation"] = escalation_env.id
+        if adjudication_env is None or not isinstance(adjudication_env.payload, Adjudication):
             return ("pending", {}, [])
-        adj_env = adjudications[-1]
-        a = adj_env.payload
+        a = adjudication_env.payload
         if a.edited_text:
-            final, chosen_id = a.edited_text, None
+            final, chosen_id, target = a.edited_text, None, "human"
             losers = list(candidates)
-        else:
-            if a.choice not in candidates:
-                return ("pending", {}, [])
-            final, chosen_id = candidates[a.choice][0], a.choice
+        elif a.choice in candidates:
+            final, chosen_id, target = candidates[a.choice][0], a.choice, candidates[a.choice][2]
             losers = [cid for cid in candidates if cid != a.choice]
+        else:
+            return ("pending", {}, [])
         provenance.update(
-            source="human", target_source="human" if a.edited_text else candidates[a.choice][2],
-            candidate_id=chosen_id, case_id=a.case_id, reviewer=a.reviewer,
-        )  # fmt: skip
-        provenance["message_ids"]["adjudication"] = adj_env.id
+            source="human",
+            target_source=target,
+            candidate_id=chosen_id,
+            case_id=a.case_id,
+            reviewer=a.reviewer,
+        )
+        message_ids["adjudication"] = adjudication_env.id
         kind = "human"
     sft_row = {"messages": [*messages, *_turn(final)], "provenance": provenance}
-    dpo_rows = []
+    dpo_rows: list[dict[str, Any]] = []
     for loser in losers:
         text = candidates[loser][0]
         if text.strip() == final.strip():

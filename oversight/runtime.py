@@ -138,8 +138,16 @@ class _Reports:
     def __init__(self) -> None:
         self.cells: dict[tuple[str, str, str], tuple[int, float, float, str]] = {}
 
-    def add(self, agent: str, candidate: str, principle: str, verdict: str, severity: float,
-            confidence: float, message_id: str) -> None:  # fmt: skip
+    def add(
+        self,
+        agent: str,
+        candidate: str,
+        principle: str,
+        verdict: str,
+        severity: float,
+        confidence: float,
+        message_id: str,
+    ) -> None:
         self.cells[(agent, candidate, principle)] = (
             VERDICT_CODES[verdict],
             severity,
@@ -204,19 +212,20 @@ class Runtime:
     # -- plumbing ------------------------------------------------------------------------------
     def _assessors(self) -> list[tuple[Agent, Any]]:
         """Agents that review the base model's output directly, with their edge."""
-        out = []
+        out: list[tuple[Agent, Any]] = []
         for edge in self.edges:
             agent = self.agents[edge.supervisor]
             if edge.subject == self.base.name and isinstance(agent, CriticAgent | SafetyAgent):
                 out.append((agent, edge))
         return out
 
-    def _auditors_of(self, subject: str) -> list[tuple[Agent, Any]]:
-        return [
-            (self.agents[e.supervisor], e)
-            for e in self.edges
-            if e.subject == subject and isinstance(self.agents[e.supervisor], AuditMixin)
-        ]
+    def _auditors_of(self, subject: str) -> list[tuple[AuditMixin, Any]]:
+        out: list[tuple[AuditMixin, Any]] = []
+        for edge in self.edges:
+            agent = self.agents[edge.supervisor]
+            if edge.subject == subject and isinstance(agent, AuditMixin):
+                out.append((agent, edge))
+        return out
 
     @staticmethod
     def _selected(ctx: EpisodeContext, edge: Any, flagged: bool, *keys: object) -> bool:
@@ -239,8 +248,14 @@ class Runtime:
         )
 
         async def publish(payload: Any, sender: str, parents: Sequence[str]) -> Envelope | None:
-            env = envelope(payload, run=self.run_name, episode=ep, sender=sender,
-                           topic=f"episode.{payload.kind}", parents=tuple(parents))  # fmt: skip
+            env = envelope(
+                payload,
+                run=self.run_name,
+                episode=ep,
+                sender=sender,
+                topic=f"episode.{payload.kind}",
+                parents=tuple(parents),
+            )
             return await bus.publish(env)
 
         prompt_env = await publish(prompt, "runtime", ())
@@ -252,19 +267,28 @@ class Runtime:
                 outcome = await self._oversee(ctx, publish, prompt_env, outcome, lambda s: s)
         except TimeoutError:
             await publish(
-                Failure(stage=stage, error_type="TimeoutError",
-                        message=f"episode exceeded {self.episode_timeout:g}s"),
-                "runtime", (prompt_env.id,),
-            )  # fmt: skip
+                Failure(
+                    stage=stage,
+                    error_type="TimeoutError",
+                    message=f"episode exceeded {self.episode_timeout:g}s",
+                ),
+                "runtime",
+                (prompt_env.id,),
+            )
             outcome.status = "failed"
         except Exception as exc:  # an agent that raises fails its episode, not the run
             while isinstance(exc, ExceptionGroup) and exc.exceptions:
                 exc = exc.exceptions[0]
             await publish(
-                Failure(stage=getattr(exc, "stage", stage), error_type=type(exc).__name__,
-                        message=str(exc)[:2000], agent=getattr(exc, "agent", None)),
-                "runtime", (prompt_env.id,),
-            )  # fmt: skip
+                Failure(
+                    stage=getattr(exc, "stage", stage),
+                    error_type=type(exc).__name__,
+                    message=str(exc)[:2000],
+                    agent=getattr(exc, "agent", None),
+                ),
+                "runtime",
+                (prompt_env.id,),
+            )
             outcome.status = "failed"
         journal.flush()
         return outcome
@@ -382,8 +406,15 @@ class Runtime:
                 finding_ids.append(env.id)
                 verdict, severity, confidence = self._finding(payload)
                 flagged_any |= verdict != "satisfied"
-                reports.add(agent.name, candidate, payload.principle_id, verdict, severity,
-                            confidence, env.id)  # fmt: skip
+                reports.add(
+                    agent.name,
+                    candidate,
+                    payload.principle_id,
+                    verdict,
+                    severity,
+                    confidence,
+                    env.id,
+                )
         if flagged_any:  # on-flag assessors join when a peer flagged something
             results.clear()
             async with anyio.create_task_group() as tg:
@@ -396,8 +427,15 @@ class Runtime:
                     if env is not None:
                         finding_ids.append(env.id)
                         verdict, severity, confidence = self._finding(payload)
-                        reports.add(agent.name, candidate, payload.principle_id, verdict,
-                                    severity, confidence, env.id)  # fmt: skip
+                        reports.add(
+                            agent.name,
+                            candidate,
+                            payload.principle_id,
+                            verdict,
+                            severity,
+                            confidence,
+                            env.id,
+                        )
         # Audits: supervisors of reporting agents re-check their cells, level by level.
         frontier = {agent.name for agent, _ in assessors}
         seen = set(frontier)
@@ -410,18 +448,28 @@ class Runtime:
                         if not self._selected(ctx, edge, code != 0, candidate, principle):
                             continue
                         audit = await auditor.audit(
-                            ctx, subject_message=message_id, subject_agent=subject,
-                            candidate_id=candidate, principle_id=principle,
+                            ctx,
+                            subject_message=message_id,
+                            subject_agent=subject,
+                            candidate_id=candidate,
+                            principle_id=principle,
                             subject_verdict=("satisfied", "violated", "uncertain")[code],
-                        )  # fmt: skip
+                        )
                         env = await publish(audit, auditor.name, (message_id,))
                         if env is None:
                             continue
                         finding_ids.append(env.id)
                         spec = self.constitution.principle(principle)
                         severity = float(spec.severity) if audit.verdict == "violated" else 0.0
-                        reports.add(auditor.name, candidate, principle, audit.verdict,
-                                    severity, audit.confidence, env.id)  # fmt: skip
+                        reports.add(
+                            auditor.name,
+                            candidate,
+                            principle,
+                            audit.verdict,
+                            severity,
+                            audit.confidence,
+                            env.id,
+                        )
                     if auditor.name not in seen:
                         seen.add(auditor.name)
                         next_frontier.add(auditor.name)
@@ -449,14 +497,14 @@ class Runtime:
         verdict = np.full((1, n_r, n_c, n_p), -1, dtype=np.int8)
         severity = np.zeros((1, n_r, n_c, n_p), dtype=np.float32)
         confidence = np.zeros((1, n_r, n_c, n_p), dtype=np.float32)
-        for (agent, cand, principle), (code, sev, conf, _) in reports.cells.items():
+        for (agent, cand, principle), cell in reports.cells.items():
             r, c, p = agents.index(agent), order.index(cand), self.pid_index[principle]
-            verdict[0, r, c, p], severity[0, r, c, p], confidence[0, r, c, p] = code, sev, conf
+            verdict[0, r, c, p], severity[0, r, c, p], confidence[0, r, c, p] = cell[:3]
         level = np.array([self.levels.get(a, 1) for a in agents] or [1])
-        final, sev, conf, dis = combine_reports(verdict, severity, confidence, level)
+        combined = combine_reports(verdict, severity, confidence, level)
         batch = FindingsBatch.empty(1, n_c, n_p)
-        batch.verdict[:], batch.severity[:], batch.confidence[:] = final, sev, conf
-        batch.disagreement[:] = dis
+        batch.verdict[:], batch.severity[:], batch.confidence[:] = combined[:3]
+        batch.disagreement[:] = combined[3]
         batch.valid[:] = True
         for c, cand in enumerate(order):
             if cand in judge_scores:
@@ -500,18 +548,21 @@ class Runtime:
             conflict_env = await publish(
                 Conflict(
                     principles=tuple(sorted({p for v in violated.values() for p in v})),
-                    candidates=violated, findings=tuple(finding_ids),
+                    candidates=violated,
+                    findings=tuple(finding_ids),
                 ),
-                "runtime", tuple(finding_ids),
-            )  # fmt: skip
+                "runtime",
+                tuple(finding_ids),
+            )
             if conflict_env is not None:
                 parents.append(conflict_env.id)
         resolution_env = None
         if strategy != "none":
             resolution_env = await publish(
                 self._resolution(ctx, strategy, chosen, violated, decision, order),
-                "runtime", tuple(parents),
-            )  # fmt: skip
+                "runtime",
+                tuple(parents),
+            )
             if resolution_env is not None:
                 parents.append(resolution_env.id)
         outcome.strategy, outcome.triggers, outcome.rounds = strategy, triggers, rounds
@@ -519,29 +570,37 @@ class Runtime:
         outcome.refused = is_refusal(ctx.candidates[chosen])
         cost = decision.cost[0]
         rejected = tuple(
-            c for i, c in enumerate(order)
+            c
+            for i, c in enumerate(order)
             if c != chosen and (violated[c] or cost[i] > cost[chosen_i])
-        )  # fmt: skip
+        )
         if int(decision.action[0]) == ACTION_ESCALATE:
-            case_id = await self._submit_case(ctx, order, chosen, triggers, violated, envs,
-                                              parents, strategy)  # fmt: skip
+            case_id = await self._submit_case(
+                ctx, order, chosen, triggers, violated, envs, parents, strategy
+            )
             await publish(
                 Escalation(
-                    case_id=case_id, triggers=triggers, candidates=tuple(order),
+                    case_id=case_id,
+                    triggers=triggers,
+                    candidates=tuple(order),
                     reason=f"{', '.join(triggers)}; agents proposed {chosen}",
                 ),
-                "runtime", tuple(parents),
-            )  # fmt: skip
+                "runtime",
+                tuple(parents),
+            )
             outcome.status, outcome.case_id = "escalated", case_id
         else:
             await publish(
                 Consensus(
-                    candidate_id=chosen, text=ctx.candidates[chosen], rejected=rejected,
-                    strategy=strategy,  # type: ignore[arg-type]
-                    source=sources[chosen],  # type: ignore[arg-type]
+                    candidate_id=chosen,
+                    text=ctx.candidates[chosen],
+                    rejected=rejected,
+                    strategy=strategy,
+                    source=sources[chosen],
                 ),
-                "runtime", tuple(parents),
-            )  # fmt: skip
+                "runtime",
+                tuple(parents),
+            )
             outcome.status = "consensus"
         return outcome
 
@@ -582,10 +641,13 @@ class Runtime:
             rationale = "no strategy could decide; escalated to people"
         scores = {c: round(float(decision.cost[0][i]), 4) for i, c in enumerate(order)}
         return Resolution(
-            strategy=strategy,  # type: ignore[arg-type]
+            strategy=strategy,
             winner=None if strategy == "human" else chosen,
-            path=path, conditional_rules=rules, scores=scores, rationale=rationale,
-        )  # fmt: skip
+            path=path,
+            conditional_rules=rules,
+            scores=scores,
+            rationale=rationale,
+        )
 
     async def _submit_case(
         self,
@@ -617,12 +679,17 @@ class Runtime:
             triggers=list(triggers),
             principles=sorted({p for v in violated.values() for p in v}),
             priority=self.spec.policy.case_priority(triggers)
-            if hasattr(self.spec.policy, "case_priority") else len(triggers),
+            if hasattr(self.spec.policy, "case_priority")
+            else len(triggers),
             reviewers_required=int(getattr(self.spec.policy, "reviewers_per_case", 1)),
-            details={"strategy": strategy, "violations": {k: list(v) for k, v in violated.items()},
-                     "prompt_id": ctx.prompt.prompt_id, "context": dict(ctx.prompt.context)},
+            details={
+                "strategy": strategy,
+                "violations": {k: list(v) for k, v in violated.items()},
+                "prompt_id": ctx.prompt.prompt_id,
+                "context": dict(ctx.prompt.context),
+            },
             message_ids=list(parents),
-        )  # fmt: skip
+        )
         return await anyio.to_thread.run_sync(self.queue.submit, submission)
 
     # -- the run -------------------------------------------------------------------------------
@@ -675,17 +742,23 @@ class Runtime:
             for backend in self.backends.values():
                 await backend.aclose()
         return RunResult(
-            run=self.run_name, outcomes=outcomes, skipped=skipped,
-            wall_seconds=time.perf_counter() - started, messages=int(messages or 0),
-        )  # fmt: skip
+            run=self.run_name,
+            outcomes=outcomes,
+            skipped=skipped,
+            wall_seconds=time.perf_counter() - started,
+            messages=int(messages or 0),
+        )
 
     async def _problem(self, bus: Bus, problem: PromptProblem, journal: Journal) -> EpisodeOutcome:
         ep = episode_id(self.run_name, problem.prompt_id)
         await bus.publish(
             envelope(
                 Failure(stage="input", error_type="InputError", message=problem.message),
-                run=self.run_name, episode=ep, sender="runtime", topic="episode.failure",
+                run=self.run_name,
+                episode=ep,
+                sender="runtime",
+                topic="episode.failure",
             )
-        )  # fmt: skip
+        )
         journal.flush()
         return EpisodeOutcome(problem.prompt_id, ep, "failed")

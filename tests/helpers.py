@@ -25,17 +25,29 @@ def write_hierarchy(
         "constitution": "constitutions/default.yaml",
         "escalation": escalation,
         "models": {
-            "base": {"backend": "scripted", "options": {"rules": base_rules or [],
-                                                        "latency": latency}},
+            "base": {
+                "backend": "scripted",
+                "options": {"rules": base_rules or [], "latency": latency},
+            },
             "assessor": {"backend": "scripted", "options": {"rules": assessor_rules or []}},
         },
         "agents": [
             {"name": "base", "role": "base", "model": "base"},
             {"name": "reviser", "role": "reviser", "model": "base"},
-            {"name": "harm-critic", "role": "critic", "model": "assessor",
-             "principles": ["harm", "lawful", "privacy"], "options": critic_options or {}},
-            {"name": "quality-critic", "role": "critic", "model": "assessor",
-             "principles": ["helpfulness", "honesty"], "options": critic_options or {}},
+            {
+                "name": "harm-critic",
+                "role": "critic",
+                "model": "assessor",
+                "principles": ["harm", "lawful", "privacy"],
+                "options": critic_options or {},
+            },
+            {
+                "name": "quality-critic",
+                "role": "critic",
+                "model": "assessor",
+                "principles": ["helpfulness", "honesty"],
+                "options": critic_options or {},
+            },
             {"name": "safety", "role": "safety", "model": "assessor"},
             {"name": "judge", "role": "judge", "model": "assessor"},
             {"name": "people", "role": "human"},
@@ -48,7 +60,7 @@ def write_hierarchy(
             {"supervisor": "people", "subject": "judge", "mode": "on-flag"},
         ],
         "settings": {"max_revision_rounds": 1, "concurrency": 4, **(settings or {})},
-    }  # fmt: skip
+    }
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 

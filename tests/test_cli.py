@@ -21,8 +21,10 @@ def test_check_accepts_the_shipped_configs() -> None:
 
 def test_check_names_the_file_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nagents:\n  - {name: base, role: wizard, model: m}\n"
-                   "models: {m: {backend: scripted}}\n")  # fmt: skip
+    bad.write_text(
+        "name: x\nagents:\n  - {name: base, role: wizard, model: m}\n"
+        "models: {m: {backend: scripted}}\n"
+    )
     result = runner.invoke(app, ["check", str(bad)])
     assert result.exit_code == 2
     assert "bad.yaml" in result.output and "wizard" in result.output
@@ -51,7 +53,7 @@ def test_run_json_summary(tmp_path: Path) -> None:
             "--queue",
             f"sqlite:///{tmp_path / 'q.db'}",
             "--json",
-        ],  # fmt: skip
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -60,7 +62,8 @@ def test_run_json_summary(tmp_path: Path) -> None:
 
 
 def test_run_with_a_missing_prompt_file_exits_2(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", "--prompts", str(tmp_path / "nope.jsonl"),
-                                 "--runs-dir", str(tmp_path)])  # fmt: skip
+    result = runner.invoke(
+        app, ["run", "--prompts", str(tmp_path / "nope.jsonl"), "--runs-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "nope.jsonl" in result.output

@@ -39,8 +39,11 @@ def test_torn_last_line_is_skipped_and_resume_keeps_finished_episodes(tmp_path: 
 
 def test_a_corrupt_line_in_the_middle_is_named(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    lines = [_env("draft", "e1").model_dump_json(), "not json at all",  # type: ignore[attr-defined]
-             _env("consensus", "e1").model_dump_json()]  # type: ignore[attr-defined]  # fmt: skip
+    lines = [
+        _env("draft", "e1").model_dump_json(),
+        "not json at all",  # type: ignore[attr-defined]
+        _env("consensus", "e1").model_dump_json(),
+    ]  # type: ignore[attr-defined]
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(JournalError, match=r"journal.jsonl:2: corrupt journal line"):
         read_journal(path)

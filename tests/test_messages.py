@@ -41,7 +41,7 @@ def payloads() -> st.SearchStrategy:
             ).map(tuple),
             context=st.dictionaries(ids, text, max_size=2),
             labels=st.dictionaries(ids, text, max_size=2),
-        ),  # fmt: skip
+        ),
         st.builds(m.Draft, candidate_id=ids, text=text, model=ids),
         st.builds(
             m.Critique,
@@ -52,7 +52,7 @@ def payloads() -> st.SearchStrategy:
             severity=prob,
             confidence=prob,
             rationale=text,
-        ),  # fmt: skip
+        ),
         st.builds(
             m.SafetyAssessment,
             candidate_id=ids,
@@ -62,7 +62,7 @@ def payloads() -> st.SearchStrategy:
                 st.sampled_from(["injection", "roleplay", "encoding"]), max_size=2
             ).map(tuple),
             categories=st.lists(ids, max_size=2).map(tuple),
-        ),  # fmt: skip
+        ),
         st.builds(m.Revision, candidate_id=ids, revises=ids, round=st.integers(1, 5), text=text),
         st.builds(
             m.Audit,
@@ -72,20 +72,20 @@ def payloads() -> st.SearchStrategy:
             principle_id=ids,
             agrees=st.booleans(),
             verdict=st.sampled_from(["violated", "satisfied"]),
-        ),  # fmt: skip
+        ),
         st.builds(
             m.Judgment,
             ranking=st.lists(ids, min_size=1, max_size=3).map(tuple),
             scores=st.dictionaries(ids, prob, max_size=3),
             confidence=prob,
-        ),  # fmt: skip
+        ),
         st.builds(m.Conflict, principles=st.lists(ids, max_size=3).map(tuple)),
         st.builds(
             m.Resolution,
             strategy=st.sampled_from(["none", "priority", "weighted"]),
             winner=st.none() | ids,
             path=st.lists(ids, max_size=3).map(tuple),
-        ),  # fmt: skip
+        ),
         st.builds(m.Escalation, case_id=ids, triggers=st.lists(ids, max_size=2).map(tuple)),
         st.builds(
             m.Adjudication,
@@ -93,10 +93,10 @@ def payloads() -> st.SearchStrategy:
             reviewer=ids,
             choice=st.none() | ids,
             edited_text=st.none() | text,
-        ),  # fmt: skip
+        ),
         st.builds(
             m.Consensus, candidate_id=ids, text=text, rejected=st.lists(ids, max_size=2).map(tuple)
-        ),  # fmt: skip
+        ),
         st.builds(m.Failure, stage=ids, error_type=ids, message=text),
     )
 
@@ -110,8 +110,9 @@ def test_json_round_trip_is_the_identity(payload: object, parents: list[str]) ->
 
 
 def test_reasoning_kinds_default_to_internal() -> None:
-    critique = Critique(candidate_id="c0", principle_id="harm", principle_version="1",
-                        verdict="violated")  # fmt: skip
+    critique = Critique(
+        candidate_id="c0", principle_id="harm", principle_version="1", verdict="violated"
+    )
     assert envelope(critique, run="r", episode="e", sender="s", topic="t").visibility == "internal"
     prompt = Prompt(prompt_id="p", messages=(Turn(role="user", content="hi"),))
     assert envelope(prompt, run="r", episode="e", sender="s", topic="t").visibility == "public"
@@ -119,25 +120,47 @@ def test_reasoning_kinds_default_to_internal() -> None:
 
 
 def test_messages_are_frozen_and_strict() -> None:
-    critique = Critique(candidate_id="c0", principle_id="harm", principle_version="1",
-                        verdict="violated")  # fmt: skip
+    critique = Critique(
+        candidate_id="c0", principle_id="harm", principle_version="1", verdict="violated"
+    )
     with pytest.raises(ValidationError):
         critique.verdict = "satisfied"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="extra"):
-        Critique(candidate_id="c0", principle_id="harm", principle_version="1",
-                 verdict="violated", surprise=1)  # type: ignore[call-arg]  # fmt: skip
+        Critique(
+            candidate_id="c0",
+            principle_id="harm",
+            principle_version="1",
+            verdict="violated",
+            surprise=1,
+        )  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
-        Critique(candidate_id="c0", principle_id="harm", principle_version="1",
-                 verdict="violated", severity=1.5)  # fmt: skip
-    bad = {"run": "r", "episode": "e", "sender": "s", "topic": "t",
-           "payload": {"kind": "nonsense"}}  # fmt: skip
+        Critique(
+            candidate_id="c0",
+            principle_id="harm",
+            principle_version="1",
+            verdict="violated",
+            severity=1.5,
+        )
+    bad = {"run": "r", "episode": "e", "sender": "s", "topic": "t", "payload": {"kind": "nonsense"}}
     with pytest.raises(ValidationError, match="tag"):
         Envelope.model_validate(bad)
 
 
 def test_json_schema_names_every_kind() -> None:
     schema = json.dumps(json_schema())
-    for kind in ("prompt", "draft", "critique", "safety_assessment", "revision", "audit",
-                 "judgment", "conflict", "resolution", "escalation", "adjudication",
-                 "consensus", "failure"):  # fmt: skip
+    for kind in (
+        "prompt",
+        "draft",
+        "critique",
+        "safety_assessment",
+        "revision",
+        "audit",
+        "judgment",
+        "conflict",
+        "resolution",
+        "escalation",
+        "adjudication",
+        "consensus",
+        "failure",
+    ):
         assert f'"{kind}"' in schema

@@ -30,23 +30,43 @@ def _content(rows: list[dict]) -> list[tuple]:
     for row in rows:
         p = row["provenance"]
         out.append(
-            (p["prompt_id"], json.dumps(row.get("messages") or [row["chosen"], row["rejected"]]),
-             p["strategy"], p["source"], p.get("rejected_candidate"))
-        )  # fmt: skip
+            (
+                p["prompt_id"],
+                json.dumps(row.get("messages") or [row["chosen"], row["rejected"]]),
+                p["strategy"],
+                p["source"],
+                p.get("rejected_candidate"),
+            )
+        )
     return sorted(out)
 
 
 def test_kill_9_then_resume_gives_the_rows_of_an_uninterrupted_run(tmp_path: Path) -> None:
     hierarchy = write_hierarchy(
-        tmp_path / "h.yaml", latency=0.02, settings={"concurrency": 2},
-        assessor_rules=[{"task": "critique", "principle": "honesty", "match": "bread",
-                         "p_yes": 0.5}],
-    )  # fmt: skip
+        tmp_path / "h.yaml",
+        latency=0.02,
+        settings={"concurrency": 2},
+        assessor_rules=[
+            {"task": "critique", "principle": "honesty", "match": "bread", "p_yes": 0.5}
+        ],
+    )
     prompts = write_prompts(tmp_path / "p.jsonl", PROMPTS)
     queue_url = f"sqlite:///{tmp_path / 'queue.db'}"
     runs = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "oversight", "run", str(hierarchy), "--prompts", str(prompts),
-           "--runs-dir", str(runs), "--queue", queue_url, "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "oversight",
+        "run",
+        str(hierarchy),
+        "--prompts",
+        str(prompts),
+        "--runs-dir",
+        str(runs),
+        "--queue",
+        queue_url,
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = runs / "test" / "journal.jsonl"
     deadline = time.monotonic() + 60
@@ -59,13 +79,24 @@ def test_kill_9_then_resume_gives_the_rows_of_an_uninterrupted_run(tmp_path: Pat
     finished_before = len(read_journal(journal, strict=False).finished_episodes())
     assert 0 < finished_before < len(PROMPTS), "killed mid-run"
 
-    resumed = run_command(str(hierarchy), prompts=prompts, runs_dir=runs, queue_url=queue_url,
-                          resume=True, show_progress=False)  # fmt: skip
+    resumed = run_command(
+        str(hierarchy),
+        prompts=prompts,
+        runs_dir=runs,
+        queue_url=queue_url,
+        resume=True,
+        show_progress=False,
+    )
     assert resumed["this_invocation"]["skipped_finished"] == finished_before
     assert resumed["episodes"] == len(PROMPTS)
 
-    clean = run_command(str(hierarchy), prompts=prompts, runs_dir=tmp_path / "clean",
-                        queue_url=f"sqlite:///{tmp_path / 'clean.db'}", show_progress=False)  # fmt: skip
+    clean = run_command(
+        str(hierarchy),
+        prompts=prompts,
+        runs_dir=tmp_path / "clean",
+        queue_url=f"sqlite:///{tmp_path / 'clean.db'}",
+        show_progress=False,
+    )
     for name in ("sft.jsonl", "dpo.jsonl"):
         assert _content(read_rows(runs / "test" / name)) == _content(
             read_rows(tmp_path / "clean" / "test" / name)

@@ -22,16 +22,22 @@ PROMPTS = [
 
 def _run(tmp_path: Path, hierarchy: Path, prompts: Path, **kw: object) -> dict:
     return run_command(
-        str(hierarchy), prompts=prompts, runs_dir=tmp_path / "runs",
-        queue_url=f"sqlite:///{tmp_path / 'queue.db'}", show_progress=False, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+        str(hierarchy),
+        prompts=prompts,
+        runs_dir=tmp_path / "runs",
+        queue_url=f"sqlite:///{tmp_path / 'queue.db'}",
+        show_progress=False,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_default_hierarchy_runs_the_builtin_prompts(tmp_path: Path) -> None:
     summary = run_command(
-        "roles/default.yaml", runs_dir=tmp_path / "runs",
-        queue_url=f"sqlite:///{tmp_path / 'queue.db'}", show_progress=False,
-    )  # fmt: skip
+        "roles/default.yaml",
+        runs_dir=tmp_path / "runs",
+        queue_url=f"sqlite:///{tmp_path / 'queue.db'}",
+        show_progress=False,
+    )
     assert summary["episodes"] == summary["prompts"] > 40
     assert summary["failed"] == 0
     assert summary["consensus"] > 0 and summary["escalated"] > 0
@@ -71,8 +77,10 @@ def test_provenance_walks_back_to_every_message(tmp_path: Path) -> None:
     for row in read_rows(tmp_path / "runs/test/sft.jsonl"):
         msg = row["provenance"]["message_ids"]
         assert ids[msg["prompt"]].payload.kind == "prompt"
-        assert all(ids[i].payload.kind in ("critique", "safety_assessment", "audit")
-                   for i in msg["findings"])  # fmt: skip
+        assert all(
+            ids[i].payload.kind in ("critique", "safety_assessment", "audit")
+            for i in msg["findings"]
+        )
         assert msg["findings"], "every answer was assessed"
         final = ids[msg["consensus"]]
         # the consensus message's parents lead back to the chosen candidate
@@ -107,8 +115,11 @@ def test_an_agent_that_raises_fails_only_its_episode(tmp_path: Path) -> None:
     summary = _run(tmp_path, hierarchy, prompts)
     assert summary["failed"] == 1
     assert summary["consensus"] + summary["escalated"] == 3
-    failures = [e for e in read_journal(tmp_path / "runs/test/journal.jsonl").envelopes
-                if e.payload.kind == "failure"]  # fmt: skip
+    failures = [
+        e
+        for e in read_journal(tmp_path / "runs/test/journal.jsonl").envelopes
+        if e.payload.kind == "failure"
+    ]
     assert failures[0].payload.error_type == "BackendError"
     assert "boom" in failures[0].payload.message
 
@@ -120,8 +131,11 @@ def test_a_backend_that_hangs_times_out_as_a_failure(tmp_path: Path) -> None:
     prompts = write_prompts(tmp_path / "p.jsonl", PROMPTS)
     summary = _run(tmp_path, hierarchy, prompts, timeout=0.5)
     assert summary["failed"] == 1 and summary["episodes"] == 4
-    failure = next(e for e in read_journal(tmp_path / "runs/test/journal.jsonl").envelopes
-                   if e.payload.kind == "failure")  # fmt: skip
+    failure = next(
+        e
+        for e in read_journal(tmp_path / "runs/test/journal.jsonl").envelopes
+        if e.payload.kind == "failure"
+    )
     assert failure.payload.error_type == "TimeoutError"
 
 
@@ -140,21 +154,32 @@ def test_bad_prompt_lines_become_failures_and_the_rest_runs(tmp_path: Path) -> N
     prompts.write_bytes(b"\n".join(lines) + b"\n")
     summary = _run(tmp_path, hierarchy, prompts)
     assert summary["episodes"] == 7 and summary["failed"] == 6
-    messages = [e.payload.message for e in read_journal(tmp_path / "runs/test/journal.jsonl").envelopes
-                if e.payload.kind == "failure"]  # fmt: skip
+    messages = [
+        e.payload.message
+        for e in read_journal(tmp_path / "runs/test/journal.jsonl").envelopes
+        if e.payload.kind == "failure"
+    ]
     text = "\n".join(messages)
-    for needle in ("invalid UTF-8", "NUL byte", "empty prompt", "exceeds the limit",
-                   "malformed JSON", "missing key 'prompt'"):  # fmt: skip
+    for needle in (
+        "invalid UTF-8",
+        "NUL byte",
+        "empty prompt",
+        "exceeds the limit",
+        "malformed JSON",
+        "missing key 'prompt'",
+    ):
         assert needle in text
     assert all("p.jsonl:" in m for m in messages)
 
 
 def test_a_human_decision_flows_into_the_next_export(tmp_path: Path) -> None:
     hierarchy = write_hierarchy(
-        tmp_path / "h.yaml", escalation="escalation/strict.yaml",
-        assessor_rules=[{"task": "critique", "principle": "honesty", "match": "bread",
-                         "p_yes": 0.5}],
-    )  # fmt: skip
+        tmp_path / "h.yaml",
+        escalation="escalation/strict.yaml",
+        assessor_rules=[
+            {"task": "critique", "principle": "honesty", "match": "bread", "p_yes": 0.5}
+        ],
+    )
     prompts = write_prompts(tmp_path / "p.jsonl", PROMPTS)
     summary = _run(tmp_path, hierarchy, prompts)
     assert summary["escalated"] == 1
@@ -163,8 +188,11 @@ def test_a_human_decision_flows_into_the_next_export(tmp_path: Path) -> None:
     case = queue.list_cases(run="test", status="open")[0]
     before = len(read_rows(tmp_path / "runs/test/sft.jsonl"))
     for slot in range(case.reviewers_required):
-        queue.resolve(case.id, f"reviewer-{slot}",
-                      Decision(edited_text="A reviewer's careful answer.", rationale="safer"))  # fmt: skip
+        queue.resolve(
+            case.id,
+            f"reviewer-{slot}",
+            Decision(edited_text="A reviewer's careful answer.", rationale="safer"),
+        )
     queue.close()
     result = export_command(tmp_path / "runs/test", f"sqlite:///{tmp_path / 'queue.db'}")
     assert result["human_rows"] == 1 and result["new_adjudications"] == 1

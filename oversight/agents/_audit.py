@@ -49,7 +49,7 @@ class AuditMixin(Agent):
             candidate_id=candidate_id,
             principle_id=principle_id,
             agrees=verdict == subject_verdict,
-            verdict=verdict,  # type: ignore[arg-type]
+            verdict=verdict,
             confidence=round(float(confidences[0]), 4),
             rationale=f"audit of {subject_agent}: P(violates {principle_id}) = {p:.2f}",
         )

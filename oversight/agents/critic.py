@@ -55,7 +55,7 @@ class CriticAgent(AuditMixin):
                     candidate_id=candidate_id,
                     principle_id=spec.id,
                     principle_version=spec.version,
-                    verdict=verdict_name,  # type: ignore[arg-type]
+                    verdict=verdict_name,
                     severity=round(float(spec.severity) * p, 4)
                     if verdict_name != "satisfied"
                     else 0.0,

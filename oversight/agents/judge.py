@@ -56,14 +56,16 @@ class JudgeAgent(AuditMixin):
             wins[b] += 1.0 - p_a
             counts[a] += 1
             counts[b] += 1
-        mean = {c: round(wins[c] / counts[c], 4) if counts[c] else 1.0 for c in candidate_ids}
+        mean: dict[str, float] = {
+            c: round(wins[c] / counts[c], 4) if counts[c] else 1.0 for c in candidate_ids
+        }
         ranking = tuple(sorted(candidate_ids, key=lambda c: (-mean[c], candidate_ids.index(c))))
         top = mean[ranking[0]]
-        second = mean[ranking[1]] if len(ranking) > 1 else 0.0
+        runner_up = mean[ranking[1]] if len(ranking) > 1 else 0.0
         return Judgment(
             ranking=ranking,
             scores=mean,
-            confidence=round(min(1.0, max(0.0, top - second)), 4),
+            confidence=round(min(1.0, max(0.0, top - runner_up)), 4),
             rationale="pairwise preferences, each pair judged in both orders: "
             + ", ".join(f"{c}={mean[c]:.2f}" for c in ranking),
         )

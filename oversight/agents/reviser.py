@@ -55,8 +55,7 @@ class ReviserAgent(Agent):
             [ex for spec in specs for ex in getattr(spec, "examples", [])] if few_shot else []
         )
         instructions = "\n".join(
-            f"- {spec.revision_prompt.format(request=ctx.last_request, response='the response', critique='')}"
-            for spec in specs
+            "- " + spec.render_revision(ctx.last_request, "the response") for spec in specs
         )
         user = (
             f"Request:\n<<<REQUEST\n{ctx.request}\nREQUEST>>>\n"
@@ -99,7 +98,7 @@ class ReviserAgent(Agent):
                     round=round_,
                     text=text,
                     principle_ids=tuple(principles),
-                    source=source,  # type: ignore[arg-type]
+                    source=source,
                 )
             )
         return revisions

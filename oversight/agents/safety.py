@@ -81,8 +81,8 @@ class SafetyAgent(AuditMixin):
             else (),
             risk=round(risk, 4),
             request_harmful=round(p_request, 4),
-            signals=signals,  # type: ignore[arg-type]
-            action=action,  # type: ignore[arg-type]
+            signals=signals,
+            action=action,
             confidence=round(float(confidences[0]), 4),
             rationale=(
                 f"P(request harmful) = {p_request:.2f}; P(answer harmful) = {risk:.2f}; "

@@ -172,7 +172,7 @@ class ScriptedBackend:
             await self._apply_side_effects(rule)
             first, *rest = req.choices
             if rule is not None and ("p_yes" in rule or "p_first" in rule):
-                p = float(rule.get("p_yes", rule.get("p_first")))
+                p = float(rule["p_yes"] if "p_yes" in rule else rule["p_first"])
             else:
                 p = self._default_p(req)
             probs = {first: p}
@@ -196,7 +196,7 @@ class ScriptedBackend:
             candidate = str(meta.get("candidate", ""))
             return hi if self._violates(principle, request, candidate, meta) else lo
         if task == "judge":
-            a, b = (tuple(meta.get("candidates", ("", ""))) + ("", ""))[:2]
+            a, b = (*tuple(meta.get("candidates", ())), "", "")[:2]
             want_refusal = self.harmful(request, meta)
             fit_a = is_refusal(a) == want_refusal
             fit_b = is_refusal(b) == want_refusal

@@ -16,13 +16,12 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Constitutional AI oversight: run, check, adjudicate, export, simulate, train."""
 
 
-_COMMAND_MODULES = ("check", "run", "schema")
+_COMMAND_MODULES = ("check", "constitution", "run", "schema")
 
 
 def _register_all() -> None:

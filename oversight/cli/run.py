@@ -47,10 +47,18 @@ def register(app: typer.Typer) -> None:
         """Run constitutional oversight over a prompt set and write journal, rows and summary."""
         with user_errors():
             summary = run_command(
-                hierarchy, prompts=prompts, name=name, runs_dir=runs_dir, concurrency=concurrency,
-                limit=limit, resume=resume, queue_url=queue, timeout=timeout,
-                max_prompt_chars=max_prompt_chars, show_progress=not as_json,
-            )  # fmt: skip
+                hierarchy,
+                prompts=prompts,
+                name=name,
+                runs_dir=runs_dir,
+                concurrency=concurrency,
+                limit=limit,
+                resume=resume,
+                queue_url=queue,
+                timeout=timeout,
+                max_prompt_chars=max_prompt_chars,
+                show_progress=not as_json,
+            )
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
         else:
@@ -116,24 +124,33 @@ def run_command(
     url = queue_url or default_queue_url(runs_dir)
     queue = _open_queue(url)
     runtime = Runtime(
-        spec, run_name=run_name, run_dir=run_dir, queue=queue, concurrency=concurrency,
+        spec,
+        run_name=run_name,
+        run_dir=run_dir,
+        queue=queue,
+        concurrency=concurrency,
         episode_timeout=timeout,
-    )  # fmt: skip
+    )
     try:
         if show_progress:
             with Progress(
-                TextColumn(f"[bold]{run_name}[/]"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("{task.fields[status]}"), console=err_console,
-            ) as bar:  # fmt: skip
+                TextColumn(f"[bold]{run_name}[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
+                console=err_console,
+            ) as bar:
                 task = bar.add_task("episodes", total=len(items), status="")
                 counts = {"consensus": 0, "escalated": 0, "failed": 0}
 
                 def on_outcome(outcome: Any) -> None:
                     counts[outcome.status] += 1
                     bar.update(
-                        task, advance=1,
+                        task,
+                        advance=1,
                         status=" ".join(f"{k}={v}" for k, v in counts.items()),
-                    )  # fmt: skip
+                    )
 
                 runtime.on_outcome.append(on_outcome)
                 if resume:
@@ -195,7 +212,7 @@ def _merge_summary(
             "sft": exported["sft_rows"],
             "dpo": exported["dpo_rows"],
             "human": exported["human_rows"],
-        },  # fmt: skip
+        },
         "pending_cases": exported["pending_cases"],
         "violations_per_principle": {k: len(v) for k, v in sorted(violations.items())},
         "resolutions_per_strategy": dict(sorted(strategies.items())),
@@ -209,7 +226,7 @@ def _merge_summary(
                 "wall_seconds",
                 "episodes_per_second",
                 "messages",
-            )  # fmt: skip
+            )
         },
     }
 
@@ -232,8 +249,11 @@ def export_command(run_dir: Path, queue_url: str | None) -> dict[str, Any]:
         queue.close()
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
-        summary["rows"] = {"sft": result["sft_rows"], "dpo": result["dpo_rows"],
-                           "human": result["human_rows"]}  # fmt: skip
+        summary["rows"] = {
+            "sft": result["sft_rows"],
+            "dpo": result["dpo_rows"],
+            "human": result["human_rows"],
+        }
         summary["pending_cases"] = result["pending_cases"]
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return result
