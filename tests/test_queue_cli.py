@@ -42,7 +42,7 @@ def _submit(url: str, episode: str = "e1", **extra: object) -> str:
                 ],
                 candidates=[
                     {"id": "c0", "text": "draft answer", "source": "draft"},
-                    {"id": "c1", "text": "revised answer", "source": "model"},
+                    {"id": "c1", "text": "revised answer", "source": "[red]model"},
                 ],
                 proposed="c1",
                 triggers=["disagreement"],
@@ -85,7 +85,7 @@ def test_show_labels_internal_reasoning_and_prints_untrusted_text_verbatim(
     out = result.stdout
     assert "[bold]not markup[/]" in out
     assert "earlier turn" in out
-    assert "candidate c1" in out and "proposed" in out
+    assert "candidate c1 · [red]model" in out and "proposed" in out
     assert "INTERNAL" in out and "CANARY-critique-text" in out
     assert "disagreement" in out
 

@@ -196,13 +196,15 @@ def show_command(
         header.append(f"\nreason: {case.reason}")
     console.print(Panel(header, title="Case"))
     for turn in case.prompt:
-        console.print(Panel(Text(turn.content), title=f"prompt · {turn.role}", title_align="left"))
+        console.print(
+            Panel(Text(turn.content), title=Text(f"prompt · {turn.role}"), title_align="left")
+        )
     for cand in case.candidates:
         mark = "  (proposed by the agents)" if cand.id == case.proposed else ""
         console.print(
             Panel(
                 Text(cand.text),
-                title=f"candidate {cand.id} · {cand.source}{mark}",
+                title=Text(f"candidate {cand.id} · {cand.source}{mark}"),
                 title_align="left",
             )
         )
