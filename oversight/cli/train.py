@@ -1,0 +1,127 @@
+"""``oversight train sft|dpo`` and ``oversight eval``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import err_console, user_errors
+
+_RUNS = Annotated[list[Path], typer.Argument(help="Run folders (runs/<name>) with exports.")]
+_CONFIG = Annotated[
+    Path | None, typer.Option("--config", help="YAML file of settings (field names as keys).")
+]
+_OUTPUT = Annotated[
+    Path | None, typer.Option("--output", help="Output directory (checkpoints, final/, card).")
+]
+_MODEL = Annotated[
+    str | None, typer.Option("--model", help="Model dir to start from (default: embedded).")
+]
+_STEPS = Annotated[int | None, typer.Option("--max-steps", help="Stop after N steps.")]
+_LORA = Annotated[bool | None, typer.Option("--lora/--full", help="Train LoRA adapters.")]
+_JSON = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _train(kind: str, runs: list[Path], config: Path | None, **overrides: object) -> None:
+    from ..training.config import DPOSettings, SFTSettings, load_settings
+
+    as_json = bool(overrides.pop("as_json"))
+    output = overrides.pop("output")
+    if output is not None:
+        overrides["output_dir"] = str(output)
+    # The trainer prints its log lines to stdout; keep stdout for the result (--json).
+    with user_errors(), contextlib.redirect_stdout(sys.stderr):
+        if kind == "sft":
+            from ..training.sft import train_sft
+
+            result = train_sft(runs, load_settings(SFTSettings, config, **overrides))
+        else:
+            from ..training.dpo import train_dpo
+
+            result = train_dpo(runs, load_settings(DPOSettings, config, **overrides))
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        err_console.print(
+            f"{kind.upper()}: {result.train_rows} train / {result.eval_rows} eval rows; "
+            f"final model in {result.model_dir} (card: {result.model_dir.parent}/dataset_card.md)"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    train_app = typer.Typer(help="Train the base model on consensus outputs (TRL).")
+
+    @train_app.command("sft")
+    def sft(
+        runs: _RUNS,
+        config: _CONFIG = None,
+        output: _OUTPUT = None,
+        model: _MODEL = None,
+        max_steps: _STEPS = None,
+        lora: _LORA = None,
+        as_json: _JSON = False,
+    ) -> None:
+        """Supervised fine-tuning on the runs' consensus answers (loss on the answer only)."""
+        _train(
+            "sft", runs, config, output=output, model=model, max_steps=max_steps, lora=lora,
+            as_json=as_json,
+        )  # fmt: skip
+
+    @train_app.command("dpo")
+    def dpo(
+        runs: _RUNS,
+        config: _CONFIG = None,
+        output: _OUTPUT = None,
+        model: _MODEL = None,
+        max_steps: _STEPS = None,
+        lora: _LORA = None,
+        as_json: _JSON = False,
+    ) -> None:
+        """Preference optimisation: consensus answer (chosen) over the losing candidates."""
+        _train(
+            "dpo", runs, config, output=output, model=model, max_steps=max_steps, lora=lora,
+            as_json=as_json,
+        )  # fmt: skip
+
+    app.add_typer(train_app, name="train")
+
+    @app.command("eval")
+    def eval_(
+        model: Annotated[
+            str, typer.Argument(help="Model directory (a final/ dir), or 'default'.")
+        ] = "default",
+        sets: Annotated[
+            list[str] | None,
+            typer.Option("--sets", help="Sets to run (repeat); default: all five."),
+        ] = None,
+        limit: Annotated[int | None, typer.Option(help="First N prompts of each set.")] = None,
+        data_dir: Annotated[
+            Path | None, typer.Option(help="Folder with harmbench/, jbb-behaviors/, xstest/.")
+        ] = None,
+        max_new_tokens: Annotated[int, typer.Option(help="Greedy tokens per answer.")] = 48,
+        batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 16,
+        output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+        as_json: _JSON = False,
+    ) -> None:
+        """Refusal rate on harmful prompts and compliance on safe ones (HarmBench, JBB, XSTest)."""
+        from rich.console import Console
+
+        from ..training.eval import SET_NAMES, evaluate_model, results_table
+
+        with user_errors():
+            results = evaluate_model(
+                model, sets=sets or SET_NAMES, limit=limit, data_dir=data_dir,
+                max_new_tokens=max_new_tokens, batch_size=batch_size,
+            )  # fmt: skip
+        text = json.dumps(results, indent=2, ensure_ascii=False)
+        if output is not None:
+            output.write_text(text + "\n", encoding="utf-8")
+        if as_json:
+            typer.echo(text)
+        else:
+            Console().print(results_table(results))

