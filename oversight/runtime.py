@@ -617,18 +617,13 @@ class Runtime:
         path: tuple[str, ...] = ()
         rationale = ""
         if strategy == "priority":
-            mine = set(violated[chosen])
             for other in order:
-                if other == chosen:
-                    continue
-                theirs = set(violated[other]) - mine
-                for high in sorted(theirs):
-                    for low in sorted(mine - set(violated[other])) or sorted(mine):
-                        if self.graph.prevails(high, low, ctx.prompt.context):
-                            path = tuple(self.graph.path(high, low, ctx.prompt.context))
-                            break
-                    if path:
-                        break
+                if other != chosen and not path:
+                    path = tuple(
+                        self.graph.decisive_path(
+                            violated[chosen], violated[other], ctx.prompt.context
+                        )
+                    )
             rationale = (
                 f"{chosen} violates only principles that {' > '.join(path) or 'higher ones'} "
                 "outrank"

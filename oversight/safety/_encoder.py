@@ -17,7 +17,9 @@ from typing import Any
 from ..errors import PrerequisiteError
 
 MAX_TOKENS = 128
-"""Inputs are truncated to this many word pieces (refusals show early in a response)."""
+"""Inputs are truncated to this many word pieces."""
+RESPONSE_TOKENS = 64
+"""Responses are read only this far at inference: refusals show early, and it halves the cost."""
 
 
 def _torch() -> Any:
@@ -69,19 +71,19 @@ class Encoder:
         for p in self.model.parameters():
             p.requires_grad_(False)
 
-    def tokenize(self, texts: list[str]) -> Any:
+    def tokenize(self, texts: list[str], max_tokens: int = MAX_TOKENS) -> Any:
         return self.tokenizer(
-            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
         )
 
-    def bottom(self, texts: list[str]) -> tuple[Any, Any, Any]:
+    def bottom(self, texts: list[str], max_tokens: int = MAX_TOKENS) -> tuple[Any, Any, Any]:
         """Hidden states after the frozen layers, the attention mask, and final-layer embeddings.
 
         The last item is the stock sentence embedding (mean-pooled, L2-normalised) used for
         near-duplicate checks.
         """
         torch = self.torch
-        batch = self.tokenize(texts)
+        batch = self.tokenize(texts, max_tokens)
         with torch.no_grad():
             out = self.model(**batch, output_hidden_states=True)
         mask = batch["attention_mask"]

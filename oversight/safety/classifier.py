@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import PrerequisiteError
 from ..messages import JailbreakSignal, SafetyAction
-from ._encoder import Encoder, make_head
+from ._encoder import MAX_TOKENS, RESPONSE_TOKENS, Encoder, make_head
 from .jailbreak import conversation_signals, detect_signals, normalize
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -78,6 +78,9 @@ class SafetyClassifier:
         meta = json.loads((self.weights_dir / "meta.json").read_text(encoding="utf-8"))
         self.thresholds: dict[str, float] = dict(meta["threshold"])
         """Decision threshold per task (``request``, ``response``)."""
+        self.max_tokens: dict[str, int] = {"request": MAX_TOKENS, "response": RESPONSE_TOKENS}
+        """Word pieces read per task."""
+        self.max_tokens.update(meta.get("max_tokens", {}))
         self.encoder = Encoder(split=6 - int(meta["layers"]))
         torch = self.encoder.torch
         if threads is not None:
@@ -95,7 +98,9 @@ class SafetyClassifier:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch):
             idx = order[start : start + batch]
-            hidden, mask, _ = self.encoder.bottom([texts[i] or " " for i in idx])
+            hidden, mask, _ = self.encoder.bottom(
+                [texts[i] or " " for i in idx], self.max_tokens[task]
+            )
             with torch.no_grad():
                 probs = torch.sigmoid(self._heads[task](hidden, mask)).tolist()
             for i, p in zip(idx, probs, strict=True):

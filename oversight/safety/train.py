@@ -126,6 +126,12 @@ def _batches(n: int, size: int, rng: random.Random, lengths: Sequence[int]) -> l
     return chunks
 
 
+def _log(message: str) -> None:
+    import sys
+
+    print(f"[safety.train] {message}", file=sys.stderr, flush=True)
+
+
 def _bottom_all(enc: Encoder, texts: Sequence[str], batch: int = 64) -> tuple[list[Any], Any]:
     """Per-text frozen activations (unpadded) and the stock embeddings."""
     torch = enc.torch
@@ -138,6 +144,8 @@ def _bottom_all(enc: Encoder, texts: Sequence[str], batch: int = 64) -> tuple[li
         for j, i in enumerate(idx):
             hidden[i] = h[j, : int(mask[j].sum())].clone()
             embs[i] = emb[j]
+        if (start // batch) % 10 == 0:
+            _log(f"encoded {start + len(idx)}/{len(texts)}")
     return hidden, torch.stack(embs)
 
 
@@ -182,7 +190,8 @@ def train_head(
         opt, max_lr=[lr, lr * 10], total_steps=steps, pct_start=0.1
     )
     head.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        _log(f"epoch {epoch + 1}/{epochs} on {len(hidden)} rows")
         for idx in _batches(len(hidden), batch_size, rng, lengths):
             h, m = _pad(torch, [hidden[i] for i in idx])
             y = torch.tensor([float(labels[i]) for i in idx])

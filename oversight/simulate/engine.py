@@ -300,7 +300,10 @@ def simulate_chunk(
             batch.judge_confidence[s] = jconf
             calls[s] += judge_calls
         batch.rounds_left[s] = plan.max_rounds - rounds
-        d = decide(_subset(batch, s), plan.core)
+        # only the candidates that exist so far, as the runtime passes them (trailing invalid
+        # candidates would not change the decision, only its cost)
+        d = decide(_subset(batch, s, int(batch.valid[s].any(axis=0).nonzero()[0].max()) + 1),
+                   plan.core)  # fmt: skip
         revise = d.action == ACTION_REVISE
         if plan.reviser is None:
             revise[:] = False
@@ -336,14 +339,15 @@ def simulate_chunk(
            final_strategy, final_triggers, rounds_used, calls, first_index)  # fmt: skip
 
 
-def _subset(batch: FindingsBatch, s: np.ndarray) -> FindingsBatch:
+def _subset(batch: FindingsBatch, s: np.ndarray, candidates: int) -> FindingsBatch:
+    c = slice(0, candidates)
     return FindingsBatch(
-        verdict=batch.verdict[s],
-        severity=batch.severity[s],
-        confidence=batch.confidence[s],
-        disagreement=batch.disagreement[s],
-        valid=batch.valid[s],
-        judge_score=batch.judge_score[s],
+        verdict=batch.verdict[s, c],
+        severity=batch.severity[s, c],
+        confidence=batch.confidence[s, c],
+        disagreement=batch.disagreement[s, c],
+        valid=batch.valid[s, c],
+        judge_score=batch.judge_score[s, c],
         judge_confidence=batch.judge_confidence[s],
         context=batch.context[s],
         audit_draw=batch.audit_draw[s],
