@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from oversight.errors import ConfigError, InputError
+from oversight.safety import phrase_refusal
 from oversight.training.config import DPOSettings, LoraSettings, SFTSettings, load_settings
 from oversight.training.data import (
     dataset_card,
@@ -19,7 +20,6 @@ from oversight.training.data import (
     render_card,
     split_rows,
 )
-from oversight.training.eval import phrase_refusal_detector
 from oversight.training.tiny import tiny_llama, tiny_tokenizer
 
 # peft 0.21 and TRL 1.16 read transformers 5's deprecated `is_gradient_checkpointing`
@@ -112,7 +112,7 @@ def test_human_decision_overrides_consensus_and_duplicates_go(runs: list[Path]) 
 def test_split_keeps_prompts_together_and_is_seeded(runs: list[Path]) -> None:
     data = load_runs(runs)
     rows = data.sft + [
-        dict(r, messages=r["messages"][:1] + [{"role": "assistant", "content": "x"}])
+        dict(r, messages=[*r["messages"][:1], {"role": "assistant", "content": "x"}])
         for r in data.sft
     ]
     s1 = split_rows(rows, 0.4, seed=1)
@@ -134,7 +134,7 @@ def test_split_keeps_prompts_together_and_is_seeded(runs: list[Path]) -> None:
 def test_card_counts_and_risks(runs: list[Path], tmp_path: Path) -> None:
     data = load_runs(runs)
     sft, dpo = split_rows(data.sft, 0.0, 0), split_rows(data.dpo, 0.0, 0)
-    card = dataset_card(data, sft, dpo, is_refusal=phrase_refusal_detector, embeddings=False)
+    card = dataset_card(data, sft, dpo, is_refusal=phrase_refusal, embeddings=False)
     assert card["per_provenance"] == {"consensus": 4, "human": 1}
     assert card["per_strategy"] == {"human": 1, "none": 3, "priority": 1}
     assert card["per_principle"] == {"harm": 5}
