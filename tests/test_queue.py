@@ -421,3 +421,12 @@ def test_blank_reviewer_name_is_refused(queue: HumanQueue) -> None:
     case_id = queue.submit(submission())
     with pytest.raises(EscalationError, match="reviewer name"):
         queue.claim(case_id, "  ")
+
+
+async def test_wait_returns_a_withdrawn_case_too(queue: HumanQueue) -> None:
+    case_id = queue.submit(submission())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, queue.withdraw, case_id, "run cancelled")
+        case = await queue.wait(case_id, poll=0.01)
+    assert case.status == "withdrawn"
+    assert final_decision(case) is None
