@@ -69,7 +69,15 @@ from .messages import (
 from .priority import PriorityGraph
 from .prompts import PromptProblem
 
-SAFETY_CATEGORIES = frozenset({"safety", "security", "compliance"})
+_DETAIL_KEYS = {
+    "critique": "critiques",
+    "safety_assessment": "safety",
+    "audit": "audits",
+    "judgment": "judgment",
+    "conflict": "conflict",
+    "resolution": "resolution",
+}
+"""Kinds of internal reasoning shown to reviewers in a case, and their key in its details."""
 
 
 def episode_id(run: str, prompt_id: str) -> str:
@@ -256,7 +264,10 @@ class Runtime:
                 topic=f"episode.{payload.kind}",
                 parents=tuple(parents),
             )
-            return await bus.publish(env)
+            delivered = await bus.publish(env)
+            if delivered is not None:
+                ctx.published.append(delivered)
+            return delivered
 
         prompt_env = await publish(prompt, "runtime", ())
         assert prompt_env is not None
@@ -312,14 +323,16 @@ class Runtime:
         outcome.draft_violations = tuple(
             sorted({p for (a, c, p), v in reports.cells.items() if c == "c0" and v[0] == 1})
         )
-        max_rounds = int(self.settings.max_revision_rounds)
+        max_rounds = int(self.settings.max_revision_rounds) if self.reviser is not None else 0
         rounds = 0
         judgment_env: Envelope | None = None
+        judged: list[str] = []
+        judge_scores: dict[str, float] = {}
+        judge_conf = 0.0
         while True:
             order = list(ctx.candidates)
-            judge_scores: dict[str, float] = {}
-            judge_conf = 0.0
-            if self.judge is not None and len(order) > 1:
+            if self.judge is not None and len(order) > 1 and order != judged:
+                judged = order
                 judgment = await self.judge.rank(ctx, order)
                 judgment_env = await publish(
                     judgment, self.judge.name, tuple(envs[c].id for c in order)
@@ -329,7 +342,7 @@ class Runtime:
             decision = decide(batch, self.core)
             chosen = order[int(decision.chosen[0])]
             if int(decision.action[0]) != ACTION_REVISE or self.reviser is None:
-                break
+                break  # with no reviser max_rounds is 0, so decide() never asks to revise
             rounds += 1
             violated = [
                 self.core.principle_ids[i]
@@ -355,8 +368,8 @@ class Runtime:
                 await self._assess(
                     ctx, revision.candidate_id, rev_env.id, reports, publish, finding_ids
                 )
-            if not revisions:
-                break
+            if not revisions:  # nothing new to assess: decide with no rounds left
+                max_rounds = rounds
         return await self._finish(
             ctx,
             publish,
@@ -576,7 +589,7 @@ class Runtime:
         )
         if int(decision.action[0]) == ACTION_ESCALATE:
             case_id = await self._submit_case(
-                ctx, order, chosen, triggers, violated, envs, parents, strategy
+                ctx, order, chosen, triggers, violated, sources, parents, strategy
             )
             await publish(
                 Escalation(
@@ -651,7 +664,7 @@ class Runtime:
         chosen: str,
         triggers: tuple[str, ...],
         violated: dict[str, tuple[str, ...]],
-        envs: dict[str, Envelope],
+        sources: dict[str, str],
         parents: list[str],
         strategy: str,
     ) -> str:
@@ -659,10 +672,12 @@ class Runtime:
             return f"unqueued-{ctx.episode}"
         from .escalation import CaseSubmission
 
-        candidates = [
-            {"id": c, "text": ctx.candidates[c], "source": "draft" if c == "c0" else "revision"}
-            for c in order
-        ]
+        candidates = [{"id": c, "text": ctx.candidates[c], "source": sources[c]} for c in order]
+        reasoning: dict[str, list[Any]] = {}
+        for env in ctx.published:
+            key = _DETAIL_KEYS.get(env.payload.kind)
+            if key is not None:
+                reasoning.setdefault(key, []).append(env.model_dump(mode="json"))
         submission = CaseSubmission(
             run=self.run_name,
             episode=ctx.episode,
@@ -678,6 +693,7 @@ class Runtime:
             else len(triggers),
             reviewers_required=int(getattr(self.spec.policy, "reviewers_per_case", 1)),
             details={
+                **reasoning,
                 "strategy": strategy,
                 "violations": {k: list(v) for k, v in violated.items()},
                 "prompt_id": ctx.prompt.prompt_id,

@@ -218,3 +218,22 @@ def test_a_finished_run_is_not_overwritten_without_resume(tmp_path: Path) -> Non
     summary = _run(tmp_path, hierarchy, prompts, resume=True)
     assert summary["this_invocation"]["skipped_finished"] == 4
     assert summary["episodes"] == 4
+
+
+def test_recursive_hierarchy_runs_with_simulated_agents(tmp_path: Path) -> None:
+    summary = run_command(
+        "roles/recursive.yaml",
+        runs_dir=tmp_path / "runs",
+        queue_url=f"sqlite:///{tmp_path / 'queue.db'}",
+        show_progress=False,
+    )
+    assert summary["failed"] == 0
+    assert summary["consensus"] > 0 and summary["escalated"] > 0
+    assert summary["rows"]["sft"] == summary["consensus"]
+    envelopes = read_journal(tmp_path / "runs/recursive/journal.jsonl").envelopes
+    audits = [e for e in envelopes if e.payload.kind == "audit"]
+    assert {e.sender for e in audits} >= {"judge"}, "supervisors audit their subjects"
+    queue = HumanQueue(f"sqlite:///{tmp_path / 'queue.db'}")
+    case = queue.list_cases(run="recursive")[0]
+    assert case.details["critiques"], "reviewers see the agents' reasoning"
+    queue.close()

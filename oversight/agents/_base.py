@@ -31,6 +31,8 @@ class EpisodeContext:
     """The hierarchy's settings (max_new_tokens, temperature, seed, ...)."""
     candidates: dict[str, str] = field(default_factory=dict)
     """Candidate id -> text, so far."""
+    published: list[Any] = field(default_factory=list)
+    """Envelopes of this episode published so far (the runtime's record, for case details)."""
 
     @property
     def messages(self) -> list[dict[str, str]]:

@@ -21,7 +21,7 @@ def _root() -> None:
     """Constitutional AI oversight: run, check, adjudicate, export, simulate, train."""
 
 
-_COMMAND_MODULES = ("check", "constitution", "run", "schema")
+_COMMAND_MODULES = ("check", "constitution", "queue", "run", "schema")
 
 
 def _register_all() -> None:
