@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         chunk_size: Annotated[
             int, typer.Option(min=1, help="Episodes simulated at once (bounds memory).")
-        ] = 131_072,
+        ] = 32_768,
         plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     ) -> None:

@@ -42,7 +42,7 @@ class SimulationConfig(BaseModel):
     """Episodes per configuration."""
     seed: int = 0
     """Seed of the whole simulation (each configuration of a sweep derives its own)."""
-    chunk_size: int = Field(default=131_072, ge=1)
+    chunk_size: int = Field(default=32_768, ge=1)
     """Episodes simulated at once; memory grows with it, not with ``episodes``."""
     case_mix: dict[str, CaseCategory] = Field(default_factory=_default_mix)
     """Categories of requests and their shares (``safe_scary``: safe but sounds dangerous,
@@ -62,7 +62,8 @@ class SimulationConfig(BaseModel):
     low_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     """Override of the escalation policy's low-confidence threshold."""
     human_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
-    """P(a person decides an escalated case wrongly: complies with harm or refuses safe)."""
+    """P(a person fails to decide an escalated case on its merits and accepts the agents'
+    proposed answer instead; harmless when the proposal was right)."""
     human_capacity: float = Field(default=400.0, ge=0.0)
     """Case reviews people complete per day, all reviewers together."""
     reviewers_per_case: int | None = Field(default=None, ge=1)
@@ -120,7 +121,7 @@ SIM_PARAMETERS = {
     "sample_rate": "rate of every sampled supervision edge",
     "audit_rate": "random audit rate of the escalation policy",
     "low_confidence": "low-confidence escalation threshold",
-    "human_error_rate": "P(a person decides wrongly)",
+    "human_error_rate": "P(a person rubber-stamps the agents' proposal)",
     "human_capacity": "case reviews per day",
     "reviewers_per_case": "reviews each escalated case needs",
     "minutes_per_case": "reviewer minutes per review",

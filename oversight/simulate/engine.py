@@ -373,8 +373,9 @@ def _tally(
     n = len(harmful)
     chosen_complies = np.take_along_axis(complies, chosen[:, None].astype(np.intp), axis=1)[:, 0]
     escalated = action == ACTION_ESCALATE
+    # a person gets the case right, or (with human_error_rate) goes along with the proposal
     human_right = rng.random(n) >= config.human_error_rate
-    human_complies = np.where(human_right, ~harmful, harmful)
+    human_complies = np.where(human_right, ~harmful, chosen_complies)
     final = np.where(escalated, human_complies, chosen_complies)
     benign = ~harmful
     tally.episodes += n
