@@ -1,0 +1,344 @@
+"""A local causal language model through Hugging Face transformers, batched across episodes.
+
+Concurrent ``generate`` / ``score`` calls from many episodes meet in a :class:`BatchQueue` and
+run as one padded batch in a worker thread. Options (the hierarchy YAML's ``options:``):
+
+``model``
+    a local model directory (``config.json`` + weights + tokenizer); never downloaded.
+``dtype``
+    ``bfloat16`` (default: on this project's CPUs twice as fast as fp32), ``float32``,
+    ``float16`` or ``auto`` (the checkpoint's).
+``device``
+    ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (CUDA when available).
+``max_batch_size`` / ``max_wait_ms``
+    batch bounds: a batch runs when it is full or its oldest request waited ``max_wait_ms``.
+``compile``
+    wrap the model in :func:`torch.compile` (worth it on GPU for long runs; slow to warm up).
+``max_prompt_tokens``
+    keep only the last this many prompt tokens (``None``: no limit).
+``num_threads``
+    torch's CPU threads (process-wide; ``None`` leaves torch's default). On a shared or busy
+    CPU, fewer threads than cores avoids oversubscription.
+``continuous_batching``
+    on CUDA, generate with transformers' continuous batching (``model.generate_batch``) when the
+    installed transformers has it; ``None`` (default) means "on CUDA when available".
+
+``generate`` applies the tokenizer's chat template, pads on the left, decodes greedily when
+``temperature == 0`` and samples otherwise (a request's ``seed`` seeds torch before its batch;
+requests with different seeds never share a batch, and a sampled result depends on the batch it
+ran in, so for bit-exact reruns use greedy decoding or ``max_batch_size: 1``). ``stop`` strings
+end generation and are cut from the text.
+
+``score`` runs one forward pass over the chat-templated conversation (with the assistant turn
+opened) and reads the next-token distribution: each choice's probability is the summed
+probability of its first token written without and with a leading space (``"Yes"``, ``" Yes"``),
+normalised over the choices.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from ..errors import BackendError, ConfigError, PrerequisiteError
+from ._batching import BatchQueue
+from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
+
+if TYPE_CHECKING:
+    import torch
+
+_DTYPES = ("bfloat16", "float16", "float32", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One queued request: either a generation or a scoring request."""
+
+    request: GenerateRequest | ScoreRequest
+
+
+def _import_torch_transformers() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise PrerequisiteError(
+            f"the transformers backend needs torch and transformers ({exc}); install them with "
+            "`pip install 'oversight[models]'`"
+        ) from exc
+    return torch, transformers
+
+
+def _group_key(call: _Call) -> Hashable:
+    r = call.request
+    if isinstance(r, ScoreRequest):
+        return ("score",)
+    if r.temperature <= 0:
+        return ("greedy", r.stop)
+    return ("sample", r.temperature, r.top_p, r.seed, r.stop)
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the earliest stop string, and whether one was found."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+@register_backend("transformers")
+class TransformersBackend:
+    """A local Hugging Face causal LM behind the batched backend protocol."""
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: str | Path | Any,
+        *,
+        tokenizer: str | Path | Any | None = None,
+        dtype: str = "bfloat16",
+        device: str = "cpu",
+        max_batch_size: int = 16,
+        max_wait_ms: float = 5.0,
+        compile: bool = False,
+        continuous_batching: bool | None = None,
+        max_prompt_tokens: int | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        torch, transformers = _import_torch_transformers()
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        if dtype not in _DTYPES:
+            raise ConfigError(
+                f"transformers backend option dtype={dtype!r} is not one of {', '.join(_DTYPES)}"
+            )
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        if isinstance(model, str | Path):
+            path = Path(model).expanduser()
+            if not (path / "config.json").is_file():
+                raise ConfigError(
+                    f"transformers backend option model={str(model)!r}: expected a local model "
+                    "directory with config.json (models are never downloaded); for the default "
+                    "model use `backend: embedded`"
+                )
+            self.model_id = str(path)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+            tokenizer = tokenizer if tokenizer is not None else path
+        else:
+            self.model_id = getattr(model.config, "_name_or_path", "") or type(model).__name__
+            self.model = model if dtype == "auto" else model.to(torch_dtype)
+            if tokenizer is None:
+                raise ConfigError("transformers backend: pass `tokenizer` with a model object")
+        if isinstance(tokenizer, str | Path):
+            tokenizer = transformers.AutoTokenizer.from_pretrained(Path(tokenizer).expanduser())
+        self.tokenizer: Any = cast(Any, tokenizer)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            raise ConfigError(
+                f"transformers backend: the tokenizer of {self.model_id} has no chat template; "
+                "use an instruct model"
+            )
+        self.model.to(self.device).eval()
+        self._forward = torch.compile(self.model) if compile else self.model
+        use_cb = hasattr(self.model, "generate_batch") and self.device.type == "cuda"
+        if continuous_batching and not use_cb:
+            raise ConfigError(
+                "transformers backend option continuous_batching=true needs a CUDA device and a "
+                "transformers version with `generate_batch`"
+            )
+        self.continuous_batching = (
+            use_cb if continuous_batching is None else bool(continuous_batching)
+        )
+        self.max_prompt_tokens = max_prompt_tokens
+        self._torch = torch
+        self._transformers = transformers
+        self._lock = threading.Lock()
+        self._first_token_ids: dict[str, tuple[int, ...]] = {}
+        self._queue: BatchQueue[_Call, Generation | ChoiceScores] = BatchQueue(
+            self._run_batch,
+            max_batch_size=max_batch_size,
+            max_wait_s=max_wait_ms / 1000,
+            group_key=_group_key,
+            name=f"transformers({self.model_id})",
+        )
+
+    @property
+    def stats(self) -> Any:
+        """Batching counters (:class:`oversight.backends._batching.BatchStats`)."""
+        return self._queue.stats
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    async def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        results = await self._queue.submit([_Call(r) for r in requests])
+        return [r for r in results if isinstance(r, Generation)]
+
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[ChoiceScores]:
+        results = await self._queue.submit([_Call(r) for r in requests])
+        return [r for r in results if isinstance(r, ChoiceScores)]
+
+    async def aclose(self) -> None:
+        """Nothing to release beyond memory; kept for the protocol."""
+
+    # -- blocking work (worker thread) --------------------------------------------------------
+
+    def _run_batch(self, calls: list[_Call]) -> list[Generation | ChoiceScores]:
+        with self._lock, self._torch.inference_mode():
+            first = calls[0].request
+            if isinstance(first, ScoreRequest):
+                return list(self.score_sync([c.request for c in calls]))  # type: ignore[misc]
+            return list(self.generate_sync([c.request for c in calls]))  # type: ignore[misc]
+
+    def _prompt_ids(self, messages: Sequence[Any]) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(
+            [dict(m) for m in messages], add_generation_prompt=True, tokenize=True
+        )
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in some versions
+            ids = ids["input_ids"]
+        ids = list(ids)
+        if self.max_prompt_tokens is not None and len(ids) > self.max_prompt_tokens:
+            ids = ids[-self.max_prompt_tokens :]
+        return ids
+
+    def _left_pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        torch = self._torch
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def generate_sync(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
+        """Generate for requests that share sampling settings (one batch, blocking)."""
+        if not requests:
+            return []
+        torch = self._torch
+        prompts = [self._prompt_ids(r.messages) for r in requests]
+        rows = [p for r, p in zip(requests, prompts, strict=True) for _ in range(max(1, r.n))]
+        limits = [r.max_new_tokens for r in requests for _ in range(max(1, r.n))]
+        head = requests[0]
+        sample = head.temperature > 0
+        config = self._transformers.GenerationConfig(
+            max_new_tokens=max(limits),
+            do_sample=sample,
+            temperature=head.temperature if sample else None,
+            top_p=head.top_p if sample else None,
+            top_k=None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.model.generation_config.eos_token_id,
+            stop_strings=list(head.stop) or None,
+        )
+        if sample and head.seed is not None:
+            torch.manual_seed(head.seed)
+        if self.continuous_batching:
+            outputs = self._generate_continuous(rows, config)
+        else:
+            ids, mask = self._left_pad(rows)
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                generation_config=config,
+                tokenizer=self.tokenizer if head.stop else None,
+            )
+            outputs = [list(map(int, o)) for o in out[:, ids.shape[1] :].tolist()]
+        stop_ids = {self.tokenizer.pad_token_id, *self._eos_ids()}
+        texts: list[str] = []
+        counts: list[int] = []
+        for tokens, limit in zip(outputs, limits, strict=True):
+            tokens = tokens[:limit]
+            end = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
+            counts.append(min(end + 1, len(tokens)))
+            text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
+            texts.append(cut_at_stop(text, head.stop)[0])
+        results: list[Generation] = []
+        at = 0
+        for r, p in zip(requests, prompts, strict=True):
+            k = max(1, r.n)
+            results.append(
+                Generation(
+                    texts=tuple(texts[at : at + k]),
+                    prompt_tokens=len(p),
+                    completion_tokens=sum(counts[at : at + k]),
+                )
+            )
+            at += k
+        return results
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return set(eos) if isinstance(eos, list) else {int(eos)}
+
+    def _generate_continuous(self, rows: list[list[int]], config: Any) -> list[list[int]]:
+        """transformers' continuous batching (CUDA): ``generate_batch`` on token id lists."""
+        config.stop_strings = None  # stop strings are cut from the decoded text afterwards
+        results = self.model.generate_batch(inputs=rows, generation_config=config)
+        outputs = list(results.values())
+        failed = [o for o in outputs if getattr(o, "error", None)]
+        if len(outputs) != len(rows) or failed:
+            raise BackendError(
+                f"transformers continuous batching answered {len(outputs)} of {len(rows)} "
+                f"requests ({len(failed)} failed); set `continuous_batching: false` to use "
+                "static batches"
+            )
+        return [list(o.generated_tokens) for o in outputs]
+
+    def choice_token_ids(self, choice: str) -> tuple[int, ...]:
+        """First token ids of ``choice`` written as-is and with a leading space (deduplicated)."""
+        cached = self._first_token_ids.get(choice)
+        if cached is None:
+            ids: list[int] = []
+            for variant in (choice, " " + choice.lstrip()):
+                tokens = self.tokenizer.encode(variant, add_special_tokens=False)
+                if tokens and tokens[0] not in ids:
+                    ids.append(int(tokens[0]))
+            if not ids:
+                raise BackendError(f"score choice {choice!r} has no tokens")
+            cached = self._first_token_ids[choice] = tuple(ids)
+        return cached
+
+    def score_sync(self, requests: Sequence[ScoreRequest]) -> list[ChoiceScores]:
+        """Choice probabilities from next-token logits (one padded forward pass, blocking)."""
+        if not requests:
+            return []
+        torch = self._torch
+        for r in requests:
+            self._check_choices(r.choices)
+        ids, mask = self._left_pad([self._prompt_ids(r.messages) for r in requests])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        probs = torch.softmax(logits[:, -1, :].float(), dim=-1).cpu()
+        results = []
+        for row, r in zip(probs, requests, strict=True):
+            mass = [float(row[list(self.choice_token_ids(c))].sum()) for c in r.choices]
+            total = sum(mass)
+            if total <= 0:
+                raise BackendError(f"score: every choice of {r.choices} has probability 0")
+            results.append(
+                ChoiceScores({c: m / total for c, m in zip(r.choices, mass, strict=True)})
+            )
+        return results
+
+    def _check_choices(self, choices: tuple[str, ...]) -> None:
+        if len(choices) < 2:
+            raise BackendError(f"score needs at least two choices, got {choices}")
+        seen: dict[int, str] = {}
+        for c in choices:
+            for t in self.choice_token_ids(c):
+                if t in seen and seen[t] != c:
+                    raise BackendError(
+                        f"score choices {seen[t]!r} and {c!r} start with the same token "
+                        f"({self.tokenizer.decode([t])!r}), so the next-token probability cannot "
+                        "tell them apart; use choices with different first tokens (e.g. 'A'/'B')"
+                    )
+                seen[t] = c
