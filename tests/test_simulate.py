@@ -245,3 +245,9 @@ def test_cli_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) ->
     assert res.exit_code == 2
     assert message in res.output.replace("\n", " ")
     assert not (tmp_path / "results.json").exists()
+
+
+def test_parallel_workers_give_the_same_result() -> None:
+    one = result(episodes=20_000, workers=1)
+    two = result(episodes=20_000, workers=2)
+    assert one == two

@@ -5,8 +5,8 @@ Critics 90% accurate (miss = false alarm = 10%), error correlation 0.3, the pack
 senior safety auditor at 3, people at the top). We simulate depth 1, 2 and 3 and, around that
 point, critic accuracy and error correlation; results and plots go next to this file.
 
-    python examples/recursive_study/study.py            # ~1-2 minutes on 2 cores
-    python examples/recursive_study/study.py --episodes 50000   # quicker, wider intervals
+    python examples/recursive_study/study.py            # ~4 minutes on 2 cores
+    python examples/recursive_study/study.py --episodes 30000 --depth-episodes 100000  # quick
 """
 
 from __future__ import annotations
@@ -71,19 +71,20 @@ def third_level(study: StudyResult) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="recursive oversight study")
-    parser.add_argument("--episodes", type=int, default=300_000)
+    parser.add_argument("--episodes", type=int, default=300_000, help="per sweep point")
+    parser.add_argument("--depth-episodes", type=int, default=2_000_000, help="per depth")
     args = parser.parse_args()
     out = HERE / "output"
     out.mkdir(exist_ok=True)
 
-    base = run_study(HIERARCHY, config(args.episodes), [("depth", DEPTHS)])
+    base = run_study(HIERARCHY, config(args.depth_episodes), [("depth", DEPTHS)])
     write_results(base, out / "depth")
     accuracy = by_depth(args.episodes, "accuracy", [0.8, 0.9, 0.95, 0.99])
     correlation = by_depth(args.episodes, "correlation", [0.0, 0.3, 0.6, 0.9])
     paths = [
         plot_parameter(accuracy, "accuracy", out),
         plot_parameter(correlation, "correlation", out),
-        plot_pareto(correlation, out),
+        plot_pareto(accuracy, out),
         plot_backlog(base, out),
     ]
     write_results(accuracy, out / "accuracy", plots=False)
@@ -91,7 +92,8 @@ def main() -> None:
 
     answer = {
         "question": "critics 90% accurate, error correlation 0.3: does level 3 pay?",
-        "episodes_per_point": args.episodes,
+        "episodes_per_depth": args.depth_episodes,
+        "episodes_per_sweep_point": args.episodes,
         "by_depth": {
             int(p["parameters"]["depth"]): {
                 k: p["result"][k]["rate"] if isinstance(p["result"][k], dict) and "rate"

@@ -59,6 +59,9 @@ def register(app: typer.Typer) -> None:
         chunk_size: Annotated[
             int, typer.Option(min=1, help="Episodes simulated at once (bounds memory).")
         ] = 32_768,
+        workers: Annotated[
+            int, typer.Option(min=1, help="Processes simulating chunks in parallel.")
+        ] = 1,
         plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     ) -> None:
@@ -73,7 +76,7 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         try:
             data = _load_settings(settings)
-            data.update(episodes=episodes, seed=seed, chunk_size=chunk_size)
+            data.update(episodes=episodes, seed=seed, chunk_size=chunk_size, workers=workers)
             if calibration is not None:
                 measured = load_calibration(calibration)
                 data["model_options"] = {**data.get("model_options", {}), **measured}

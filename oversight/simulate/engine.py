@@ -302,8 +302,8 @@ def simulate_chunk(
         batch.rounds_left[s] = plan.max_rounds - rounds
         # only the candidates that exist so far, as the runtime passes them (trailing invalid
         # candidates would not change the decision, only its cost)
-        d = decide(_subset(batch, s, int(batch.valid[s].any(axis=0).nonzero()[0].max()) + 1),
-                   plan.core)  # fmt: skip
+        existing = int(np.flatnonzero(batch.valid[s].any(axis=0)).max()) + 1
+        d = decide(_subset(batch, s, existing), plan.core)
         revise = d.action == ACTION_REVISE
         if plan.reviser is None:
             revise[:] = False
@@ -406,6 +406,33 @@ def _tally(
     tally.daily_escalations += per_day
 
 
+def merge_tallies(tallies: list[Tally]) -> Tally:
+    """The sum of several tallies (chunks simulated apart)."""
+    out = Tally()
+    for t in tallies:
+        for name in ("episodes", "harmful", "benign", "pass_through", "false_refusal",
+                     "auto_pass_through", "auto_false_refusal", "chosen_pass_through",
+                     "chosen_false_refusal", "escalated", "escalated_harmful", "revised",
+                     "revisions", "model_calls"):  # fmt: skip
+            setattr(out, name, getattr(out, name) + getattr(t, name))
+        for key, value in t.triggers.items():
+            out.triggers[key] += value
+        for key, value in t.strategies.items():
+            out.strategies[key] += value
+        if out.daily_escalations.size == 0:
+            out.daily_escalations = t.daily_escalations.copy()
+        elif t.daily_escalations.size:
+            out.daily_escalations += t.daily_escalations
+    return out
+
+
+def _chunk(args: tuple[Plan, SimulationConfig, int, int, int, int]) -> Tally:
+    plan, config, seed, index, n, first = args
+    tally = Tally()
+    simulate_chunk(plan, config, np.random.default_rng([seed, index]), n, first, tally)
+    return tally
+
+
 def run_plan(
     plan: Plan,
     config: SimulationConfig,
@@ -416,18 +443,30 @@ def run_plan(
     """Simulate ``config.episodes`` episodes in chunks; ``progress(n)`` after each chunk.
 
     Chunk ``k`` draws from its own generator seeded by ``(seed, k)``, so a result depends on
-    the seed and the chunk size only, and memory on the chunk size only.
+    the seed and the chunk size only (not on ``config.workers``), and memory on the chunk size
+    (times the workers) only.
     """
     base_seed = config.seed if seed is None else seed
-    tally = Tally()
+    jobs: list[tuple[Plan, SimulationConfig, int, int, int, int]] = []
     done = 0
-    chunk = 0
     while done < config.episodes:
         n = min(config.chunk_size, config.episodes - done)
-        rng = np.random.default_rng([base_seed, chunk])
-        simulate_chunk(plan, config, rng, n, done, tally)
+        jobs.append((plan, config, base_seed, len(jobs), n, done))
         done += n
-        chunk += 1
-        if progress is not None:
-            progress(n)
-    return tally
+    tallies: list[Tally] = []
+    if config.workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=context) as pool:
+            for tally in pool.map(_chunk, jobs):
+                tallies.append(tally)
+                if progress is not None:
+                    progress(tally.episodes)
+    else:
+        for job in jobs:
+            tallies.append(_chunk(job))
+            if progress is not None:
+                progress(job[4])
+    return merge_tallies(tallies)
