@@ -117,6 +117,16 @@ def test_calibration_file_formats(tmp_path: Path) -> None:
     assert rates["judge"]["miss_rate"] == pytest.approx(0.2)
     assert rates["judge"]["false_alarm_rate"] == pytest.approx(0.1)
     assert rates["judge"]["principles"]["harm"] == {"miss_rate": 0.02}
+    bench = {
+        "xstest": {"safe_allowed": 0.9, "unsafe_flagged": 0.8, "n_safe": 250},
+        "harmbench_test_flagged": 0.7,
+        "jbb_harmful_flagged": 0.9,
+        "jbb_benign_allowed": 0.7,
+    }
+    path.write_text(json.dumps({"models": {"safety": {"safety_benchmark": bench}}}))
+    measured = load_calibration(path)["safety"]
+    assert measured["miss_rate"] == pytest.approx(0.2)
+    assert measured["false_alarm_rate"] == pytest.approx(0.2)
     path.write_text(json.dumps({"models": {"critic": {"miss_rate": 2}}}))
     with pytest.raises(ConfigError, match="outside"):
         load_calibration(path)

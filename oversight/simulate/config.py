@@ -229,7 +229,9 @@ def sweep_grid(sweeps: Sequence[tuple[str, list[float]]]) -> list[dict[str, floa
 
 def _rates_from_entry(entry: Mapping[str, Any], where: str) -> dict[str, float]:
     """miss/false-alarm rates from one measurement entry (see docs/simulation.md)."""
-    if "miss_rate" in entry or "false_alarm_rate" in entry:
+    if "safety_benchmark" in entry:
+        out = _rates_from_safety_benchmark(entry["safety_benchmark"], f"{where}.safety_benchmark")
+    elif "miss_rate" in entry or "false_alarm_rate" in entry:
         out = {k: float(entry[k]) for k in ("miss_rate", "false_alarm_rate") if k in entry}
     elif {"tp", "fn", "fp", "tn"} <= set(entry):
         tp, fn, fp, tn = (float(entry[k]) for k in ("tp", "fn", "fp", "tn"))
@@ -259,11 +261,38 @@ def _rates_from_entry(entry: Mapping[str, Any], where: str) -> dict[str, float]:
             out["false_alarm_rate"] = flagged[False] / total[False]
     else:
         raise ConfigError(
-            f"{where}: expected miss_rate/false_alarm_rate, tp/fn/fp/tn counts, or 'sets'"
+            f"{where}: expected miss_rate/false_alarm_rate, tp/fn/fp/tn counts, 'sets' or "
+            "'safety_benchmark'"
         )
     for k, v in out.items():
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{where}.{k}: {v} is outside [0, 1]")
+    return out
+
+
+def _rates_from_safety_benchmark(doc: Any, where: str) -> dict[str, float]:
+    """Rates from the JSON that ``benchmarks/safety.py`` prints: the mean over its harmful sets
+    (XSTest unsafe, HarmBench test, JBB harmful) of the share not flagged is the miss rate; the
+    mean over its benign sets (XSTest safe, JBB benign) of the share flagged is the false-alarm
+    rate. Sets missing from the document are skipped; jailbreak sets are not used."""
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{where}: expected the JSON object printed by benchmarks/safety.py")
+    xstest = doc.get("xstest") or {}
+    flagged_harmful = [
+        v for v in (xstest.get("unsafe_flagged"), doc.get("harmbench_test_flagged"),
+                    doc.get("jbb_harmful_flagged")) if isinstance(v, int | float)
+    ]  # fmt: skip
+    allowed_benign = [
+        v for v in (xstest.get("safe_allowed"), doc.get("jbb_benign_allowed"))
+        if isinstance(v, int | float)
+    ]  # fmt: skip
+    if not flagged_harmful and not allowed_benign:
+        raise ConfigError(f"{where}: none of xstest, harmbench_test_flagged, jbb_* found")
+    out = {}
+    if flagged_harmful:
+        out["miss_rate"] = 1.0 - sum(flagged_harmful) / len(flagged_harmful)
+    if allowed_benign:
+        out["false_alarm_rate"] = 1.0 - sum(allowed_benign) / len(allowed_benign)
     return out
 
 
@@ -291,7 +320,8 @@ def load_calibration(path: str | Path) -> dict[str, dict[str, Any]]:
     try:
         for name, entry in models.items():
             options: dict[str, Any] = {}
-            has_overall = any(k in entry for k in ("miss_rate", "false_alarm_rate", "tp", "sets"))
+            keys = ("miss_rate", "false_alarm_rate", "tp", "sets", "safety_benchmark")
+            has_overall = any(k in entry for k in keys)
             if has_overall:
                 options.update(_rates_from_entry(entry, f"models.{name}"))
             principles = entry.get("principles", {})
