@@ -55,9 +55,11 @@ _DTYPES = ("bfloat16", "float16", "float32", "auto")
 
 @dataclass(frozen=True, slots=True)
 class _Call:
-    """One queued request: either a generation or a scoring request."""
+    """One queued request: a generation, a scoring request, or a top-k next-token query."""
 
     request: GenerateRequest | ScoreRequest
+    top_k: int = 0
+    """> 0: answer the ``top_k`` most likely next tokens of ``request.messages`` instead."""
 
 
 def _import_torch_transformers() -> tuple[Any, Any]:
@@ -74,6 +76,8 @@ def _import_torch_transformers() -> tuple[Any, Any]:
 
 def _group_key(call: _Call) -> Hashable:
     r = call.request
+    if call.top_k:
+        return ("top_k",)
     if isinstance(r, ScoreRequest):
         return ("score",)
     if r.temperature <= 0:
@@ -160,7 +164,7 @@ class TransformersBackend:
         self._transformers = transformers
         self._lock = threading.Lock()
         self._first_token_ids: dict[str, tuple[int, ...]] = {}
-        self._queue: BatchQueue[_Call, Generation | ChoiceScores] = BatchQueue(
+        self._queue: BatchQueue[_Call, Any] = BatchQueue(
             self._run_batch,
             max_batch_size=max_batch_size,
             max_wait_s=max_wait_ms / 1000,
@@ -183,14 +187,23 @@ class TransformersBackend:
         results = await self._queue.submit([_Call(r) for r in requests])
         return [r for r in results if isinstance(r, ChoiceScores)]
 
+    async def next_token_logprobs(
+        self, messages: Sequence[Any], top_k: int = 20
+    ) -> list[tuple[str, float]]:
+        """The ``top_k`` most likely first tokens of the answer, as ``(text, logprob)`` pairs."""
+        (result,) = await self._queue.submit([_Call(ScoreRequest(tuple(messages)), top_k)])
+        return result
+
     async def aclose(self) -> None:
         """Nothing to release beyond memory; kept for the protocol."""
 
     # -- blocking work (worker thread) --------------------------------------------------------
 
-    def _run_batch(self, calls: list[_Call]) -> list[Generation | ChoiceScores]:
+    def _run_batch(self, calls: list[_Call]) -> list[Any]:
         with self._lock, self._torch.inference_mode():
             first = calls[0].request
+            if calls[0].top_k:
+                return self.top_logprobs_sync([c.request.messages for c in calls], calls[0].top_k)
             if isinstance(first, ScoreRequest):
                 return list(self.score_sync([c.request for c in calls]))  # type: ignore[misc]
             return list(self.generate_sync([c.request for c in calls]))  # type: ignore[misc]
@@ -311,13 +324,9 @@ class TransformersBackend:
         """Choice probabilities from next-token logits (one padded forward pass, blocking)."""
         if not requests:
             return []
-        torch = self._torch
         for r in requests:
             self._check_choices(r.choices)
-        ids, mask = self._left_pad([self._prompt_ids(r.messages) for r in requests])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-        probs = torch.softmax(logits[:, -1, :].float(), dim=-1).cpu()
+        probs = self._next_token_probs([r.messages for r in requests])
         results = []
         for row, r in zip(probs, requests, strict=True):
             mass = [float(row[list(self.choice_token_ids(c))].sum()) for c in r.choices]
@@ -342,3 +351,25 @@ class TransformersBackend:
                         "tell them apart; use choices with different first tokens (e.g. 'A'/'B')"
                     )
                 seen[t] = c
+
+    def _next_token_probs(self, conversations: Sequence[Sequence[Any]]) -> torch.Tensor:
+        """Softmax of the next-token logits after each chat-templated conversation (CPU)."""
+        torch = self._torch
+        ids, mask = self._left_pad([self._prompt_ids(m) for m in conversations])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        return torch.softmax(logits[:, -1, :].float(), dim=-1).cpu()
+
+    def top_logprobs_sync(
+        self, conversations: Sequence[Sequence[Any]], top_k: int
+    ) -> list[list[tuple[str, float]]]:
+        """The ``top_k`` most likely next tokens per conversation (blocking)."""
+        probs = self._next_token_probs(conversations)
+        values, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        return [
+            [
+                (self.tokenizer.decode([int(i)]), float(v.clamp(min=1e-30).log()))
+                for v, i in zip(vs, ix, strict=True)
+            ]
+            for vs, ix in zip(values, indices, strict=True)
+        ]
