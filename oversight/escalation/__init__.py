@@ -1,7 +1,12 @@
 """The human escalation queue: a persistent store of escalated cases, reviewers' claims and
-decisions (``HumanQueue``), agreement statistics between reviewers, and the escalation policy
-that decides which episodes become cases. See docs/queue.md."""
+decisions (``HumanQueue``), agreement statistics between reviewers, reviewer accounts for the
+web page, and the escalation policy that decides which episodes become cases. See
+docs/queue.md."""
 
+from .accounts import Reviewer as Reviewer
+from .accounts import ReviewerAccounts as ReviewerAccounts
+from .accounts import Session as Session
+from .accounts import check_csrf as check_csrf
 from .agreement import AgreementReport as AgreementReport
 from .agreement import CaseAgreement as CaseAgreement
 from .agreement import ReviewerAgreement as ReviewerAgreement
@@ -48,9 +53,13 @@ __all__ = [
     "Lease",
     "QueueCounts",
     "QueueEvent",
+    "Reviewer",
+    "ReviewerAccounts",
     "ReviewerAgreement",
+    "Session",
     "TriggerName",
     "case_agreement",
+    "check_csrf",
     "cohen_kappa",
     "final_decision",
     "fleiss_kappa",
