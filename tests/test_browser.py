@@ -1,0 +1,93 @@
+"""The review page in a real browser: Playwright driving Debian's Chromium against uvicorn.
+
+Logs in with a token, claims a case and decides it with the keyboard, sees it leave the list,
+and checks that XSS payloads planted in the prompt, answers and critiques do not execute.
+Screenshots of the list and case pages are saved under the test's tmp directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+pytest.importorskip("uvicorn", reason="the web page needs the web extra")
+
+from test_web import submission  # noqa: E402
+from test_web_server import ServerProcess, tokens  # noqa: E402
+
+from oversight.escalation import HumanQueue  # noqa: E402
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PWNED = "() => [window.__pwned, document.title]"
+
+
+def test_login_claim_decide_by_keyboard_and_xss_stays_inert(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    with HumanQueue(url) as queue:
+        evil = queue.submit(submission("evil", evil=True, priority=9))
+        calm = queue.submit(submission("calm", priority=1))
+    (token,) = tokens(url, "alice")
+    console: list[str] = []
+    with (
+        ServerProcess(url, log=tmp_path / "server.log") as server,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda msg: console.append(msg.text))
+            page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+            page.goto(f"{server.base}/")
+            assert page.url.endswith("/login")
+            page.fill("#token", token)
+            page.press("#token", "Enter")
+            page.wait_for_selector("table.cases")
+            assert page.locator("a.case-link").count() == 2
+            page.screenshot(path=str(tmp_path / "list.png"), full_page=True)
+            assert page.evaluate(PWNED) == [None, "Cases - oversight review"]
+
+            # Keyboard: j selects the first row (highest priority: the evil case), Enter opens.
+            page.keyboard.press("j")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#claim-form")
+            assert evil in page.url
+            assert page.evaluate(PWNED)[0] is None
+            assert page.locator("text=window.__pwned=1").count() >= 1  # shown as text
+            page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
+
+            page.keyboard.press("c")  # claim
+            page.wait_for_selector("#decide-form")
+            page.keyboard.press("2")  # candidate 2 = c1
+            page.keyboard.press("r")  # rationale
+            page.keyboard.type("safe and helpful (decided by keyboard)")
+            page.screenshot(path=str(tmp_path / "decide.png"), full_page=True)
+            page.keyboard.press("Control+Enter")
+            page.wait_for_url(re.compile(r"/$"))
+            page.wait_for_selector("table.cases")
+            links = page.locator("a.case-link").all_inner_texts()
+            assert links == [calm[:8]]  # the decided case left the list
+            assert page.evaluate(PWNED)[0] is None
+            page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+        finally:
+            browser.close()
+    with HumanQueue(url) as queue:
+        final = queue.final_decision(evil)
+    assert final is not None
+    assert final.choice == "c1" and final.reviewer == "alice"
+    assert final.rationale == "safe and helpful (decided by keyboard)"
+    assert not [m for m in console if "Content Security Policy" in m or "pageerror" in m], console
