@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -526,3 +527,26 @@ def test_cli_add_reviewer_prints_a_working_token(tmp_path: Path) -> None:
     assert session.reviewer.name == "carol" and session.reviewer.admin
     bad = CliRunner().invoke(root, ["queue", "--queue", url, "add-reviewer", "<bad name>"])
     assert bad.exit_code == 2 and "not allowed" in bad.output
+
+
+@pytest.mark.postgres
+def test_review_flow_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    prefix = f"w{uuid.uuid4().hex[:10]}_"
+    queue = HumanQueue(postgres_url, table_prefix=prefix)
+    accounts = ReviewerAccounts(queue.store, table_prefix=prefix)
+    try:
+        app = create_app(queue, accounts, runs_dir=tmp_path)
+        case_id = queue.submit(submission(evil=True))
+        client = login(app, accounts, "alice")
+        assert case_id[:8] in client.get("/").text
+        client.post(f"/cases/{case_id}/claim", data={"csrf": csrf_of(client)})
+        form = {"csrf": csrf_of(client), "choice": "c1", "request_id": "pg-1"}
+        assert client.post(f"/cases/{case_id}/decide", data=form).status_code == 303
+        assert client.post(f"/cases/{case_id}/decide", data=form).status_code == 303
+        case = queue.get(case_id)
+        assert case.status == "decided" and len(case.decisions) == 1
+        assert audit(client.get(f"/cases/{case_id}").text).problems == []
+    finally:
+        accounts.metadata.drop_all(queue.store.engine)
+        queue.store.drop_all()
+        queue.close()
