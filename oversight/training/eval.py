@@ -180,9 +180,10 @@ def load_for_eval(model_path: str | None) -> tuple[Any, Any]:
         raise InputError(f"{path}: no such model directory (pass a trained model's final/ dir)")
     tok = AutoTokenizer.from_pretrained(path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    return model, tok
+    # bf16 everywhere: on CPU it is about twice as fast as fp32 (the backend's default too).
+    dtype = torch.bfloat16
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return model.to(device), tok  # type: ignore[arg-type]  # transformers' stub for .to
 
 
 def evaluate_model(
