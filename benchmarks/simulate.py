@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--sweep-episodes", type=int, default=1_000_000)
     parser.add_argument("--stream", type=int, default=10_000_000)
     parser.add_argument("--chunk-size", type=int, default=32_768)
+    parser.add_argument("--workers", type=int, default=1, help="processes (results unchanged)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +88,10 @@ def main() -> None:
 
         start = time.perf_counter()
         study = run_study(
-            path, SimulationConfig(episodes=args.episodes, chunk_size=args.chunk_size)
+            path,
+            SimulationConfig(
+                episodes=args.episodes, chunk_size=args.chunk_size, workers=args.workers
+            ),
         )
         single = time.perf_counter() - start
         r = study.points[0]["result"]
@@ -95,7 +99,11 @@ def main() -> None:
         sweeps = [("accuracy", [0.8, 0.85, 0.9, 0.95, 0.99]), ("correlation", [0.0, 0.3, 0.6, 0.9])]
         start = time.perf_counter()
         sweep = run_study(
-            path, SimulationConfig(episodes=args.sweep_episodes, chunk_size=args.chunk_size), sweeps
+            path,
+            SimulationConfig(
+                episodes=args.sweep_episodes, chunk_size=args.chunk_size, workers=args.workers
+            ),
+            sweeps,
         )
         sweep_seconds = time.perf_counter() - start
 
@@ -105,6 +113,7 @@ def main() -> None:
     print(json.dumps({
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "hierarchy": {"levels": 4, "agents": 6, "principles": 8},
+        "workers": args.workers,
         "episodes": args.episodes,
         "seconds": round(single, 3),
         "episodes_per_second": round(args.episodes / single),
