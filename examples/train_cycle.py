@@ -87,7 +87,7 @@ def hierarchy(out: Path) -> Path:
     for agent in spec["agents"]:
         if agent["name"] == "reviser":
             agent["model"] = "assessor"  # refusal template; a 135M reviser rarely refuses
-    spec["settings"].update(max_new_tokens=48, concurrency=64)
+    spec["settings"].update(max_new_tokens=48, concurrency=32)
     path = out / "train_cycle.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -119,7 +119,8 @@ def main() -> None:
         rows = training_prompts(args.data, args.harmful, args.benign, args.seed)
         prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
         cmd = ["oversight", "run", str(hierarchy(args.out)), "--prompts", str(prompts),
-               "--name", "cycle", "--runs-dir", str(args.out / "runs"), "--json"]  # fmt: skip
+               "--name", "cycle", "--runs-dir", str(args.out / "runs"), "--timeout", "1800",
+               "--json"]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=sys.stderr)
         run_dir = args.out / "runs" / "cycle"
     times["oversight_run_s"] = round(time.time() - t0, 1)
