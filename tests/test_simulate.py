@@ -261,3 +261,26 @@ def test_parallel_workers_give_the_same_result() -> None:
     one = result(episodes=20_000, workers=1)
     two = result(episodes=20_000, workers=2)
     assert one == two
+
+
+def test_cli_settings_and_calibration_files(tmp_path: Path) -> None:
+    settings = write_yaml(tmp_path / "sim.yaml", {"human_capacity": 50, "horizon_days": 3,
+                                                 "episodes_per_day": 1000})  # fmt: skip
+    calibration = tmp_path / "cal.json"
+    calibration.write_text(json.dumps({"models": {"critic": {"miss_rate": 0.5}}}))
+    args = ["simulate", RECURSIVE, "-n", "3000", "--json", "--no-plots", "--out", str(tmp_path),
+            "--settings", str(settings), "--calibration", str(calibration)]  # fmt: skip
+    res = CliRunner().invoke(cli(), args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["config"]["human_capacity"] == 50
+    assert doc["config"]["model_options"]["critic"] == {"miss_rate": 0.5}
+    assert len(doc["points"][0]["result"]["backlog"]) == 3
+
+    write_yaml(settings, {"human_capacity": 50, "warp_factor": 9})
+    res = CliRunner().invoke(cli(), args)
+    assert res.exit_code == 2 and "warp_factor" in res.output
+    calibration.unlink()
+    write_yaml(settings, {})
+    res = CliRunner().invoke(cli(), args)
+    assert res.exit_code == 2 and "calibration file not found" in res.output
