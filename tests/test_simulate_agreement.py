@@ -39,9 +39,6 @@ def _hierarchy(path: Path) -> Path:
     from oversight.paths import resolve_config
 
     data = yaml.safe_load(resolve_config("roles/recursive.yaml").read_text(encoding="utf-8"))
-    for agent in data["agents"]:
-        if agent["role"] == "safety":
-            agent.setdefault("options", {})["signals"] = False  # no jailbreak text in prompts
     data["agents"].insert(
         -1, {"name": "second-opinion", "role": "critic", "model": "judge",
              "principles": ["harm", "helpfulness"]},
