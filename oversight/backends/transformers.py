@@ -37,6 +37,7 @@ normalised over the choices.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -200,13 +201,19 @@ class TransformersBackend:
     # -- blocking work (worker thread) --------------------------------------------------------
 
     def _run_batch(self, calls: list[_Call]) -> list[Any]:
-        with self._lock, self._torch.inference_mode():
-            first = calls[0].request
-            if calls[0].top_k:
-                return self.top_logprobs_sync([c.request.messages for c in calls], calls[0].top_k)
-            if isinstance(first, ScoreRequest):
-                return list(self.score_sync([c.request for c in calls]))  # type: ignore[misc]
-            return list(self.generate_sync([c.request for c in calls]))  # type: ignore[misc]
+        first = calls[0].request
+        if calls[0].top_k:
+            return self.top_logprobs_sync([c.request.messages for c in calls], calls[0].top_k)
+        if isinstance(first, ScoreRequest):
+            return list(self.score_sync([c.request for c in calls]))  # type: ignore[misc]
+        return list(self.generate_sync([c.request for c in calls]))  # type: ignore[misc]
+
+    def _exclusive(self) -> Any:
+        """One batch at a time on the model, without autograd."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(self._lock)
+        stack.enter_context(self._torch.inference_mode())
+        return stack
 
     def _prompt_ids(self, messages: Sequence[Any]) -> list[int]:
         ids = self.tokenizer.apply_chat_template(
@@ -234,6 +241,10 @@ class TransformersBackend:
         """Generate for requests that share sampling settings (one batch, blocking)."""
         if not requests:
             return []
+        with self._exclusive():
+            return self._generate(requests)
+
+    def _generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
         torch = self._torch
         prompts = [self._prompt_ids(r.messages) for r in requests]
         rows = [p for r, p in zip(requests, prompts, strict=True) for _ in range(max(1, r.n))]
@@ -326,7 +337,8 @@ class TransformersBackend:
             return []
         for r in requests:
             self._check_choices(r.choices)
-        probs = self._next_token_probs([r.messages for r in requests])
+        with self._exclusive():
+            probs = self._next_token_probs([r.messages for r in requests])
         results = []
         for row, r in zip(probs, requests, strict=True):
             mass = [float(row[list(self.choice_token_ids(c))].sum()) for c in r.choices]
@@ -364,7 +376,8 @@ class TransformersBackend:
         self, conversations: Sequence[Sequence[Any]], top_k: int
     ) -> list[list[tuple[str, float]]]:
         """The ``top_k`` most likely next tokens per conversation (blocking)."""
-        probs = self._next_token_probs(conversations)
+        with self._exclusive():
+            probs = self._next_token_probs(conversations)
         values, indices = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
         return [
             [
