@@ -107,14 +107,14 @@ def main() -> None:
     ap.add_argument("--harmful", type=int, default=32)
     ap.add_argument("--benign", type=int, default=32)
     ap.add_argument("--eval-limit", type=int, default=20)
-    ap.add_argument("--run-dir", type=Path, help="reuse a finished run instead of running")
+    ap.add_argument("--run-dir", type=Path, nargs="+", help="reuse finished runs instead")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0, times = time.time(), {}
 
-    run_dir = args.run_dir
-    if run_dir is None:
+    run_dirs = args.run_dir
+    if run_dirs is None:
         prompts = args.out / "train_prompts.jsonl"
         rows = training_prompts(args.data, args.harmful, args.benign, args.seed)
         prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -122,7 +122,7 @@ def main() -> None:
                "--name", "cycle", "--runs-dir", str(args.out / "runs"), "--timeout", "1800",
                "--json"]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=sys.stderr)
-        run_dir = args.out / "runs" / "cycle"
+        run_dirs = [args.out / "runs" / "cycle"]
     times["oversight_run_s"] = round(time.time() - t0, 1)
 
     def evaluate(model: str) -> dict:
@@ -132,13 +132,13 @@ def main() -> None:
     before = evaluate("default")
     times["eval_before_s"] = round(time.time() - t, 1)
     t = time.time()
-    sft = train_sft([run_dir], SFTSettings(
+    sft = train_sft(run_dirs, SFTSettings(
         output_dir=str(args.out / "sft"), epochs=3, learning_rate=5e-5, batch_size=4,
         eval_fraction=0.0, max_length=384, save_steps=10_000, logging_steps=5, seed=args.seed,
     ))  # fmt: skip
     times["sft_s"] = round(time.time() - t, 1)
     t = time.time()
-    dpo = train_dpo([run_dir], DPOSettings(
+    dpo = train_dpo(run_dirs, DPOSettings(
         model=str(sft.model_dir), output_dir=str(args.out / "dpo"), epochs=2,
         learning_rate=1e-5, batch_size=4, eval_fraction=0.0, max_length=384,
         save_steps=10_000, logging_steps=5, seed=args.seed,
@@ -151,7 +151,8 @@ def main() -> None:
     for name, res in (("before", before), ("after", after)):
         (args.out / f"eval_{name}.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
     print(json.dumps({
-        "run_dir": str(run_dir), "sft_rows": sft.train_rows, "dpo_pairs": dpo.train_rows,
+        "run_dirs": [str(r) for r in run_dirs], "sft_rows": sft.train_rows,
+        "dpo_pairs": dpo.train_rows,
         "eval_limit": args.eval_limit, "detector": after["detector"], "times": times,
         "before": rates(before), "after": rates(after),
         "card": {k: sft.card[k] for k in ("per_provenance", "per_target_source", "targets",
