@@ -133,14 +133,14 @@ def main() -> None:
     times["eval_before_s"] = round(time.time() - t, 1)
     t = time.time()
     sft = train_sft(run_dirs, SFTSettings(
-        output_dir=str(args.out / "sft"), epochs=3, learning_rate=5e-5, batch_size=4,
+        output_dir=str(args.out / "sft"), epochs=1, learning_rate=1e-4, batch_size=2,
         eval_fraction=0.0, max_length=384, save_steps=10_000, logging_steps=5, seed=args.seed,
     ))  # fmt: skip
     times["sft_s"] = round(time.time() - t, 1)
     t = time.time()
     dpo = train_dpo(run_dirs, DPOSettings(
-        model=str(sft.model_dir), output_dir=str(args.out / "dpo"), epochs=2,
-        learning_rate=1e-5, batch_size=4, eval_fraction=0.0, max_length=384,
+        model=str(sft.model_dir), output_dir=str(args.out / "dpo"), max_steps=3,
+        learning_rate=2e-5, batch_size=4, eval_fraction=0.0, max_length=384,
         save_steps=10_000, logging_steps=5, seed=args.seed,
     ))  # fmt: skip
     times["dpo_s"] = round(time.time() - t, 1)

@@ -97,7 +97,16 @@ class CommonSettings:
     )
 
     def _common_trl(self, device_bf16: bool) -> dict[str, Any]:
+        from transformers import TrainingArguments
+
         bf16 = device_bf16 if self.bf16 is None else self.bf16
+        # transformers 5 renamed gradient_checkpointing and folded warmup_ratio into warmup_steps.
+        names = {f.name for f in dataclasses.fields(TrainingArguments)}
+        checkpointing = (
+            "activation_checkpointing" if "activation_checkpointing" in names
+            else "gradient_checkpointing"
+        )  # fmt: skip
+        warmup = "warmup_ratio" if "warmup_ratio" in names else "warmup_steps"
         return {
             "output_dir": self.output_dir,
             "seed": self.seed,
@@ -108,11 +117,11 @@ class CommonSettings:
             "per_device_eval_batch_size": self.batch_size,
             "gradient_accumulation_steps": self.grad_accum,
             "learning_rate": self.learning_rate,
-            "warmup_steps": self.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+            warmup: self.warmup_ratio,  # a float < 1 is a ratio in transformers 5
             "lr_scheduler_type": self.lr_scheduler,
             "weight_decay": self.weight_decay,
             "bf16": bf16,
-            "activation_checkpointing": self.gradient_checkpointing,
+            checkpointing: self.gradient_checkpointing,
             "save_steps": self.save_steps,
             "save_total_limit": self.save_total_limit,
             "logging_steps": self.logging_steps,
