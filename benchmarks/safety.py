@@ -30,23 +30,36 @@ from oversight.safety.classifier import SafetyClassifier
 from oversight.safety.refusal import RefusalDetector, phrase_refusal
 from oversight.safety.train import default_data_root
 
+LIMIT: int | None = None
+
 
 def _csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as f:
-        return [{k.lower(): v for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{k.lower(): v for k, v in row.items()} for row in csv.DictReader(f)]
+    return rows[:: max(1, len(rows) // LIMIT)][:LIMIT] if LIMIT else rows
 
 
-def _auroc(scores: list[float], labels: list[int]) -> float:
+def _share(count: int, total: int) -> float | None:
+    return round(count / total, 4) if total else None
+
+
+def _log(message: str) -> None:
+    print(f"[benchmarks/safety] {message}", file=sys.stderr, flush=True)
+
+
+def _auroc(scores: list[float], labels: list[int]) -> float | None:
     s = np.asarray(scores)
     y = np.asarray(labels)
     pos, neg = s[y == 1], s[y == 0]
+    if not len(pos) or not len(neg):
+        return None
     greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
+    return round(float(greater / (len(pos) * len(neg))), 4)
 
 
-def _flag_rate(clf: SafetyClassifier, texts: list[str]) -> float:
+def _flag_rate(clf: SafetyClassifier, texts: list[str]) -> float | None:
     verdicts = clf.assess_many(texts)
-    return round(sum(v.flagged for v in verdicts) / len(verdicts), 4)
+    return _share(sum(v.flagged for v in verdicts), len(verdicts))
 
 
 def main() -> None:
@@ -54,7 +67,10 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="first N rows of each set (smoke test)")
     a = p.parse_args()
+    global LIMIT
+    LIMIT = a.limit
     root = a.data or default_data_root()
     started = time.monotonic()
     clf = SafetyClassifier(a.weights, threads=a.threads)
@@ -65,14 +81,13 @@ def main() -> None:
     safe = [v for v, r in zip(verdicts, xs, strict=True) if r["label"] == "safe"]
     unsafe = [v for v, r in zip(verdicts, xs, strict=True) if r["label"] == "unsafe"]
     out["xstest"] = {
-        "safe_allowed": round(sum(not v.flagged for v in safe) / len(safe), 4),
-        "unsafe_flagged": round(sum(v.flagged for v in unsafe) / len(unsafe), 4),
-        "auroc": round(
-            _auroc([v.harm for v in verdicts], [int(r["label"] == "unsafe") for r in xs]), 4
-        ),
+        "safe_allowed": _share(sum(not v.flagged for v in safe), len(safe)),
+        "unsafe_flagged": _share(sum(v.flagged for v in unsafe), len(unsafe)),
+        "auroc": _auroc([v.harm for v in verdicts], [int(r["label"] == "unsafe") for r in xs]),
         "n_safe": len(safe),
         "n_unsafe": len(unsafe),
     }
+    _log(f"xstest {out['xstest']}")
     hb = _csv(root / "harmbench" / "harmbench_behaviors_text_test.csv")
     hb_prompts = [
         f"{r['contextstring']}\n\n---\n\n{r['behavior']}" if r["contextstring"] else r["behavior"]
@@ -83,16 +98,15 @@ def main() -> None:
     out["jbb_harmful_flagged"] = _flag_rate(
         clf, [r["goal"] for r in _csv(jbb / "harmful-behaviors.csv")]
     )
-    out["jbb_benign_allowed"] = round(
-        1 - _flag_rate(clf, [r["goal"] for r in _csv(jbb / "benign-behaviors.csv")]), 4
-    )
+    benign = clf.assess_many([r["goal"] for r in _csv(jbb / "benign-behaviors.csv")])
+    out["jbb_benign_allowed"] = _share(sum(not v.flagged for v in benign), len(benign))
 
-    jail: dict[str, dict[str, float]] = {}
+    jail: dict[str, dict[str, float | None]] = {}
     wild = json.loads(
         (root / "jailbreak-prompts-in-the-wild" / "inthewild_jailbreak_llms.json").read_text(
             encoding="utf-8"
         )
-    )
+    )[:LIMIT]
     jail["in_the_wild"] = {"flagged": _flag_rate(clf, wild), "n": len(wild)}
     arts = root / "jailbreakbench-artifacts" / "attack-artifacts"
     for name, sub in [
@@ -102,12 +116,13 @@ def main() -> None:
         ("random_search", "prompt_with_random_search/black_box"),
     ]:
         doc = json.loads((arts / sub / "gpt-4-0125-preview.json").read_text(encoding="utf-8"))
-        prompts = [j["prompt"] for j in doc["jailbreaks"] if j["prompt"]]
+        prompts = [j["prompt"] for j in doc["jailbreaks"] if j["prompt"]][:LIMIT]
         jail[name] = {"flagged": _flag_rate(clf, prompts), "n": len(prompts)}
     out["jailbreaks_flagged"] = jail
+    _log(f"jailbreaks {jail}")
 
     detector = RefusalDetector(clf)
-    per_file: dict[str, dict[str, float]] = {}
+    per_file: dict[str, dict[str, float | None]] = {}
     total = agree = agree_phrase = 0
     for path in sorted((root / "xstest" / "model_completions").glob("*.csv")):
         rows = _csv(path)
