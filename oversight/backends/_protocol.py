@@ -114,6 +114,7 @@ _LAZY: dict[str, str] = {
     "openai": "oversight.backends.openai",
     "vllm": "oversight.backends.vllm",
     "embedded": "oversight.backends.embedded",
+    "classifier": "oversight.backends.classifier",
 }
 
 

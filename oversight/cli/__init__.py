@@ -21,7 +21,18 @@ def _root() -> None:
     """Constitutional AI oversight: run, check, adjudicate, export, simulate, train."""
 
 
-_COMMAND_MODULES = ("check", "constitution", "queue", "run", "schema")
+_COMMAND_MODULES = (
+    "check",
+    "constitution",
+    "queue",
+    "web",
+    "run",
+    "schema",
+    "simulate",
+    "models",
+    "safety",
+    "train",
+)
 
 
 def _register_all() -> None:
