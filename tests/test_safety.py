@@ -26,9 +26,17 @@ def test_seed_is_deterministic_balanced_and_contrastive() -> None:
     harmful = sum(r.label for r in requests)
     assert 0.35 < harmful / len(requests) < 0.65
     families = {r.family for r in requests if r.label == 0}
-    for twin in ("safe_homonym", "safe_figurative", "safe_target", "safe_context",
-                 "safe_definition", "safe_history", "safe_privacy_public",
-                 "safe_privacy_fictional", "safe_nonsense_group"):
+    for twin in (
+        "safe_homonym",
+        "safe_figurative",
+        "safe_target",
+        "safe_context",
+        "safe_definition",
+        "safe_history",
+        "safe_privacy_public",
+        "safe_privacy_fictional",
+        "safe_nonsense_group",
+    ):
         assert twin in families
     assert len({(r.task, r.text.lower()) for r in rows}) == len(rows)
 
@@ -52,7 +60,7 @@ def test_dedup_by_embedding_cosine() -> None:
 
 
 def test_missing_weights_name_the_fix(tmp_path: object) -> None:
-    with pytest.raises(PrerequisiteError, match="oversight.safety.train"):
+    with pytest.raises(PrerequisiteError, match=r"oversight\.safety\.train"):
         SafetyClassifier(str(tmp_path))
 
 
