@@ -294,18 +294,35 @@ def decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
     vb = violated[:, None, :, :]  # b
     excl_a = va & ~vb  # [E, C, C, P]: violated by a only
     excl_b = vb & ~va
-    covered = np.einsum("eabp,epq->eabq", excl_b.astype(np.float32), dom.astype(np.float32)) > 0
+    n_p = violated.shape[2]
+    covered = (
+        np.matmul(
+            excl_b.reshape(n_episodes, n_candidates * n_candidates, n_p).astype(np.float32),
+            dom.astype(np.float32),
+        ).reshape(excl_b.shape)
+        > 0
+    )
     beats = excl_b.any(axis=3) & (~excl_a | covered).all(axis=3)
     pair_valid = valid[:, :, None] & valid[:, None, :]
     eye = np.eye(n_candidates, dtype=bool)[None]
-    beats_all = ((beats & pair_valid) | eye | ~valid[:, None, :]).all(axis=2) & valid
+    # Candidates that violate the same principles tie; a winner beats every other candidate
+    # except its ties, and beats at least one. Among tied winners the judge's favourite (then
+    # the earliest) is chosen.
+    same_set = pair_valid & ~(excl_a.any(axis=3) | excl_b.any(axis=3))
+    beats_all = (
+        ((beats & pair_valid) | same_set | eye | ~valid[:, None, :]).all(axis=2)
+        & (beats & pair_valid).any(axis=2)
+        & valid
+    )
     has_priority_winner = beats_all.any(axis=1)
-    priority_winner = np.argmax(beats_all, axis=1)
+    priority_winner = np.argmax(np.where(beats_all, judge, -np.inf), axis=1)
 
-    # 3b. weighted scoring with a margin.
-    sorted_cost = np.sort(cost, axis=1)
-    runner_up = sorted_cost[:, 1] if n_candidates > 1 else np.full(n_episodes, np.inf)
-    weighted_ok = (runner_up - sorted_cost[:, 0]) >= core.weighted_margin
+    # 3b. weighted scoring with a margin, against the cheapest candidate that violates a
+    # different set of principles (candidates with the same set are ties, not rivals).
+    best_cost = np.take_along_axis(cost, cheapest[:, None], axis=1)[:, 0]
+    rivals = ~np.take_along_axis(same_set | eye, cheapest[:, None, None], axis=1)[:, 0]
+    runner_up = np.where(rivals & valid, cost, np.inf).min(axis=1)
+    weighted_ok = np.isfinite(runner_up) & ((runner_up - best_cost) >= core.weighted_margin)
 
     # 3c. hierarchical review by the judge.
     has_judge = ~np.isnan(np.where(valid, batch.judge_score, np.nan)).all(axis=1)

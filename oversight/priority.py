@@ -311,34 +311,64 @@ class PriorityGraph:
             return ResolutionResult(
                 "priority", only, (), rules, scores, f"{only} is the only candidate"
             )
-        for cid in ids:
-            losers = [o for o in ids if o != cid]
-            if all(self.beats(sets[cid], sets[o], context) for o in losers):
-                path: list[str] = []
-                for other in losers:
-                    path = self.decisive_path(sets[cid], sets[other], context)
-                    if path:
-                        break
-                if path:
-                    why = (
-                        f"{cid} wins by priority: {' > '.join(path)} (the principle its rival "
-                        f"violates prevails over the one {cid} violates)"
-                    )
-                else:
-                    why = f"{cid} wins by priority: it violates only what its rivals also violate"
-                return ResolutionResult("priority", cid, tuple(path), rules, scores, why)
-        ranked = sorted(ids, key=lambda c: (scores[c], ids.index(c)))
-        best, runner = ranked[0], ranked[1]
-        gap = scores[runner] - scores[best]
-        comparison = (f"{best}={scores[best]:.4g}", f"{runner}={scores[runner]:.4g}")
-        if gap >= margin:
+        # The rules themselves live in one place: the decision core.
+        from .consensus import (
+            STRATEGY_PRIORITY,
+            STRATEGY_WEIGHTED,
+            VERDICT_SATISFIED,
+            VERDICT_VIOLATED,
+            CompiledCore,
+            FindingsBatch,
+            decide,
+        )
+
+        n_p = len(self.principle_ids)
+        batch = FindingsBatch.empty(1, len(ids), n_p)
+        batch.valid[:] = True
+        batch.verdict[:] = VERDICT_SATISFIED
+        batch.confidence[:] = 1.0
+        for c, cid in enumerate(ids):
+            for pid in sets[cid]:
+                k = self.index(pid)
+                batch.verdict[0, c, k] = VERDICT_VIOLATED
+                batch.severity[0, c, k] = severity.get(cid, {}).get(pid, defaults[pid])
+                batch.confidence[0, c, k] = confidence.get(cid, {}).get(pid, 1.0)
+        core = CompiledCore(
+            principle_ids=list(self.principle_ids),
+            weights=np.asarray(self.weights(), dtype=np.float32),
+            severity_threshold=np.full(n_p, np.inf, dtype=np.float32),
+            dominance=np.asarray(self.dominance(context), dtype=bool)[None],
+            disagreement=False,
+            weighted_margin=margin,
+            review_confidence=np.inf,
+        )
+        decision = decide(batch, core)
+        strategy = int(decision.strategy[0])
+        winner = ids[int(decision.chosen[0])]
+        if strategy == STRATEGY_PRIORITY:
+            path: list[str] = []
+            for other in ids:
+                if other != winner and not path:
+                    path = self.decisive_path(sets[winner], sets[other], context)
             why = (
-                f"{best} wins by weighted scoring: cost {scores[best]:.3g} vs {scores[runner]:.3g} "
-                f"for {runner} (margin {margin:g})"
+                f"{winner} wins by priority: {' > '.join(path)} (the principle its rival "
+                f"violates prevails over the one {winner} violates)"
+                if path
+                else f"{winner} wins by priority: it violates only what its rivals also violate"
             )
-            return ResolutionResult("weighted", best, comparison, rules, scores, why)
+            return ResolutionResult("priority", winner, tuple(path), rules, scores, why)
+        rivals = [c for c in ids if sets[c] != sets[winner]]
+        runner = min(rivals, key=lambda c: (scores[c], ids.index(c))) if rivals else winner
+        gap = scores[runner] - scores[winner]
+        comparison = (f"{winner}={scores[winner]:.4g}", f"{runner}={scores[runner]:.4g}")
+        if strategy == STRATEGY_WEIGHTED:
+            why = (
+                f"{winner} wins by weighted scoring: cost {scores[winner]:.3g} vs "
+                f"{scores[runner]:.3g} for {runner} (margin {margin:g})"
+            )
+            return ResolutionResult("weighted", winner, comparison, rules, scores, why)
         why = (
-            f"too close to call: no priority ordering decides and the weighted costs of {best} "
+            f"too close to call: no priority ordering decides and the weighted costs of {winner} "
             f"and {runner} differ by {gap:.3g} < margin {margin:g}"
         )
         return ResolutionResult(None, None, comparison, rules, scores, why)

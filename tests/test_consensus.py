@@ -202,3 +202,22 @@ def test_a_candidate_violating_the_dominating_principle_never_wins_by_priority(s
     d = decide(batch, make_core())
     assert d.strategy[0] == STRATEGY_PRIORITY
     assert d.chosen[0] == 1
+
+
+def test_tied_winners_share_a_priority_win_and_the_judge_picks() -> None:
+    # c0 complies with a harmful request; c1 and c2 both refuse (violate helpfulness only).
+    batch = batch_with(
+        {(0, 0): VERDICT_VIOLATED, (1, 1): VERDICT_VIOLATED, (2, 1): VERDICT_VIOLATED},
+        candidates=3,
+    )
+    batch.judge_score[0] = [0.1, 0.3, 0.6]
+    d = decide(batch, make_core())
+    assert d.strategy[0] == STRATEGY_PRIORITY
+    assert d.chosen[0] == 2
+
+
+def test_same_violations_everywhere_is_not_settled_by_weighting() -> None:
+    batch = batch_with({(0, 2): VERDICT_VIOLATED, (1, 2): VERDICT_VIOLATED})
+    batch.severity[0, 1, 2] = 0.1
+    d = decide(batch, make_core(weighted_margin=0.0))
+    assert d.strategy[0] == STRATEGY_HUMAN
