@@ -134,6 +134,9 @@ class HierarchySettings(_Config):
     """Seed of every random draw (sampling, supervision samples, audits)."""
     concurrency: int = Field(default=16, ge=1)
     """Episodes run at the same time (their model calls batch together)."""
+    episode_timeout: float = Field(default=300.0, gt=0)
+    """Seconds before an episode fails with a journaled ``TimeoutError`` (a hung backend);
+    raise it for slow local models, whose calls wait in line behind other episodes'."""
 
 
 class HierarchySpec(_Config):

@@ -38,7 +38,10 @@ def register(app: typer.Typer) -> None:
         queue: Annotated[
             str | None, typer.Option(help="Queue URL (default $OVERSIGHT_QUEUE or runs/queue.db).")
         ] = None,
-        timeout: Annotated[float, typer.Option(help="Seconds before an episode fails.")] = 300.0,
+        timeout: Annotated[
+            float | None,
+            typer.Option(help="Seconds before an episode fails (default: the hierarchy's)."),
+        ] = None,
         max_prompt_chars: Annotated[
             int, typer.Option(help="Longer prompts fail their episode.")
         ] = 32_000,
@@ -101,7 +104,7 @@ def run_command(
     limit: int | None = None,
     resume: bool = False,
     queue_url: str | None = None,
-    timeout: float = 300.0,
+    timeout: float | None = None,
     max_prompt_chars: int = 32_000,
     show_progress: bool = True,
 ) -> dict[str, Any]:
@@ -129,7 +132,7 @@ def run_command(
         run_dir=run_dir,
         queue=queue,
         concurrency=concurrency,
-        episode_timeout=timeout,
+        episode_timeout=timeout if timeout is not None else spec.settings.episode_timeout,
     )
     try:
         if show_progress:
