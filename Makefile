@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/oversight run roles/default.yaml $(RUN_ARGS)
+	$(BIN)/oversight run roles/embedded.yaml $(RUN_ARGS)
 
 test: setup
 	$(BIN)/pytest -q
