@@ -72,6 +72,7 @@ class ReviserAgent(Agent):
             max_new_tokens=int(self.options.get("max_new_tokens", ctx.settings.max_new_tokens)),
             temperature=float(self.options.get("temperature", 0.7 if n > 1 else 0.0)),
             n=n,
+            stop=("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>"),
             seed=ctx.settings.seed,
             meta=ctx.meta(
                 self,
