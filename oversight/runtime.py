@@ -404,51 +404,37 @@ class Runtime:
                 assert isinstance(agent, CriticAgent)
                 results.append((agent, await agent.assess(ctx, candidate)))
 
+        # Phase 1: every / sampled assessors; phase 2: on-flag assessors, when phase 1 flagged.
         flagged_any = False
-        async with anyio.create_task_group() as tg:
-            for agent, edge in assessors:
-                if getattr(edge, "mode", "every") != "on-flag" and self._selected(
-                    ctx, edge, False, candidate
-                ):
-                    tg.start_soon(assess_one, agent)
-        for agent, payloads in results:
-            for payload in payloads:
-                env = await publish(payload, agent.name, (candidate_env,))
-                if env is None:
-                    continue
-                finding_ids.append(env.id)
-                verdict, severity, confidence = self._finding(payload)
-                flagged_any |= verdict != "satisfied"
-                reports.add(
-                    agent.name,
-                    candidate,
-                    payload.principle_id,
-                    verdict,
-                    severity,
-                    confidence,
-                    env.id,
-                )
-        if flagged_any:  # on-flag assessors join when a peer flagged something
+        for on_flag in (False, True):
+            if on_flag and not flagged_any:
+                break
             results.clear()
             async with anyio.create_task_group() as tg:
                 for agent, edge in assessors:
-                    if getattr(edge, "mode", "every") == "on-flag":
+                    is_on_flag = getattr(edge, "mode", "every") == "on-flag"
+                    if is_on_flag == on_flag and (
+                        on_flag or self._selected(ctx, edge, False, candidate)
+                    ):
                         tg.start_soon(assess_one, agent)
+            results.sort(key=lambda item: item[0].name)  # publish in a fixed order
             for agent, payloads in results:
                 for payload in payloads:
                     env = await publish(payload, agent.name, (candidate_env,))
-                    if env is not None:
-                        finding_ids.append(env.id)
-                        verdict, severity, confidence = self._finding(payload)
-                        reports.add(
-                            agent.name,
-                            candidate,
-                            payload.principle_id,
-                            verdict,
-                            severity,
-                            confidence,
-                            env.id,
-                        )
+                    if env is None:
+                        continue
+                    finding_ids.append(env.id)
+                    verdict, severity, confidence = self._finding(payload)
+                    flagged_any |= verdict != "satisfied"
+                    reports.add(
+                        agent.name,
+                        candidate,
+                        payload.principle_id,
+                        verdict,
+                        severity,
+                        confidence,
+                        env.id,
+                    )
         # Audits: supervisors of reporting agents re-check their cells, level by level.
         frontier = {agent.name for agent, _ in assessors}
         seen = set(frontier)
