@@ -272,14 +272,13 @@ class Runtime:
         prompt_env = await publish(prompt, "runtime", ())
         assert prompt_env is not None
         outcome = EpisodeOutcome(prompt.prompt_id, ep, "failed", labels=dict(prompt.labels))
-        stage = "draft"
         try:
             with anyio.fail_after(self.episode_timeout):
-                outcome = await self._oversee(ctx, publish, prompt_env, outcome, lambda s: s)
+                outcome = await self._oversee(ctx, publish, prompt_env, outcome)
         except TimeoutError:
             await publish(
                 Failure(
-                    stage=stage,
+                    stage=ctx.stage,
                     error_type="TimeoutError",
                     message=f"episode exceeded {self.episode_timeout:g}s",
                 ),
@@ -292,7 +291,7 @@ class Runtime:
                 exc = exc.exceptions[0]
             await publish(
                 Failure(
-                    stage=getattr(exc, "stage", stage),
+                    stage=ctx.stage,
                     error_type=type(exc).__name__,
                     message=str(exc)[:2000],
                     agent=getattr(exc, "agent", None),
@@ -310,7 +309,6 @@ class Runtime:
         publish: Any,
         prompt_env: Envelope,
         outcome: EpisodeOutcome,
-        _: Any,
     ) -> EpisodeOutcome:
         draft = await self.base.draft(ctx)
         draft_env = await publish(draft, self.base.name, (prompt_env.id,))
@@ -319,6 +317,7 @@ class Runtime:
         sources: dict[str, str] = {"c0": "draft"}
         reports = _Reports()
         finding_ids: list[str] = []
+        ctx.stage = "assess"
         await self._assess(ctx, "c0", envs["c0"].id, reports, publish, finding_ids)
         outcome.draft_violations = tuple(
             sorted({p for (a, c, p), v in reports.cells.items() if c == "c0" and v[0] == 1})
@@ -333,6 +332,7 @@ class Runtime:
             order = list(ctx.candidates)
             if self.judge is not None and len(order) > 1 and order != judged:
                 judged = order
+                ctx.stage = "judge"
                 judgment = await self.judge.rank(ctx, order)
                 judgment_env = await publish(
                     judgment, self.judge.name, tuple(envs[c].id for c in order)
@@ -349,6 +349,7 @@ class Runtime:
                 for i in np.flatnonzero(batch.verdict[0, order.index(chosen)] == 1)
             ]
             first = len(order)
+            ctx.stage = "revise"
             revisions: list[Revision] = await self.reviser.revise(
                 ctx, chosen, violated, rounds, first
             )
@@ -358,6 +359,7 @@ class Runtime:
                 )
                 if fallback is not None and fallback.text not in {r.text for r in revisions}:
                     revisions.append(fallback)
+            ctx.stage = "assess"
             for revision in revisions:
                 rev_env = await publish(revision, self.reviser.name, (envs[chosen].id,))
                 if rev_env is None:
@@ -370,6 +372,7 @@ class Runtime:
                 )
             if not revisions:  # nothing new to assess: decide with no rounds left
                 max_rounds = rounds
+        ctx.stage = "finish"
         return await self._finish(
             ctx,
             publish,

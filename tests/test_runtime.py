@@ -121,6 +121,7 @@ def test_an_agent_that_raises_fails_only_its_episode(tmp_path: Path) -> None:
         if e.payload.kind == "failure"
     ]
     assert failures[0].payload.error_type == "BackendError"
+    assert failures[0].payload.stage == "draft"
     assert "boom" in failures[0].payload.message
 
 
@@ -137,6 +138,7 @@ def test_a_backend_that_hangs_times_out_as_a_failure(tmp_path: Path) -> None:
         if e.payload.kind == "failure"
     )
     assert failure.payload.error_type == "TimeoutError"
+    assert failure.payload.stage == "draft"
 
 
 def test_bad_prompt_lines_become_failures_and_the_rest_runs(tmp_path: Path) -> None:

@@ -31,6 +31,9 @@ class EpisodeContext:
     """The hierarchy's settings (max_new_tokens, temperature, seed, ...)."""
     candidates: dict[str, str] = field(default_factory=dict)
     """Candidate id -> text, so far."""
+    stage: str = "draft"
+    """What the episode is doing now (``draft``, ``assess``, ``judge``, ``revise``,
+    ``finish``); a failure is journaled with it."""
     published: list[Any] = field(default_factory=list)
     """Envelopes of this episode published so far (the runtime's record, for case details)."""
 
