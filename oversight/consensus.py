@@ -268,9 +268,7 @@ class CompiledCore:
 
 def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[e, index[e]]`` for every episode e (values ``[E, C, ...]``)."""
-    return np.take_along_axis(
-        values, index.reshape((-1, 1) + (1,) * (values.ndim - 2)).astype(np.intp), axis=1
-    )[:, 0]
+    return values[np.arange(len(values)), index]
 
 
 def decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
@@ -319,8 +317,8 @@ def decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
 
     # 3b. weighted scoring with a margin, against the cheapest candidate that violates a
     # different set of principles (candidates with the same set are ties, not rivals).
-    best_cost = np.take_along_axis(cost, cheapest[:, None], axis=1)[:, 0]
-    rivals = ~np.take_along_axis(same_set | eye, cheapest[:, None, None], axis=1)[:, 0]
+    best_cost = _take(cost, cheapest)
+    rivals = ~_take(same_set | eye, cheapest)
     runner_up = np.where(rivals & valid, cost, np.inf).min(axis=1)
     weighted_ok = np.isfinite(runner_up) & ((runner_up - best_cost) >= core.weighted_margin)
 
