@@ -33,6 +33,7 @@ import anyio
 from ..errors import BackendError, OversightError, PrerequisiteError
 from ._logprobs import choice_probs
 from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
+from ._sampling import generate_params
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
@@ -118,15 +119,8 @@ class OpenAIBackend:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [dict(m) for m in r.messages],
-            "max_tokens": r.max_new_tokens,
-            "temperature": r.temperature,
-            "top_p": r.top_p,
-            "n": r.n,
+            **generate_params(r),
         }
-        if r.stop:
-            body["stop"] = list(r.stop)
-        if r.seed is not None:
-            body["seed"] = r.seed
         data = await self._post(body)
         choices = sorted(self._choices(data), key=lambda c: c.get("index", 0))
         texts = tuple(_content(c) for c in choices)

@@ -27,26 +27,12 @@ import anyio
 from ..errors import BackendError, OversightError, PrerequisiteError
 from ._logprobs import choice_probs
 from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
+from ._sampling import generate_params
 
 _VLLM_HINT = (
     "the vllm backend needs vLLM on a CUDA machine; install it with `pip install 'oversight[vllm]'`"
     " (or serve the model with `vllm serve` and use `backend: openai`)"
 )
-
-
-def generate_params(request: GenerateRequest) -> dict[str, Any]:
-    """``SamplingParams`` keyword arguments for one generation request."""
-    params: dict[str, Any] = {
-        "n": request.n,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_new_tokens,
-    }
-    if request.stop:
-        params["stop"] = list(request.stop)
-    if request.seed is not None:
-        params["seed"] = request.seed
-    return params
 
 
 def score_params(top_logprobs: int) -> dict[str, Any]:
