@@ -105,6 +105,44 @@ async def concurrent(
     return out
 
 
+def random_360m(tokenizer_dir: str | None) -> tuple[Any, Any]:
+    """A random-weight Llama shaped like SmolLM2-360M, with the default model's tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    if tokenizer_dir is None:
+        from oversight.backends.embedded import default_model_dir
+
+        tokenizer_dir = str(default_model_dir())
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
+        num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
+        rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16), tok
+
+
+def raw_continuous_batching(
+    backend: TransformersBackend, prompts: list[str], tokens: int
+) -> dict[str, Any]:
+    """``generate_batch`` alone on the drafts' token ids: the ceiling for generation."""
+    from transformers import GenerationConfig
+
+    rows = [backend._prompt_ids(draft_request(p, tokens).messages) for p in prompts]
+    config = GenerationConfig(max_new_tokens=tokens, do_sample=False,
+                              pad_token_id=backend.tokenizer.pad_token_id)  # fmt: skip
+    with backend._exclusive():
+        start = time.perf_counter()
+        out = backend._generate_continuous(rows, config)
+        wall = time.perf_counter() - start
+    generated = sum(len(o) for o in out)
+    tps = round(generated / wall, 1)
+    return {"wall_s": round(wall, 3), "requests": len(rows), "tokens_per_s": tps}
+
+
 _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-model")
 
 
@@ -131,14 +169,32 @@ def main() -> None:
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument("--repeats", type=int, default=2, help="alternate (b)/(c) runs; min")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--random-360m",
+        action="store_true",
+        help="a random-weight SmolLM2-360M-shaped Llama built from a config (GPU figures)",
+    )
+    parser.add_argument("--tokenizer", default=None, help="tokenizer dir for --random-360m")
+    parser.add_argument(
+        "--sequential-limit",
+        type=int,
+        default=None,
+        help="run (a) on the first N prompts only (its episodes/s is per episode either way)",
+    )
     args = parser.parse_args()
 
-    if args.model is None:
+    model: Any = args.model
+    tokenizer: Any = None
+    if args.random_360m:
+        model, tokenizer = random_360m(args.tokenizer)
+        args.model = "random-smollm2-360m-shaped"
+    elif args.model is None:
         from oversight.backends.embedded import default_model_dir
 
-        args.model = str(default_model_dir())
+        args.model = model = str(default_model_dir())
     backend = TransformersBackend(
-        args.model,
+        model,
+        tokenizer=tokenizer,
         dtype=args.dtype,
         device=args.device,
         max_batch_size=args.concurrency,
@@ -151,8 +207,14 @@ def main() -> None:
     results: dict[str, Any] = {}
     t_a = 0.0
     if not args.skip_sequential:
-        _, t_a = timed(sequential, backend, prompts, args.tokens)
-        results["sequential"] = {"wall_s": round(t_a, 2), "episodes_per_s": args.prompts / t_a}
+        n_a = min(args.sequential_limit or args.prompts, args.prompts)
+        _, t_seq = timed(sequential, backend, prompts[:n_a], args.tokens)
+        t_a = t_seq * args.prompts / n_a  # per-episode cost, scaled to the same prompt count
+        results["sequential"] = {
+            "wall_s": round(t_seq, 2),
+            "prompts": n_a,
+            "episodes_per_s": n_a / t_seq,
+        }
     # (b) and (c) alternate ``--repeats`` times and the fastest of each counts: on a shared
     # machine, load from other processes otherwise decides the ratio.
     t_b = t_c = float("inf")
@@ -180,8 +242,11 @@ def main() -> None:
         "mean_batch_size": round(items / batches, 2) if batches else 0.0,
         "share_outside_model_calls": round(1 - busy / t_c, 4),
     }
+    if backend.continuous_batching:
+        results["raw_continuous_batching"] = raw_continuous_batching(backend, prompts, args.tokens)
     for r in results.values():
-        r["episodes_per_s"] = round(r["episodes_per_s"], 4)
+        if "episodes_per_s" in r:
+            r["episodes_per_s"] = round(r["episodes_per_s"], 4)
     report = {
         "benchmark": "pipeline",
         "model": Path(args.model).name,

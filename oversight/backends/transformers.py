@@ -38,6 +38,8 @@ normalised over the choices.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import re
 import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -84,6 +86,22 @@ def _group_key(call: _Call) -> Hashable:
     if r.temperature <= 0:
         return ("greedy", r.stop)
     return ("sample", r.temperature, r.top_p, r.seed, r.stop)
+
+
+def _input_order(results: dict[str, Any]) -> list[str]:
+    """Keys of ``generate_batch``'s results in input order.
+
+    Newer transformers return them in input order; older ones in completion order, keyed
+    ``req_<index>``: sort by that index when every key has that form.
+    """
+    keys = list(results)
+    index = [re.fullmatch(r"req_(\d+)", k) for k in keys]
+    if all(index):
+        return [
+            k
+            for _, k in sorted((int(m.group(1)), k) for m, k in zip(index, keys, strict=True) if m)
+        ]
+    return keys
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -212,7 +230,10 @@ class TransformersBackend:
         """One batch at a time on the model, without autograd."""
         stack = contextlib.ExitStack()
         stack.enter_context(self._lock)
-        stack.enter_context(self._torch.inference_mode())
+        # Continuous batching updates its static tensors in place from its own thread, which
+        # inference-mode tensors forbid: no_grad there, inference mode otherwise.
+        torch = self._torch
+        stack.enter_context(torch.no_grad() if self.continuous_batching else torch.inference_mode())
         return stack
 
     def _prompt_ids(self, messages: Sequence[Any]) -> list[int]:
@@ -306,8 +327,11 @@ class TransformersBackend:
     def _generate_continuous(self, rows: list[list[int]], config: Any) -> list[list[int]]:
         """transformers' continuous batching (CUDA): ``generate_batch`` on token id lists."""
         config.stop_strings = None  # stop strings are cut from the decoded text afterwards
-        results = self.model.generate_batch(inputs=rows, generation_config=config)
-        outputs = list(results.values())
+        kwargs = {}
+        if "progress_bar" in inspect.signature(self.model.generate_batch).parameters:
+            kwargs["progress_bar"] = False
+        results = self.model.generate_batch(inputs=rows, generation_config=config, **kwargs)
+        outputs = [results[key] for key in _input_order(results)]
         failed = [o for o in outputs if getattr(o, "error", None)]
         if len(outputs) != len(rows) or failed:
             raise BackendError(
