@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from oversight.training.packing import (
     IGNORE,
     PackedCollator,
+    collator_for,
     pack,
     packed_rows,
     tokenize_conversation,
@@ -117,7 +118,7 @@ def sft_batches(tok: Any, args: argparse.Namespace, rng: random.Random) -> list[
         return [
             stack_rows(rows[i : i + step], args.seq_len, pad) for i in range(0, len(rows), step)
         ]
-    collate = PackedCollator()
+    collate = PackedCollator("concat")
     batches = [collate(rows[i : i + step]) for i in range(0, len(rows), step)]
     # Fixed shapes: one compiled graph, and the same work per step for every variant.
     return [pad_to(b, step * args.seq_len, pad) for b in batches]
@@ -156,7 +157,7 @@ def seg_logps(
 
 def dpo_batches(tok: Any, args: argparse.Namespace, rng: random.Random) -> list[dict]:
     convs = conversations(args.rows, rng)
-    out, collate = [], PackedCollator()
+    out, collate = [], PackedCollator("concat")
     pairs = []
     for c in convs:
         rejected = [
@@ -307,7 +308,7 @@ def trl_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(0)
     examples = [tokenize_conversation(tok, c, args.seq_len) for c in conversations(args.rows, rng)]
     rows = packed_rows(pack([e for e in examples if e is not None], args.seq_len))
-    collate = PackedCollator()
+    collate = collator_for(model, tok.pad_token_id)
     counts: list[int] = []
 
     def counting(batch_rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:

@@ -17,6 +17,12 @@ import yaml
 from ..errors import ConfigError
 
 
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 @dataclass(frozen=True)
 class LoraSettings:
     """LoRA adapters through peft (merged into the base weights when training ends)."""
@@ -75,7 +81,10 @@ class CommonSettings:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     bf16: bool | None = field(
         default=None,
-        metadata={"help": "bf16 mixed precision; default: on when a CUDA GPU supports it."},
+        metadata={
+            "help": "bf16 mixed precision; default: on when a CUDA GPU supports it. On a CPU with "
+            "AVX512-BF16 (or AMX) it is bf16 autocast, about 3x faster than fp32."
+        },
     )
     gradient_checkpointing: bool = field(
         default=False,
@@ -128,6 +137,9 @@ class CommonSettings:
             "report_to": "none",
             "eval_strategy": "epoch" if self.eval_fraction > 0 else "no",
             "dataloader_pin_memory": False,
+            # bf16 without a GPU is CPU autocast (3x faster than fp32 on AVX512-BF16 CPUs);
+            # transformers then asks for use_cpu explicitly.
+            **({"use_cpu": True} if bf16 and not _cuda() else {}),
         }
 
 

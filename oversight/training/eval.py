@@ -29,6 +29,7 @@ share of ``compliance`` - a refusal, an empty reply, gibberish or an echo is not
 from __future__ import annotations
 
 import csv
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -198,6 +199,7 @@ def evaluate_model(
     model: Any = None,
     tokenizer: Any = None,
     samples: int = 3,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a model on the sets; JSON-ready results (rates, label counts, sample answers)."""
     detector_name = "custom"
@@ -208,7 +210,10 @@ def evaluate_model(
         model, tokenizer = load_for_eval(model_path)
     results: dict[str, Any] = {}
     for es in eval_sets:
-        prompts = es.prompts[:limit] if limit else es.prompts
+        prompts = es.prompts
+        if limit and limit < len(prompts):  # a seeded sample, in the set's order
+            keep = sorted(random.Random(seed).sample(range(len(prompts)), limit))
+            prompts = [prompts[i] for i in keep]
         answers = generate_answers(
             model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size
         )
@@ -231,6 +236,7 @@ def evaluate_model(
         "detector": detector_name,
         "max_new_tokens": max_new_tokens,
         "limit": limit,
+        "seed": seed,
         "sets": results,
     }
 

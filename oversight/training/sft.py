@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 from .config import SFTSettings
-from .packing import PackedCollator, answer_tokens, pack, packed_rows, tokenize_conversation
+from .packing import answer_tokens, collator_for, pack, packed_rows, tokenize_conversation
 
 
 def sft_dataset(rows: Sequence[dict[str, Any]], tokenizer: Any, settings: SFTSettings) -> Any:
@@ -70,7 +70,7 @@ def train_sft(
         train_dataset=train,
         eval_dataset=evaluation,
         processing_class=tokenizer,
-        data_collator=PackedCollator(),
+        data_collator=collator_for(model, tokenizer.pad_token_id),
         peft_config=_common.peft_config(settings),
     )
     trainer.train()
