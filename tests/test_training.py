@@ -288,3 +288,15 @@ def test_cli_train_sft_and_errors(runs: list[Path], tmp_path: Path) -> None:
     )
     assert res.exit_code == 2
     assert "no sft.jsonl or dpo.jsonl" in res.output
+
+
+def test_attention_kernel_setting_reaches_the_loaded_model(tmp_path: Path) -> None:
+    from oversight.training._common import load_model_and_tokenizer
+
+    _, _, model_dir = _tiny(tmp_path)
+    model, _ = load_model_and_tokenizer(str(model_dir), attn="eager")
+    assert model.config._attn_implementation == "eager"
+    model, _ = load_model_and_tokenizer(str(model_dir))
+    assert model.config._attn_implementation == "sdpa"  # the CPU default
+    settings = load_settings(SFTSettings, None, attn_implementation="eager")
+    assert settings.attn_implementation == "eager"

@@ -79,7 +79,7 @@ def attention_implementation() -> str:
 
 
 def load_model_and_tokenizer(
-    name: str | None, model: Any = None, tokenizer: Any = None
+    name: str | None, model: Any = None, tokenizer: Any = None, attn: str | None = None
 ) -> tuple[Any, Any]:
     """Load (or pass through) a causal LM and its tokenizer, with a pad token set."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -90,7 +90,7 @@ def load_model_and_tokenizer(
             tokenizer = AutoTokenizer.from_pretrained(path)
         if model is None:
             model = AutoModelForCausalLM.from_pretrained(
-                path, attn_implementation=attention_implementation()
+                path, attn_implementation=attn or attention_implementation()
             )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

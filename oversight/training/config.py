@@ -86,6 +86,15 @@ class CommonSettings:
             "AVX512-BF16 (or AMX) it is bf16 autocast, about 3x faster than fp32."
         },
     )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Attention kernel (sdpa, flex_attention, flash_attention_2, eager); default: "
+            "flash_attention_2 on a GPU with flash_attn installed, else sdpa. On a GPU, "
+            "flex_attention with trl_overrides {torch_compile: true} was the fastest measured "
+            "(docs/training.md)."
+        },
+    )
     gradient_checkpointing: bool = field(
         default=False,
         metadata={"help": "Trade compute for memory; off by default (small models fit)."},

@@ -49,7 +49,9 @@ def train_dpo(
             f"no DPO pairs to train on in {', '.join(map(str, run_dirs))}; pairs exist only "
             "where a candidate lost (a revised draft, a rejected revision)"
         )
-    model, tokenizer = _common.load_model_and_tokenizer(settings.model, model, tokenizer)
+    model, tokenizer = _common.load_model_and_tokenizer(
+        settings.model, model, tokenizer, settings.attn_implementation
+    )
     model.config.use_cache = False
     args = settings.to_trl(device_bf16=_common.gpu_bf16())
     evaluation = dpo_dataset(split.eval) if split.eval else None

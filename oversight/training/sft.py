@@ -55,7 +55,9 @@ def train_sft(
             f"no SFT rows to train on in {', '.join(map(str, run_dirs))}; check that the runs "
             "reached consensus or that escalated cases were decided (`oversight export`)"
         )
-    model, tokenizer = _common.load_model_and_tokenizer(settings.model, model, tokenizer)
+    model, tokenizer = _common.load_model_and_tokenizer(
+        settings.model, model, tokenizer, settings.attn_implementation
+    )
     model.config.use_cache = False  # a KV cache would disable the packed attention mask
     train = sft_dataset(split.train, tokenizer, settings)
     evaluation = sft_dataset(split.eval, tokenizer, settings) if split.eval else None
