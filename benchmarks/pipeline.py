@@ -1,19 +1,26 @@
-"""Throughput of the constitutional loop: sequential vs stage-batched vs concurrent episodes.
+"""Throughput of the constitutional loop: sequential vs stage-batched vs the oversight runtime.
 
-The same prompts, the same model and the same token limits, three ways, in one process:
+The same prompts, the same model and the same token limits, in one process. Every episode
+drafts, critiques the draft against one principle (P("Yes") that it violates the principle, one
+``score`` call) and revises it once - 2 ``generate`` calls and 1 ``score`` call:
 
-(a) ``sequential``: one model call at a time per prompt - draft, critique (P("Yes") that the
-    draft violates the principle), revision - like LangChain's ConstitutionalChain;
+(a) ``sequential``: one model call at a time per prompt, like LangChain's ConstitutionalChain;
 (b) ``stage_batched``: a hand-written loop that runs each stage as one batch over all prompts;
-(c) ``concurrent``: every prompt is an episode task (``--concurrency`` at once) making the same
-    three calls through the transformers backend's batching queue, as the runtime's episodes do.
-    This measures the backend's batching, not the full runtime (which makes more calls per
-    episode: several critics, safety, judge); see docs/models.md.
+(c) ``runtime``: the real :class:`oversight.runtime.Runtime` (bus, journal in a temp dir,
+    decision core, ``--concurrency`` episodes at once) running a hierarchy built here in code:
+    a base agent, one critic and a reviser, all on the same transformers backend object. The
+    benchmark's critic (:class:`FlagDraftCritic`) scores the draft with the real critic code and
+    always flags it, so every episode revises exactly once; it accepts the revision without
+    scoring it again, as (a) and (b) do. The backend's counters give the model calls the
+    runtime made per episode (``requests_per_episode``, expected 3);
+(d) ``concurrent``: every prompt an episode task making the same three calls straight through
+    the backend's batching queue, without the runtime: the batching alone.
 
-Every episode always revises once, so all three do the same work. Greedy decoding; (b) and (c)
-must produce identical texts (``same_outputs``). Prints one JSON object.
+All variants build their requests as the agents do (the critic's scoring conversation, the
+reviser's prompt without few-shot examples, its stop strings), greedy, so (b), (c) and (d) should
+produce identical revisions (``same_outputs_*``). Prints one JSON object; see docs/models.md.
 
-    python benchmarks/pipeline.py --prompts 32 --tokens 48
+    python benchmarks/pipeline.py --prompts 32 --tokens 48 --concurrency 32
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,62 +36,105 @@ from typing import Any
 
 import anyio
 
+from oversight.agents import CriticAgent, EpisodeContext
+from oversight.agents._base import critique_messages
+from oversight.agents.reviser import REVISER_SYSTEM
 from oversight.backends import ChoiceScores, GenerateRequest, Generation, ScoreRequest
 from oversight.backends.transformers import TransformersBackend
+from oversight.constitution import Constitution, load_constitution
+from oversight.escalation.policy import load_policy
+from oversight.hierarchy import HierarchySpec, parse_hierarchy
+from oversight.journal import read_journal
+from oversight.messages import Critique, Prompt, Turn
 from oversight.paths import DATA_DIR
+from oversight.runtime import Runtime, episode_id
 
-PRINCIPLE = "The response must not help anyone cause serious harm, and must be honest and useful."
+PRINCIPLE_ID = "helpfulness"
+"""The principle every variant critiques (it has no refusal template, so the runtime adds no
+template fallback candidate after the last revision round)."""
+
+REVISER_STOP = ("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>")
+"""The reviser's stop strings (oversight/agents/reviser.py)."""
+
+_CONSTITUTION: Constitution | None = None
+
+
+def constitution() -> Constitution:
+    global _CONSTITUTION
+    if _CONSTITUTION is None:
+        _CONSTITUTION = load_constitution(DATA_DIR / "constitutions" / "default.yaml")
+    return _CONSTITUTION
 
 
 def load_prompts(n: int) -> list[str]:
-    rows = [json.loads(line) for line in (DATA_DIR / "prompts" / "default.jsonl").open()]
+    with (DATA_DIR / "prompts" / "default.jsonl").open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
     texts = [r["prompt"] for r in rows if isinstance(r.get("prompt"), str)]
     return [texts[i % len(texts)] for i in range(n)]
 
 
+# -- the three requests of an episode, built as the agents build them ----------------------------
+
+
 def draft_request(prompt: str, tokens: int) -> GenerateRequest:
-    return GenerateRequest(({"role": "user", "content": prompt},), max_new_tokens=tokens)
+    """What :class:`~oversight.agents.BaseAgent` asks (greedy, seed 0)."""
+    return GenerateRequest(
+        ({"role": "user", "content": prompt},), max_new_tokens=tokens, temperature=0.0, seed=0
+    )
 
 
 def critique_request(prompt: str, draft: str) -> ScoreRequest:
-    question = (
-        f"Principle: {PRINCIPLE}\n\nRequest: {prompt}\n\nResponse: {draft}\n\n"
-        "Does the response violate the principle? Answer Yes or No."
+    """What :class:`~oversight.agents.CriticAgent` asks for one principle."""
+    spec = constitution().principle(PRINCIPLE_ID)
+    return ScoreRequest(
+        critique_messages(spec.critique_prompt, prompt, draft), choices=("Yes", "No")
     )
-    return ScoreRequest(({"role": "user", "content": question},), choices=("Yes", "No"))
 
 
-def revise_request(prompt: str, draft: str, p_violation: float, tokens: int) -> GenerateRequest:
-    note = "may violate" if p_violation >= 0.5 else "probably satisfies"
-    instruction = (
-        f"Request: {prompt}\n\nDraft answer: {draft}\n\nA reviewer says the draft {note} this "
-        f"principle: {PRINCIPLE}\nRewrite the answer so that it follows the principle."
+def revise_request(prompt: str, draft: str, tokens: int) -> GenerateRequest:
+    """What :class:`~oversight.agents.ReviserAgent` asks (``few_shot: false``, ``best_of_n: 1``).
+
+    The reviser never sees the critique (by design), so the score does not enter the request.
+    """
+    spec = constitution().principle(PRINCIPLE_ID)
+    instructions = "- " + spec.render_revision(prompt, "the response")
+    user = (
+        f"Request:\n<<<REQUEST\n{prompt}\nREQUEST>>>\n"
+        f"Response:\n<<<RESPONSE\n{draft}\nRESPONSE>>>\n"
+        f"Rewrite the response so that:\n{instructions}\nRewrite:"
     )
-    return GenerateRequest(({"role": "user", "content": instruction},), max_new_tokens=tokens)
+    return GenerateRequest(
+        ({"role": "system", "content": REVISER_SYSTEM}, {"role": "user", "content": user}),
+        max_new_tokens=tokens,
+        temperature=0.0,
+        stop=REVISER_STOP,
+        seed=0,
+    )
+
+
+# -- (a), (b), (d) ---------------------------------------------------------------------------------
 
 
 def sequential(backend: TransformersBackend, prompts: list[str], tokens: int) -> list[str]:
     out = []
     for p in prompts:
         (draft,) = backend.generate_sync([draft_request(p, tokens)])
-        (score,) = backend.score_sync([critique_request(p, draft.text)])
-        (rev,) = backend.generate_sync([revise_request(p, draft.text, score["Yes"], tokens)])
-        out.append(rev.text)
+        text = draft.text.strip()
+        backend.score_sync([critique_request(p, text)])
+        (rev,) = backend.generate_sync([revise_request(p, text, tokens)])
+        out.append(rev.text.strip())
     return out
 
 
 def stage_batched(backend: TransformersBackend, prompts: list[str], tokens: int) -> list[str]:
-    drafts = backend.generate_sync([draft_request(p, tokens) for p in prompts])
-    scores = backend.score_sync(
-        [critique_request(p, d.text) for p, d in zip(prompts, drafts, strict=True)]
-    )
+    drafts = [
+        d.text.strip() for d in backend.generate_sync([draft_request(p, tokens) for p in prompts])
+    ]
+    backend.score_sync([critique_request(p, d) for p, d in zip(prompts, drafts, strict=True)])
     revisions = backend.generate_sync(
-        [
-            revise_request(p, d.text, s["Yes"], tokens)
-            for p, d, s in zip(prompts, drafts, scores, strict=True)
-        ]
+        [revise_request(p, d, tokens) for p, d in zip(prompts, drafts, strict=True)]
     )
-    return [r.text for r in revisions]
+    return [r.text.strip() for r in revisions]
 
 
 async def concurrent(
@@ -95,14 +146,131 @@ async def concurrent(
     async def episode(i: int, p: str) -> None:
         async with limit:
             draft: Generation = (await backend.generate([draft_request(p, tokens)]))[0]
-            score: ChoiceScores = (await backend.score([critique_request(p, draft.text)]))[0]
-            rev = (await backend.generate([revise_request(p, draft.text, score["Yes"], tokens)]))[0]
-            out[i] = rev.text
+            text = draft.text.strip()
+            score: ChoiceScores = (await backend.score([critique_request(p, text)]))[0]
+            del score
+            rev = (await backend.generate([revise_request(p, text, tokens)]))[0]
+            out[i] = rev.text.strip()
 
     async with anyio.create_task_group() as tg:
         for i, p in enumerate(prompts):
             tg.start_soon(episode, i, p)
     return out
+
+
+# -- (c) the runtime -------------------------------------------------------------------------------
+
+
+class FlagDraftCritic(CriticAgent):
+    """The real critic's scoring of the draft, whose verdict is then always "violated".
+
+    The runtime revises only flagged candidates: flagging every draft makes every episode revise
+    exactly once, as (a) and (b) do. The runtime assesses each revision too; this critic accepts
+    it without a model call, because (a) and (b) do not score revisions either.
+    """
+
+    async def assess(
+        self, ctx: EpisodeContext, candidate_id: str, principles: list[str] | None = None
+    ) -> list[Critique]:
+        ids = principles if principles is not None else self.principles
+        specs = [ctx.constitution.principle(pid) for pid in ids]
+        if candidate_id != "c0":
+            return [
+                Critique(
+                    candidate_id=candidate_id,
+                    principle_id=s.id,
+                    principle_version=s.version,
+                    verdict="satisfied",
+                    confidence=1.0,
+                    rationale="benchmark: revisions are accepted without scoring",
+                )
+                for s in specs
+            ]
+        critiques = await super().assess(ctx, candidate_id, ids)
+        return [
+            c.model_copy(
+                update={"verdict": "violated", "severity": float(s.severity), "confidence": 1.0}
+            )
+            for c, s in zip(critiques, specs, strict=True)
+        ]
+
+
+def runtime_hierarchy(tokens: int, concurrency: int) -> HierarchySpec:
+    """base + critic (one principle) + reviser on one model; people above for escalations."""
+    data = {
+        "name": "pipeline-benchmark",
+        "description": "benchmarks/pipeline.py: draft, one critique, one revision per episode",
+        "models": {"lm": {"backend": "transformers"}},
+        "agents": [
+            {"name": "base", "role": "base", "model": "lm"},
+            {"name": "critic", "role": "critic", "model": "lm", "principles": [PRINCIPLE_ID]},
+            {"name": "reviser", "role": "reviser", "model": "lm", "options": {"few_shot": False}},
+            {"name": "people", "role": "human"},
+        ],
+        "supervision": [
+            {"supervisor": "critic", "subject": "base", "mode": "every"},
+            {"supervisor": "people", "subject": "critic", "mode": "on-flag"},
+        ],
+        "settings": {
+            "max_revision_rounds": 1,
+            "best_of_n": 1,
+            "max_new_tokens": tokens,
+            "temperature": 0.0,
+            "seed": 0,
+            "concurrency": concurrency,
+        },
+    }
+    policy = load_policy(DATA_DIR / "escalation" / "default.yaml")
+    return parse_hierarchy(data).with_config(constitution(), policy)
+
+
+def build_runtime(
+    backend: TransformersBackend, tokens: int, concurrency: int, run_dir: str | Path
+) -> Runtime:
+    """The runtime of variant (c): every agent on ``backend``, no queue, journal in ``run_dir``."""
+    runtime = Runtime(
+        runtime_hierarchy(tokens, concurrency),
+        run_name="pipeline",
+        run_dir=run_dir,
+        concurrency=concurrency,
+        episode_timeout=24 * 3600.0,  # a CPU run of 32 episodes takes minutes
+        backends={"lm": backend},
+    )
+    runtime.agents["critic"] = FlagDraftCritic("critic", backend, {"principles": [PRINCIPLE_ID]})
+    return runtime
+
+
+def runtime_prompts(prompts: list[str]) -> list[Prompt]:
+    return [
+        Prompt(prompt_id=f"p{i}", messages=(Turn(role="user", content=p),))
+        for i, p in enumerate(prompts)
+    ]
+
+
+def run_runtime(
+    backend: TransformersBackend, prompts: list[str], tokens: int, concurrency: int
+) -> dict[str, Any]:
+    """Run variant (c) once in a fresh temp dir: wall time, outcomes, revisions, model calls."""
+    stats = backend.stats
+    before = (stats.busy_s, stats.batches, stats.items)
+    with tempfile.TemporaryDirectory(prefix="oversight-pipeline-") as tmp:
+        start = time.perf_counter()
+        runtime = build_runtime(backend, tokens, concurrency, tmp)
+        result = anyio.run(runtime.run, runtime_prompts(prompts))
+        wall = time.perf_counter() - start
+        index = {episode_id("pipeline", f"p{i}"): i for i in range(len(prompts))}
+        texts = [""] * len(prompts)
+        for env in read_journal(Path(tmp) / "journal.jsonl").envelopes:
+            if env.payload.kind == "revision" and env.episode in index:
+                texts[index[env.episode]] = env.payload.text
+    return {
+        "wall": wall,
+        "result": result,
+        "texts": texts,
+        "busy": stats.busy_s - before[0],
+        "batches": stats.batches - before[1],
+        "items": stats.items - before[2],
+    }
 
 
 def random_360m(tokenizer_dir: str | None) -> tuple[Any, Any]:
@@ -118,7 +286,8 @@ def random_360m(tokenizer_dir: str | None) -> tuple[Any, Any]:
     config = LlamaConfig(
         vocab_size=len(tok), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
         num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
-        rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+        rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+        tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )  # fmt: skip
     torch.manual_seed(0)
@@ -147,10 +316,10 @@ _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-model")
 
 
 def timed(fn: Any, *args: Any) -> tuple[Any, float]:
-    """Run ``fn`` in a worker thread, as the backend runs (c)'s batches.
+    """Run ``fn`` in a worker thread, as the backend runs (c)'s and (d)'s batches.
 
     Measured here: the same forward pass ran up to 1.8x faster in a worker thread than on the
-    main thread (OpenMP on a loaded 2-core machine), so all three variants use one.
+    main thread (OpenMP on a loaded 2-core machine), so every variant runs the model in one.
     """
     start = time.perf_counter()
     result = _WORKER.submit(fn, *args).result()
@@ -167,7 +336,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--skip-sequential", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2, help="alternate (b)/(c) runs; min")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="alternate (b)/(c)/(d) runs; the fastest counts"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
         "--random-360m",
@@ -201,73 +372,106 @@ def main() -> None:
         max_wait_ms=args.max_wait_ms,
         num_threads=args.threads,
     )
-    prompts = load_prompts(args.prompts)
+    report = measure(backend, load_prompts(args.prompts), args)
+    report["model"] = Path(args.model).name
+    print(json.dumps(report))
+
+
+def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict[str, Any]:
+    """Run every variant on ``prompts``; the report (episodes/s, ratios, batching)."""
+    n, tokens = len(prompts), args.tokens
     timed(backend.generate_sync, [draft_request(prompts[0], 4)])  # warm-up
 
     results: dict[str, Any] = {}
     t_a = 0.0
     if not args.skip_sequential:
-        n_a = min(args.sequential_limit or args.prompts, args.prompts)
-        _, t_seq = timed(sequential, backend, prompts[:n_a], args.tokens)
-        t_a = t_seq * args.prompts / n_a  # per-episode cost, scaled to the same prompt count
-        results["sequential"] = {
-            "wall_s": round(t_seq, 2),
-            "prompts": n_a,
-            "episodes_per_s": n_a / t_seq,
-        }
-    # (b) and (c) alternate ``--repeats`` times and the fastest of each counts: on a shared
-    # machine, load from other processes otherwise decides the ratio.
-    t_b = t_c = float("inf")
+        n_a = min(args.sequential_limit or n, n)
+        _, t_seq = timed(sequential, backend, prompts[:n_a], tokens)
+        t_a = t_seq * n / n_a  # per-episode cost, scaled to the same prompt count
+        results["sequential"] = {"wall_s": t_seq, "prompts": n_a, "episodes_per_s": n_a / t_seq}
+    # (b), (c) and (d) alternate ``--repeats`` times and the fastest of each counts: on a shared
+    # machine, load from other processes otherwise decides the ratios.
+    t_b = t_c = t_d = float("inf")
     texts_b: list[str] = []
-    texts_c: list[str] = []
-    busy = 0.0
-    batches = items = 0
+    best_c: dict[str, Any] = {}
+    best_d: dict[str, Any] = {}
     for _ in range(args.repeats):
-        texts_b, t = timed(stage_batched, backend, prompts, args.tokens)
-        t_b = min(t_b, t)
+        texts, t = timed(stage_batched, backend, prompts, tokens)
+        if t < t_b:
+            t_b, texts_b = t, texts
+        run = run_runtime(backend, prompts, tokens, args.concurrency)
+        if run["wall"] < t_c:
+            t_c, best_c = run["wall"], run
         before = (backend.stats.busy_s, backend.stats.batches, backend.stats.items)
         start = time.perf_counter()
-        texts_c = anyio.run(concurrent, backend, prompts, args.tokens, args.concurrency)
+        texts = anyio.run(concurrent, backend, prompts, tokens, args.concurrency)
         t = time.perf_counter() - start
-        if t < t_c:
-            t_c = t
-            busy = backend.stats.busy_s - before[0]
-            batches = backend.stats.batches - before[1]
-            items = backend.stats.items - before[2]
-    results["stage_batched"] = {"wall_s": round(t_b, 2), "episodes_per_s": args.prompts / t_b}
+        if t < t_d:
+            t_d = t
+            best_d = {
+                "texts": texts,
+                "busy": backend.stats.busy_s - before[0],
+                "batches": backend.stats.batches - before[1],
+                "items": backend.stats.items - before[2],
+            }
+    results["stage_batched"] = {"wall_s": t_b, "episodes_per_s": n / t_b}
+    counts = best_c["result"].counts()
+    results["runtime"] = {
+        "wall_s": t_c,
+        "episodes_per_s": n / t_c,
+        "episodes": {k: counts[k] for k in ("episodes", "consensus", "escalated", "failed")},
+        "revised": sum(o.rounds > 0 for o in best_c["result"].outcomes),
+        "messages": counts["messages"],
+        "batches": best_c["batches"],
+        "requests_per_episode": round(best_c["items"] / n, 3),
+        "mean_batch_size": round(best_c["items"] / max(best_c["batches"], 1), 2),
+        "model_busy_s": best_c["busy"],
+        "share_outside_model_calls": round(1 - best_c["busy"] / t_c, 4),
+    }
     results["concurrent"] = {
-        "wall_s": round(t_c, 2),
-        "episodes_per_s": args.prompts / t_c,
-        "batches": batches,
-        "mean_batch_size": round(items / batches, 2) if batches else 0.0,
-        "share_outside_model_calls": round(1 - busy / t_c, 4),
+        "wall_s": t_d,
+        "episodes_per_s": n / t_d,
+        "batches": best_d["batches"],
+        "requests_per_episode": round(best_d["items"] / n, 3),
+        "mean_batch_size": round(best_d["items"] / max(best_d["batches"], 1), 2),
+        "share_outside_model_calls": round(1 - best_d["busy"] / t_d, 4),
     }
     if backend.continuous_batching:
-        results["raw_continuous_batching"] = raw_continuous_batching(backend, prompts, args.tokens)
+        results["raw_continuous_batching"] = raw_continuous_batching(backend, prompts, tokens)
     for r in results.values():
+        for key in ("wall_s", "model_busy_s"):
+            if key in r:
+                r[key] = round(r[key], 3)
         if "episodes_per_s" in r:
             r["episodes_per_s"] = round(r["episodes_per_s"], 4)
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "pipeline",
-        "model": Path(args.model).name,
+        "model": getattr(backend, "model_id", ""),
         "dtype": args.dtype,
         "device": args.device,
         "machine": platform.machine(),
-        "prompts": args.prompts,
-        "max_new_tokens": args.tokens,
+        "prompts": n,
+        "max_new_tokens": tokens,
         "concurrency": args.concurrency,
+        "max_wait_ms": args.max_wait_ms,
         "threads": args.threads,
         "repeats": args.repeats,
+        "principle": PRINCIPLE_ID,
         "calls_per_episode": {"generate": 2, "score": 1},
-        "concurrent_is": "episode tasks through the batching backend (not the full runtime)",
+        "runtime_is": "oversight.runtime.Runtime: base, critic (always flags the draft), reviser "
+        "on one transformers backend; bus, journal (temp dir), decision core",
+        "concurrent_is": "episode tasks through the batching backend, without the runtime",
         **results,
-        "ratio_concurrent_vs_stage_batched": round(t_b / t_c, 3),
-        "same_outputs_b_c": texts_b == texts_c,
+        "ratio_runtime_vs_stage_batched": round(t_b / t_c, 3),
+        "ratio_concurrent_vs_stage_batched": round(t_b / t_d, 3),
+        "same_outputs_b_runtime": texts_b == best_c["texts"],
+        "same_outputs_b_concurrent": texts_b == best_d["texts"],
     }
     if "sequential" in results:
         report["ratio_stage_batched_vs_sequential"] = round(t_a / t_b, 3)
-        report["ratio_concurrent_vs_sequential"] = round(t_a / t_c, 3)
-    print(json.dumps(report))
+        report["ratio_runtime_vs_sequential"] = round(t_a / t_c, 3)
+        report["ratio_concurrent_vs_sequential"] = round(t_a / t_d, 3)
+    return report
 
 
 if __name__ == "__main__":

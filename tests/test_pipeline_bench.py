@@ -1,0 +1,88 @@
+"""benchmarks/pipeline.py's runtime variant on a tiny random model (no timings asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from oversight.backends.transformers import TransformersBackend
+from oversight.training.tiny import tiny_llama, tiny_tokenizer
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "pipeline.py"
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pipeline_bench", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return _bench()
+
+
+@pytest.fixture
+def backend() -> TransformersBackend:
+    tok = tiny_tokenizer()
+    # Byte tokens would give " Yes" and " No" the same first token; whole-word tokens let
+    # ``score`` tell the critic's choices apart.
+    tok.add_tokens(["Yes", "No", " Yes", " No"])
+    return TransformersBackend(
+        tiny_llama(len(tok)), tokenizer=tok, dtype="float32", max_batch_size=2, num_threads=1
+    )
+
+
+def test_runtime_variant_runs_every_episode_through_the_model(
+    bench: Any, backend: TransformersBackend
+) -> None:
+    prompts = bench.load_prompts(2)
+    run = bench.run_runtime(backend, prompts, 4, 2)
+    outcomes = run["result"].outcomes
+    assert len(outcomes) == 2
+    assert all(o.status in ("consensus", "escalated") for o in outcomes)
+    assert all(o.rounds == 1 for o in outcomes)  # the critic flags every draft: one revision
+    assert all(o.draft_violations == (bench.PRINCIPLE_ID,) for o in outcomes)
+    # 2 generate + 1 score per episode, like the hand-written loops.
+    assert run["items"] == 6
+    assert run["batches"] >= 3
+    assert run["busy"] > 0
+    assert len(run["texts"]) == 2
+
+
+def test_variants_ask_the_model_the_same_requests(bench: Any, backend: TransformersBackend) -> None:
+    """The hand-written loops send what the runtime's agents send (messages, limits, stops)."""
+    seen: list[Any] = []
+    queue: Any = backend._queue
+    original = queue._run_batch
+
+    def record(calls: list[Any]) -> list[Any]:
+        seen.extend(c.request for c in calls)
+        return original(calls)
+
+    queue._run_batch = record
+    prompts = bench.load_prompts(2)
+    bench.run_runtime(backend, prompts, 4, 2)
+    runtime_requests = list(seen)
+    seen.clear()
+    anyio.run(bench.concurrent, backend, prompts, 4, 2)
+
+    def key(r: Any) -> tuple[Any, ...]:
+        messages = tuple(tuple(sorted(dict(m).items())) for m in r.messages)
+        extra = (r.max_new_tokens, r.temperature, r.stop) if hasattr(r, "stop") else r.choices
+        return (type(r).__name__, messages, extra)
+
+    assert len(runtime_requests) == 6
+    assert sorted(map(key, runtime_requests)) == sorted(map(key, seen))
