@@ -99,7 +99,10 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--sets", help="Sets to run (repeat); default: all five."),
         ] = None,
-        limit: Annotated[int | None, typer.Option(help="First N prompts of each set.")] = None,
+        limit: Annotated[
+            int | None, typer.Option(help="A seeded sample of N prompts from each set.")
+        ] = None,
+        seed: Annotated[int, typer.Option(help="Seed of the --limit sample.")] = 0,
         data_dir: Annotated[
             Path | None, typer.Option(help="Folder with harmbench/, jbb-behaviors/, xstest/.")
         ] = None,
@@ -116,7 +119,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             results = evaluate_model(
                 model, sets=sets or SET_NAMES, limit=limit, data_dir=data_dir,
-                max_new_tokens=max_new_tokens, batch_size=batch_size,
+                max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
             )  # fmt: skip
         text = json.dumps(results, indent=2, ensure_ascii=False)
         if output is not None:
