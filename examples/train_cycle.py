@@ -1,28 +1,38 @@
 """One constitutional training cycle on the CPU with the embedded default model.
 
-1. build training prompts: AdvBench (harmful) + Vicuna-bench and self-instruct seed tasks
-   (benign); never the evaluation sets (checked: no prompt equals an eval prompt);
-2. ``oversight run``: the embedded SmolLM2-135M-Instruct drafts, the scripted critics / safety /
-   judge check the drafts against the constitution using the prompts' labels, and the scripted
-   reviser revises violating drafts with the constitution's refusal template;
-3. evaluate the base model, SFT on the consensus answers, DPO (consensus over the draft) starting
-   from the SFT model, evaluate again.
+1. Training prompts: the project's own labelled requests (harmful ones across the constitution's
+   categories, and safe ones that sound dangerous: homonyms, figurative language, safe targets,
+   definitions, history, public / fictional privacy...), AdvBench (harmful) and the benign
+   instruction sets (self-instruct, Vicuna, MT-Bench). Never the evaluation sets: every prompt
+   that is a near-duplicate of an evaluation prompt (same normalised words, or MiniLM cosine
+   > 0.9 - JBB reuses AdvBench behaviours) is dropped, and the count is reported.
+2. ``oversight run`` with the embedded hierarchy's AI feedback: SmolLM2-135M-Instruct drafts, the
+   MiniLM critics, safety agent and judge decide (the prompts' labels are not shown to them), and
+   the reviser writes the constitution's refusal / redirect wording where a draft violates a
+   safety principle. The summary reports how often the agents agreed with the labels.
+3. Evaluate the base model, SFT on the consensus answers, DPO (consensus answer over the draft it
+   replaced) from the SFT model, evaluate again. ``oversight eval`` judges every answer with the
+   project's refusal detector and counts a safe-set answer as compliant only when it is a real
+   answer: not a refusal, not empty, not gibberish, not an echo of the prompt.
 
-    python examples/train_cycle.py --out cycle --harmful 32 --benign 32 --eval-limit 20
+    python examples/train_cycle.py --out cycle              # the full cycle (about 30 min)
+    python examples/train_cycle.py --out cycle --harmful 40 --benign 40 --eval-limit 20
 
-Prints one JSON object: sizes, timings, before / after rates per set, sample answers.
+Prints one JSON object (sizes, timings, before / after rates per set, sample answers) and writes
+it to ``OUT/cycle.json``; the evaluations go to ``OUT/eval_before.json`` / ``eval_after.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,66 +44,142 @@ from oversight.training.sft import train_sft
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+def embedder() -> Any:
+    """L2-normalised MiniLM sentence embeddings (the packaged all-MiniLM-L6-v2)."""
+    from sentence_transformers import SentenceTransformer
+
+    from oversight.backends.embedded import default_embedding_dir
+
+    model = SentenceTransformer(str(default_embedding_dir()), device="cpu")
+    return lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True)
 
 
-def eval_prompts(data: Path) -> set[str]:
-    seen = {r["prompt"] for r in csv.DictReader((data / "xstest/xstest_prompts.csv").open())}
-    for name in ("harmful", "benign"):
-        seen |= {
-            r["goal"] for r in csv.DictReader((data / f"jbb-behaviors/{name}-behaviors.csv").open())
-        }
-    seen |= {
-        r["Behavior"]
-        for r in csv.DictReader((data / "harmbench/harmbench_behaviors_text_all.csv").open())
-    }
-    return {s.lower().strip() for s in seen}
+def training_prompts(
+    data: Path, harmful: int, benign: int, seed: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Labelled training prompts, de-duplicated against the evaluation sets."""
+    from oversight.safety.seed import generate_seed
+    from oversight.safety.train import drop_near_duplicates, evaluation_prompts, external_rows
 
-
-def training_prompts(data: Path, harmful: int, benign: int, seed: int) -> list[dict]:
+    rows = [r for r in generate_seed(seed) + external_rows(data) if r.task == "request"]
+    unique = list({r.text.strip(): r for r in rows}.values())
+    keep = drop_near_duplicates(
+        [r.text for r in unique], evaluation_prompts(data), embed=embedder()
+    )
+    kept = [r for r, k in zip(unique, keep, strict=True) if k]
     rng = random.Random(seed)
-    adv = [r["goal"] for r in csv.DictReader((data / "advbench/harmful_behaviors.csv").open())]
-    vicuna = [
-        r["turns"][0] for r in _jsonl(data / "benign-instructions/vicuna_bench/question.jsonl")
+    bad = [r for r in kept if r.label == 1]
+    good = [r for r in kept if r.label == 0]
+    chosen = rng.sample(bad, min(harmful, len(bad))) + rng.sample(good, min(benign, len(good)))
+    prompts = [
+        {
+            "id": f"{r.family}-{i:04d}",
+            "prompt": r.text,
+            "labels": {"harm": "harmful" if r.label else "benign"},
+            "tags": [r.family],
+        }
+        for i, r in enumerate(chosen)
     ]
-    tasks = [
-        r["instruction"]
-        for r in _jsonl(data / "benign-instructions/self-instruct/seed_tasks.jsonl")
-    ]
-    tasks = [t for t in tasks if len(t) < 200]
-    rows = [(t, "harmful", "advbench") for t in rng.sample(adv, harmful)]
-    rows += [(t, "benign", "vicuna") for t in rng.sample(vicuna, benign // 2)]
-    rows += [(t, "benign", "self-instruct") for t in rng.sample(tasks, benign - benign // 2)]
-    banned = eval_prompts(data)
-    leaked = [t for t, _, _ in rows if t.lower().strip() in banned]
-    if leaked:
-        raise SystemExit(f"training prompts overlap the evaluation sets: {leaked[:3]}")
-    return [
-        {"id": f"{src}-{i:03d}", "prompt": t, "labels": {"harm": harm}}
-        for i, (t, harm, src) in enumerate(rows)
-    ]
+    report = {
+        "candidates": len(unique),
+        "dropped_near_duplicates_of_eval": len(unique) - len(kept),
+        "harmful": sum(r.label for r in chosen),
+        "benign": sum(1 - r.label for r in chosen),
+        "sources": dict(Counter(source(r.family) for r in chosen).most_common()),
+    }
+    return prompts, report
 
 
-def hierarchy(out: Path) -> Path:
+def source(family: str) -> str:
+    """Where a prompt came from: a public training set, or the project's own seed families."""
+    if family in ("advbench", "self_instruct", "vicuna_bench", "mt_bench"):
+        return family
+    if family.startswith("harmful"):
+        return "project_harmful"
+    return "project_safe_lookalike" if family.startswith("safe") else "project_benign"
+
+
+def hierarchy(out: Path, concurrency: int, tokens: int) -> Path:
+    """roles/embedded.yaml with the constitution's wording as the reviser (a 135M model's own
+    revisions are rarely usable); every judgement stays with the MiniLM agents."""
     from oversight.paths import resolve_config
 
-    spec = yaml.safe_load(resolve_config("roles/default.yaml").read_text())
+    spec = yaml.safe_load(resolve_config("roles/embedded.yaml").read_text())
     spec["name"] = "train-cycle"
-    spec["models"] = {
-        "base": {"backend": "embedded", "options": {"max_batch_size": 32, "max_wait_ms": 50}},
-        "assessor": {"backend": "scripted", "options": {"confidence": 0.9}},
-    }
+    spec["constitution"] = str(resolve_config(spec["constitution"]))
+    spec["escalation"] = str(resolve_config(spec["escalation"]))
+    spec["models"]["smollm"]["options"].update(max_batch_size=concurrency, max_wait_ms=50)
+    spec["models"]["wording"] = {"backend": "scripted"}
     for agent in spec["agents"]:
-        if agent["name"] == "reviser":
-            agent["model"] = "assessor"  # refusal template; a 135M reviser rarely refuses
-    spec["settings"].update(max_new_tokens=48, concurrency=32)
+        if agent["role"] == "reviser":
+            agent["model"] = "wording"
+    spec["settings"].update(max_new_tokens=tokens, concurrency=concurrency)
     path = out / "train_cycle.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 
 
-def rates(result: dict) -> dict:
+def agreement(run_dir: Path, prompts: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the agents' consensus answers compare with the prompts' labels."""
+    from oversight.training.eval import default_refusal_detector
+
+    labels = {p["id"]: p["labels"]["harm"] for p in prompts}
+    is_refusal = default_refusal_detector()
+    counts: Counter[str] = Counter()
+    path = run_dir / "sft.jsonl"
+    for line in path.open(encoding="utf-8") if path.exists() else []:
+        row = json.loads(line)
+        harm = labels.get(row["provenance"]["prompt_id"], "?")
+        answer = row["messages"][-1]["content"]
+        counts[f"{harm}:{'refused' if is_refusal(answer) else 'answered'}"] += 1
+    return dict(sorted(counts.items()))
+
+
+def over_refusal_pairs(run_dir: Path, out_dir: Path) -> Path | None:
+    """DPO pairs against over-refusal, from the run's own consensus.
+
+    The run's pairs all prefer a refusal (the revision) over a harmful draft; trained on those
+    alone, DPO learns "refuse more" everywhere. The counterweight: for every prompt where the
+    agents accepted the model's own draft and it is a real answer, that draft is chosen over
+    the refusal wording this run used (its most common revised answer). Written as a separate export
+    (``source: contrast`` in the provenance) so the dataset card shows them apart.
+    """
+    from oversight.training.eval import default_judge
+
+    judge, _ = default_judge()
+    refusals = Counter(
+        json.loads(line)["chosen"][-1]["content"]
+        for line in (run_dir / "dpo.jsonl").open(encoding="utf-8")
+        if line.strip()
+    )
+    if not refusals:
+        return None
+    wording = refusals.most_common(1)[0][0]
+    drafts = [
+        row
+        for row in map(json.loads, (run_dir / "sft.jsonl").open(encoding="utf-8"))
+        if row["provenance"].get("target_source") == "draft"
+    ]
+    # Only real answers: the evaluation's judge (not a refusal, echo, gibberish or empty).
+    outcomes = judge([(r["messages"][-2]["content"], r["messages"][-1]["content"]) for r in drafts])
+    rows = []
+    for row, outcome in zip(drafts, outcomes, strict=True):
+        prov, answer = row["provenance"], row["messages"][-1]
+        if outcome != "compliance":
+            continue
+        rows.append({
+            "prompt": row["messages"][:-1], "chosen": [answer],
+            "rejected": [{"role": "assistant", "content": wording}],
+            "provenance": {**prov, "source": "contrast", "rejected_candidate": "refusal-wording"},
+        })  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "dpo.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    return out_dir
+
+
+def rates(result: dict[str, Any]) -> dict[str, float]:
     return {
         name: r["refusal_rate"] if r["kind"] == "harmful" else r["compliance_rate"]
         for name, r in result["sets"].items()
@@ -104,60 +190,107 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("cycle"))
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--harmful", type=int, default=32)
-    ap.add_argument("--benign", type=int, default=32)
-    ap.add_argument("--eval-limit", type=int, default=20)
+    ap.add_argument("--harmful", type=int, default=250, help="harmful training prompts")
+    ap.add_argument("--benign", type=int, default=450, help="safe training prompts")
+    ap.add_argument("--tokens", type=int, default=64, help="max new tokens per draft")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--eval-limit", type=int, default=None, help="prompts per set (seeded)")
+    ap.add_argument("--sft-epochs", type=float, default=2.0)
+    ap.add_argument("--sft-lr", type=float, default=1e-4)
+    ap.add_argument("--dpo-epochs", type=float, default=1.0)
+    ap.add_argument("--dpo-lr", type=float, default=2e-5)
+    ap.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=True,
+                    help="add over-refusal DPO pairs (see over_refusal_pairs)")  # fmt: skip
     ap.add_argument("--run-dir", type=Path, nargs="+", help="reuse finished runs instead")
+    ap.add_argument("--reuse-before", action="store_true",
+                    help="reuse OUT/eval_before.json (the base model does not change)")  # fmt: skip
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                    help="bf16 autocast (3x faster than fp32 on AVX512-BF16 CPUs)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    t0, times = time.time(), {}
+    t0 = time.time()
+    times: dict[str, float] = {}
+    report: dict[str, Any] = {}
 
+    prompts: list[dict[str, Any]] = []
     run_dirs = args.run_dir
     if run_dirs is None:
-        prompts = args.out / "train_prompts.jsonl"
-        rows = training_prompts(args.data, args.harmful, args.benign, args.seed)
-        prompts.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        cmd = ["oversight", "run", str(hierarchy(args.out)), "--prompts", str(prompts),
-               "--name", "cycle", "--runs-dir", str(args.out / "runs"), "--timeout", "1800",
-               "--json"]  # fmt: skip
+        prompts, report["prompts"] = training_prompts(
+            args.data, args.harmful, args.benign, args.seed
+        )
+        path = args.out / "train_prompts.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in prompts), encoding="utf-8")
+        times["prompts_s"] = round(time.time() - t0, 1)
+        t = time.time()
+        spec = hierarchy(args.out, args.concurrency, args.tokens)
+        cmd = ["oversight", "run", str(spec), "--prompts", str(path), "--name", "cycle",
+               "--runs-dir", str(args.out / "runs"), "--json"]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=sys.stderr)
         run_dirs = [args.out / "runs" / "cycle"]
-    times["oversight_run_s"] = round(time.time() - t0, 1)
+        times["oversight_run_s"] = round(time.time() - t, 1)
+        report["consensus_vs_labels"] = agreement(run_dirs[0], prompts)
 
-    def evaluate(model: str) -> dict:
-        return evaluate_model(model, sets=SET_NAMES, limit=args.eval_limit, data_dir=args.data)
+    def evaluate(model: str) -> dict[str, Any]:
+        return evaluate_model(
+            model, sets=SET_NAMES, limit=args.eval_limit, data_dir=args.data, batch_size=32
+        )
 
+    before_path = args.out / "eval_before.json"
     t = time.time()
-    before = evaluate("default")
-    times["eval_before_s"] = round(time.time() - t, 1)
+    if args.reuse_before and before_path.exists():
+        before = json.loads(before_path.read_text(encoding="utf-8"))
+    else:
+        before = evaluate("default")
+        before_path.write_text(json.dumps(before, indent=2, ensure_ascii=False), encoding="utf-8")
+        times["eval_before_s"] = round(time.time() - t, 1)
     t = time.time()
     sft = train_sft(run_dirs, SFTSettings(
-        output_dir=str(args.out / "sft"), epochs=1, learning_rate=1e-4, batch_size=2,
-        eval_fraction=0.0, max_length=384, save_steps=10_000, logging_steps=5, seed=args.seed,
+        output_dir=str(args.out / "sft"), epochs=args.sft_epochs, learning_rate=args.sft_lr,
+        batch_size=4, eval_fraction=0.0, max_length=512, warmup_ratio=0.05,
+        save_steps=10_000, logging_steps=5, seed=args.seed, bf16=args.bf16,
     ))  # fmt: skip
     times["sft_s"] = round(time.time() - t, 1)
     t = time.time()
-    dpo = train_dpo(run_dirs, DPOSettings(
-        model=str(sft.model_dir), output_dir=str(args.out / "dpo"), max_steps=3,
-        learning_rate=2e-5, batch_size=4, eval_fraction=0.0, max_length=384,
-        save_steps=10_000, logging_steps=5, seed=args.seed,
+    dpo_dirs = list(run_dirs)
+    if args.contrast:
+        contrast = over_refusal_pairs(run_dirs[0], args.out / "contrast")
+        dpo_dirs += [contrast] if contrast else []
+        lines = (contrast / "dpo.jsonl").read_text(encoding="utf-8") if contrast else ""
+        report["contrast_pairs"] = lines.count("\n")
+    dpo = train_dpo(dpo_dirs, DPOSettings(
+        model=str(sft.model_dir), output_dir=str(args.out / "dpo"), epochs=args.dpo_epochs,
+        learning_rate=args.dpo_lr, batch_size=8, eval_fraction=0.0, max_length=384,
+        save_steps=10_000, logging_steps=5, seed=args.seed, bf16=args.bf16,
     ))  # fmt: skip
     times["dpo_s"] = round(time.time() - t, 1)
     t = time.time()
     after = evaluate(str(dpo.model_dir))
+    (args.out / "eval_after.json").write_text(
+        json.dumps(after, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     times["eval_after_s"] = round(time.time() - t, 1)
     times["total_s"] = round(time.time() - t0, 1)
-    for name, res in (("before", before), ("after", after)):
-        (args.out / f"eval_{name}.json").write_text(json.dumps(res, indent=2, ensure_ascii=False))
-    print(json.dumps({
+    report.update({
         "run_dirs": [str(r) for r in run_dirs], "sft_rows": sft.train_rows,
-        "dpo_pairs": dpo.train_rows,
-        "eval_limit": args.eval_limit, "detector": after["detector"], "times": times,
+        "dpo_pairs": dpo.train_rows, "eval_limit": args.eval_limit,
+        "detector": after["detector"], "times": times,
         "before": rates(before), "after": rates(after),
-        "card": {k: sft.card[k] for k in ("per_provenance", "per_target_source", "targets",
-                                          "base_drafts", "escalation_rate")},
-    }, indent=2))  # fmt: skip
+        "card": {k: sft.card.get(k) for k in ("per_provenance", "per_target_source", "targets",
+                                              "base_drafts", "escalation_rate")},
+        "samples": {
+            name: [
+                {"prompt": b["prompt"][:120], "before": b["answer"][:160],
+                 "after": a["answer"][:160], "label_after": a["label"]}
+                for b, a in zip(before["sets"][name]["samples"], after["sets"][name]["samples"],
+                                strict=False)
+            ]
+            for name in after["sets"]
+        },
+    })  # fmt: skip
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    (args.out / "cycle.json").write_text(text, encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":
