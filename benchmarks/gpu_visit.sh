@@ -26,7 +26,7 @@ train() {  # seconds label args...
 train 70 sdpa-liger --attn sdpa --loss liger --kind sft --seq-len 2048 --rows-per-step 8 --steps 15
 train 160 flex-compile-liger --attn flex_attention --compile --loss liger --seq-len 2048 --rows-per-step 8 --steps 15
 echo "== pipeline"
-timeout 80 python3 benchmarks/pipeline.py --random-360m --tokenizer .gpu/tok --device cuda \
+timeout 150 python3 benchmarks/pipeline.py --random-360m --tokenizer .gpu/tok --device cuda \
   --prompts 32 --tokens 48 --concurrency 32 --repeats 2 --sequential-limit 4 \
   >>"$OUT/pipeline_gpu.jsonl" 2>>"$OUT/pipeline_gpu.err"
 tail -n 1 "$OUT/pipeline_gpu.jsonl"
