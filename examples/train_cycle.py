@@ -224,8 +224,8 @@ def main() -> None:
         times["prompts_s"] = round(time.time() - t0, 1)
         t = time.time()
         spec = hierarchy(args.out, args.concurrency, args.tokens)
-        cmd = ["oversight", "run", str(spec), "--prompts", str(path), "--name", "cycle",
-               "--runs-dir", str(args.out / "runs"), "--json"]  # fmt: skip
+        cmd = [sys.executable, "-m", "oversight", "run", str(spec), "--prompts", str(path),
+               "--name", "cycle", "--runs-dir", str(args.out / "runs"), "--json"]  # fmt: skip
         subprocess.run(cmd, check=True, stdout=sys.stderr)
         run_dirs = [args.out / "runs" / "cycle"]
         times["oversight_run_s"] = round(time.time() - t, 1)
