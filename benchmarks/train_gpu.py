@@ -97,49 +97,38 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     return model.to(args.device), tok
 
 
-def pad_to(batch: dict[str, Any], length: int, pad_id: int) -> dict[str, Any]:
-    """Pad a [1, T] packed batch to ``length``: one extra segment, no loss on it."""
-    extra = length - batch["input_ids"].shape[1]
-    if extra <= 0:
-        return batch
-    out = dict(batch)
-    out["input_ids"] = torch.cat([batch["input_ids"], torch.full((1, extra), pad_id)], 1)
-    out["labels"] = torch.cat([batch["labels"], torch.full((1, extra), IGNORE)], 1)
-    out["position_ids"] = torch.cat([batch["position_ids"], torch.arange(extra)[None]], 1)
+def packed_sft_rows(tok: Any, args: argparse.Namespace) -> list[dict[str, list[int]]]:
+    """Synthetic conversations, tokenized and packed as ``oversight train sft`` does."""
+    convs = conversations(args.rows, random.Random(0))
+    examples = [tokenize_conversation(tok, c, args.seq_len) for c in convs]
+    return packed_rows(pack([e for e in examples if e is not None], args.seq_len))
+
+
+def collate_fixed(rows: list[dict[str, list[int]]], args: argparse.Namespace, pad_id: int) -> dict:
+    """The library's collator (``--layout``), then padded to one fixed shape (one compiled graph,
+    the same work per step for every variant). The padding is one more segment without loss;
+    ``real_mask`` marks the real tokens."""
+    batch = PackedCollator(args.layout, pad_id)(rows)
+    b, width = batch["input_ids"].shape
+    sizes = [len(r["input_ids"]) for r in rows]
+    if args.layout == "rows":
+        length, lengths = args.seq_len, torch.tensor(sizes)
+    else:
+        length, lengths = args.seq_len * args.rows_per_step, torch.tensor([sum(sizes)])
+    extra = length - width
+    out = {
+        "input_ids": torch.cat([batch["input_ids"], torch.full((b, extra), pad_id)], 1),
+        "labels": torch.cat([batch["labels"], torch.full((b, extra), IGNORE)], 1),
+        "position_ids": torch.cat([batch["position_ids"], torch.arange(extra).repeat(b, 1)], 1),
+    }
+    out["real_mask"] = torch.arange(length)[None] < lengths[:, None]
     return out
 
 
-def sft_batches(tok: Any, args: argparse.Namespace, rng: random.Random) -> list[dict]:
-    examples = [tokenize_conversation(tok, c, args.seq_len) for c in conversations(args.rows, rng)]
-    rows = packed_rows(pack([e for e in examples if e is not None], args.seq_len))
-    step = args.rows_per_step
+def sft_batches(tok: Any, args: argparse.Namespace) -> list[dict]:
+    rows, step = packed_sft_rows(tok, args), args.rows_per_step
     pad = tok.pad_token_id or 0
-    if args.layout == "rows":
-        return [
-            stack_rows(rows[i : i + step], args.seq_len, pad) for i in range(0, len(rows), step)
-        ]
-    collate = PackedCollator("concat")
-    batches = [collate(rows[i : i + step]) for i in range(0, len(rows), step)]
-    # Fixed shapes: one compiled graph, and the same work per step for every variant.
-    return [pad_to(b, step * args.seq_len, pad) for b in batches]
-
-
-def stack_rows(rows: list[dict[str, list[int]]], length: int, pad_id: int) -> dict[str, Any]:
-    """Packed rows as a [B, length] batch (sdpa / flex: attention cost grows with the row, not
-    with the whole batch); each row's padding is one more segment without loss."""
-    b = len(rows)
-    ids = torch.full((b, length), pad_id, dtype=torch.long)
-    labels = torch.full((b, length), IGNORE, dtype=torch.long)
-    pos = torch.arange(length).repeat(b, 1)
-    real = torch.zeros((b, length), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        n = len(r["input_ids"])
-        ids[i, :n] = torch.tensor(r["input_ids"])
-        labels[i, :n] = torch.tensor(r["labels"])
-        pos[i, :n] = torch.tensor(r["position_ids"])
-        pos[i, n:] = torch.arange(length - n)
-        real[i, :n] = True
-    return {"input_ids": ids, "labels": labels, "position_ids": pos, "real_mask": real}
+    return [collate_fixed(rows[i : i + step], args, pad) for i in range(0, len(rows), step)]
 
 
 def seg_logps(
@@ -157,8 +146,7 @@ def seg_logps(
 
 def dpo_batches(tok: Any, args: argparse.Namespace, rng: random.Random) -> list[dict]:
     convs = conversations(args.rows, rng)
-    out, collate = [], PackedCollator("concat")
-    pairs = []
+    out, pairs = [], []
     for c in convs:
         rejected = [
             c[0],
@@ -181,13 +169,7 @@ def dpo_batches(tok: Any, args: argparse.Namespace, rng: random.Random) -> list[
     for i in range(0, len(rows) - step + 1, step):
         chunk = rows[i : i + step]
         n = sum(len(r) for r in chunk)
-        if args.layout == "rows":
-            batch = stack_rows(packed_rows(chunk), args.seq_len, pad)
-        else:
-            batch = collate(packed_rows([[x for r in chunk for x in r]]))
-            real_len = batch["input_ids"].shape[1]
-            batch = pad_to(batch, step * args.seq_len, pad)
-            batch["real_mask"] = torch.arange(step * args.seq_len)[None] < real_len
+        batch = collate_fixed(packed_rows(chunk), args, pad)
         real = batch["real_mask"]
         starts = ((batch["position_ids"] == 0) & real).flatten().long()
         seg = (starts.cumsum(0) - 1).view_as(real)
@@ -204,19 +186,14 @@ class Loss:
     def __init__(self, model: Any, kind: str, compile_decoder: bool) -> None:
         self.model = model
         self.kind = kind
-        self.decoder = model.model
-        if compile_decoder:
-            self.decoder = torch.compile(model.model)
-            if kind == "hf":
-                self.head = torch.compile(self._hf_head)
+        self.decoder = torch.compile(model.model) if compile_decoder else model.model
+        self.head = torch.compile(self._hf_head) if compile_decoder else self._hf_head
         if kind == "liger":
             from liger_kernel.transformers.fused_linear_cross_entropy import (
                 LigerFusedLinearCrossEntropyLoss,
             )
 
             self.lce = LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE)
-        if not (compile_decoder and kind == "hf"):
-            self.head = self._hf_head
 
     def _hf_head(self, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = self.model.lm_head(hidden[:, :-1]).float()
@@ -245,15 +222,14 @@ def sync(dev: str) -> None:
 
 
 def loop(kind: str, model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(0)
     dev = args.device
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=dev.startswith("cuda"))
     ref = None
     loss_fn = Loss(model, args.loss, args.compile)
     if kind == "sft":
-        batches = sft_batches(tok, args, rng)
+        batches = sft_batches(tok, args)
     else:
-        batches = dpo_batches(tok, args, rng)
+        batches = dpo_batches(tok, args, random.Random(0))
         ref = copy.deepcopy(model).eval().requires_grad_(False)
         ref_decoder = torch.compile(ref.model) if args.compile else ref.model
     if dev.startswith("cuda"):
@@ -305,15 +281,13 @@ def trl_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     from oversight.training.config import SFTSettings
 
-    rng = random.Random(0)
-    examples = [tokenize_conversation(tok, c, args.seq_len) for c in conversations(args.rows, rng)]
-    rows = packed_rows(pack([e for e in examples if e is not None], args.seq_len))
+    rows = packed_sft_rows(tok, args)
     collate = collator_for(model, tok.pad_token_id)
     counts: list[int] = []
 
     def counting(batch_rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         batch = collate(batch_rows)
-        counts.append(int((batch["labels"][0, 1:] != IGNORE).sum()))
+        counts.append(int((batch["labels"][:, 1:] != IGNORE).sum()))
         return batch
 
     times: list[float] = []
