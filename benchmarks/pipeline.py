@@ -276,20 +276,16 @@ def run_runtime(
 def random_360m(tokenizer_dir: str | None) -> tuple[Any, Any]:
     """A random-weight Llama shaped like SmolLM2-360M, with the default model's tokenizer."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from oversight.training.tiny import smollm2_360m_config
 
     if tokenizer_dir is None:
         from oversight.backends.embedded import default_model_dir
 
         tokenizer_dir = str(default_model_dir())
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
-        num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
-        rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
-        tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
+    config = smollm2_360m_config(tok)
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16), tok
 

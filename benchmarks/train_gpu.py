@@ -74,12 +74,15 @@ def conversations(n: int, rng: random.Random) -> list[list[dict[str, str]]]:
 def build(args: argparse.Namespace) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-    from oversight.training.tiny import tiny_tokenizer
+    from oversight.training.tiny import smollm2_360m_config, tiny_tokenizer
 
     if args.tiny:
         tok = tiny_tokenizer()
-        shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+        config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                             max_position_embeddings=8192, tie_word_embeddings=True,
+                             rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+                             use_cache=False)  # fmt: skip
     else:
         if args.tokenizer:
             tok = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -87,10 +90,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
             from oversight.backends.embedded import default_model_dir
 
             tok = AutoTokenizer.from_pretrained(default_model_dir())
-        shape = dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
-                     num_attention_heads=15, num_key_value_heads=5)  # fmt: skip
-    config = LlamaConfig(vocab_size=len(tok), max_position_embeddings=8192, rope_theta=100000.0,
-                         tie_word_embeddings=True, use_cache=False, **shape)  # fmt: skip
+        config = smollm2_360m_config(tok, use_cache=False)
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, attn_implementation=args.attn, dtype=dtype)

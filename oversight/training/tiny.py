@@ -57,3 +57,20 @@ def tiny_llama(
         **kw,
     )
     return LlamaForCausalLM(config)
+
+
+def smollm2_360m_config(tokenizer: Any, **kw: Any) -> Any:
+    """A ``LlamaConfig`` shaped like SmolLM2-360M (random weights when built) for ``tokenizer``.
+
+    The GPU benchmarks (``benchmarks/train_gpu.py``, ``benchmarks/pipeline.py --random-360m``)
+    use it: no weights can be downloaded there, and throughput depends on the shape only.
+    """
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
+        num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
+        rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kw,
+    )  # fmt: skip
