@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,13 @@ import yaml
 
 from oversight.training.config import DPOSettings, SFTSettings
 from oversight.training.dpo import train_dpo
-from oversight.training.eval import SET_NAMES, evaluate_model
+from oversight.training.eval import (
+    SET_NAMES,
+    Judge,
+    default_judge,
+    default_refusal_detector,
+    evaluate_model,
+)
 from oversight.training.sft import train_sft
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -119,12 +126,11 @@ def hierarchy(out: Path, concurrency: int, tokens: int) -> Path:
     return path
 
 
-def agreement(run_dir: Path, prompts: list[dict[str, Any]]) -> dict[str, Any]:
+def agreement(
+    run_dir: Path, prompts: list[dict[str, Any]], is_refusal: Callable[[str], bool]
+) -> dict[str, Any]:
     """How the agents' consensus answers compare with the prompts' labels."""
-    from oversight.training.eval import default_refusal_detector
-
     labels = {p["id"]: p["labels"]["harm"] for p in prompts}
-    is_refusal = default_refusal_detector()
     counts: Counter[str] = Counter()
     path = run_dir / "sft.jsonl"
     for line in path.open(encoding="utf-8") if path.exists() else []:
@@ -135,7 +141,7 @@ def agreement(run_dir: Path, prompts: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(sorted(counts.items()))
 
 
-def over_refusal_pairs(run_dir: Path, out_dir: Path) -> Path | None:
+def over_refusal_pairs(run_dir: Path, out_dir: Path, judge: Judge) -> Path | None:
     """DPO pairs against over-refusal, from the run's own consensus.
 
     The run's pairs all prefer a refusal (the revision) over a harmful draft; trained on those
@@ -144,9 +150,6 @@ def over_refusal_pairs(run_dir: Path, out_dir: Path) -> Path | None:
     the refusal wording this run used (its most common revised answer). Written as a separate export
     (``source: contrast`` in the provenance) so the dataset card shows them apart.
     """
-    from oversight.training.eval import default_judge
-
-    judge, _ = default_judge()
     refusals = Counter(
         json.loads(line)["chosen"][-1]["content"]
         for line in (run_dir / "dpo.jsonl").open(encoding="utf-8")
@@ -210,6 +213,10 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    # The project's refusal detector, loaded once: the agreement check, the over-refusal pairs
+    # and the dataset cards use it (the evaluation loads its own and names it in its JSON).
+    judge, _ = default_judge()
+    is_refusal = default_refusal_detector()
     times: dict[str, float] = {}
     report: dict[str, Any] = {}
 
@@ -229,7 +236,7 @@ def main() -> None:
         subprocess.run(cmd, check=True, stdout=sys.stderr)
         run_dirs = [args.out / "runs" / "cycle"]
         times["oversight_run_s"] = round(time.time() - t, 1)
-        report["consensus_vs_labels"] = agreement(run_dirs[0], prompts)
+        report["consensus_vs_labels"] = agreement(run_dirs[0], prompts, is_refusal)
 
     def evaluate(model: str) -> dict[str, Any]:
         return evaluate_model(
@@ -249,12 +256,12 @@ def main() -> None:
         output_dir=str(args.out / "sft"), epochs=args.sft_epochs, learning_rate=args.sft_lr,
         batch_size=4, eval_fraction=0.0, max_length=512, warmup_ratio=0.05,
         save_steps=10_000, logging_steps=5, seed=args.seed, bf16=args.bf16,
-    ))  # fmt: skip
+    ), is_refusal=is_refusal)  # fmt: skip
     times["sft_s"] = round(time.time() - t, 1)
     t = time.time()
     dpo_dirs = list(run_dirs)
     if args.contrast:
-        contrast = over_refusal_pairs(run_dirs[0], args.out / "contrast")
+        contrast = over_refusal_pairs(run_dirs[0], args.out / "contrast", judge)
         dpo_dirs += [contrast] if contrast else []
         lines = (contrast / "dpo.jsonl").read_text(encoding="utf-8") if contrast else ""
         report["contrast_pairs"] = lines.count("\n")
@@ -262,7 +269,7 @@ def main() -> None:
         model=str(sft.model_dir), output_dir=str(args.out / "dpo"), epochs=args.dpo_epochs,
         learning_rate=args.dpo_lr, batch_size=8, eval_fraction=0.0, max_length=384,
         save_steps=10_000, logging_steps=5, seed=args.seed, bf16=args.bf16,
-    ))  # fmt: skip
+    ), is_refusal=is_refusal)  # fmt: skip
     times["dpo_s"] = round(time.time() - t, 1)
     t = time.time()
     after = evaluate(str(dpo.model_dir))
