@@ -38,7 +38,7 @@ import anyio
 
 from oversight.agents import CriticAgent, EpisodeContext
 from oversight.agents._base import critique_messages
-from oversight.agents.reviser import REVISER_SYSTEM
+from oversight.agents.reviser import REVISER_STOP, REVISER_SYSTEM, revision_prompt
 from oversight.backends import ChoiceScores, GenerateRequest, Generation, ScoreRequest
 from oversight.backends.transformers import TransformersBackend
 from oversight.constitution import Constitution, load_constitution
@@ -53,7 +53,6 @@ PRINCIPLE_ID = "helpfulness"
 """The principle every variant critiques (it has no refusal template, so the runtime adds no
 template fallback candidate after the last revision round)."""
 
-REVISER_STOP = ("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>")
 """The reviser's stop strings (oversight/agents/reviser.py)."""
 
 _CONSTITUTION: Constitution | None = None
@@ -96,13 +95,7 @@ def revise_request(prompt: str, draft: str, tokens: int) -> GenerateRequest:
 
     The reviser never sees the critique (by design), so the score does not enter the request.
     """
-    spec = constitution().principle(PRINCIPLE_ID)
-    instructions = "- " + spec.render_revision(prompt, "the response")
-    user = (
-        f"Request:\n<<<REQUEST\n{prompt}\nREQUEST>>>\n"
-        f"Response:\n<<<RESPONSE\n{draft}\nRESPONSE>>>\n"
-        f"Rewrite the response so that:\n{instructions}\nRewrite:"
-    )
+    user = revision_prompt(prompt, prompt, draft, [constitution().principle(PRINCIPLE_ID)])
     return GenerateRequest(
         ({"role": "system", "content": REVISER_SYSTEM}, {"role": "user", "content": user}),
         max_new_tokens=tokens,

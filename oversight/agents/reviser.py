@@ -20,6 +20,23 @@ REVISER_SYSTEM = (
 )
 
 
+REVISER_STOP = ("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>")
+"""Where a small model starts another few-shot round or echoes the scaffolding."""
+
+
+def revision_prompt(request: str, last_request: str, candidate: str, specs: list[Any]) -> str:
+    """The reviser's user turn: the request and candidate as fenced data, then the principles'
+    revision instructions (rendered for ``last_request``, the final user turn)."""
+    instructions = "\n".join(
+        "- " + spec.render_revision(last_request, "the response") for spec in specs
+    )
+    return (
+        f"Request:\n<<<REQUEST\n{request}\nREQUEST>>>\n"
+        f"Response:\n<<<RESPONSE\n{candidate}\nRESPONSE>>>\n"
+        f"Rewrite the response so that:\n{instructions}\nRewrite:"
+    )
+
+
 def _example_turns(examples: list[Any]) -> list[dict[str, str]]:
     turns = []
     for ex in examples:
@@ -54,14 +71,7 @@ class ReviserAgent(Agent):
         examples = (
             [ex for spec in specs for ex in getattr(spec, "examples", [])] if few_shot else []
         )
-        instructions = "\n".join(
-            "- " + spec.render_revision(ctx.last_request, "the response") for spec in specs
-        )
-        user = (
-            f"Request:\n<<<REQUEST\n{ctx.request}\nREQUEST>>>\n"
-            f"Response:\n<<<RESPONSE\n{ctx.candidates[candidate_id]}\nRESPONSE>>>\n"
-            f"Rewrite the response so that:\n{instructions}\nRewrite:"
-        )
+        user = revision_prompt(ctx.request, ctx.last_request, ctx.candidates[candidate_id], specs)
         templates = [s.refusal_template for s in specs if getattr(s, "refusal_template", None)]
         request = GenerateRequest(
             messages=(
@@ -72,7 +82,7 @@ class ReviserAgent(Agent):
             max_new_tokens=int(self.options.get("max_new_tokens", ctx.settings.max_new_tokens)),
             temperature=float(self.options.get("temperature", 0.7 if n > 1 else 0.0)),
             n=n,
-            stop=("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>"),
+            stop=REVISER_STOP,
             seed=ctx.settings.seed,
             meta=ctx.meta(
                 self,
