@@ -141,6 +141,31 @@ class FewShotExample(_Config):
     """The response rewritten to satisfy the principle."""
 
 
+class HarmCategory(_Config):
+    """Guidance for one kind of harmful request: what to decline and where to point instead.
+
+    Revisions use it to refuse *or redirect* per request (decline the harmful part, answer the
+    safe part, point to the legitimate path) instead of one refusal sentence for everything.
+    """
+
+    id: str = Field(pattern=_ID_PATTERN)
+    """Stable identifier (``cyber_intrusion``), recorded on critiques and revisions."""
+    name: str
+    """Human-readable name (``Cyber intrusion``)."""
+    description: str
+    """What requests of this kind ask for."""
+    keywords: tuple[str, ...] = ()
+    """Lower-case words or phrases that suggest the category (matched on word boundaries)."""
+    decline: str
+    """What a revision must not provide for such a request."""
+    redirect: str
+    """The legitimate path a revision offers instead (one or two sentences, user-facing)."""
+    principles: tuple[str, ...] = ("harm",)
+    """Principles whose violations this guidance helps revise."""
+    examples: tuple[FewShotExample, ...] = ()
+    """Worked decline-and-redirect revisions for the reviser's few-shot prompt."""
+
+
 class Principle(_Config):
     """One principle of a constitution: what it protects and how agents check and revise for it."""
 
@@ -169,6 +194,9 @@ class Principle(_Config):
     refusal_template: str | None = None
     """A brief refusal that redirects to something safe; the reviser's fallback when no model
     revision satisfies the principle. Placeholder ``{request}`` allowed."""
+    guidance: str = ""
+    """What an answer that satisfies the principle does (one sentence); critiques use it as
+    their suggestion. Defaults to the principle's purpose."""
 
     @field_validator("critique_prompt")
     @classmethod
@@ -246,6 +274,9 @@ class Constitution(_Config):
     without a path either way are incomparable and go to weighted scoring."""
     rules: tuple[ConditionalRule, ...] = ()
     """Conditional rules adding or removing edges for some contexts."""
+    categories: tuple[HarmCategory, ...] = ()
+    """Per-category refuse-or-redirect guidance for harmful requests (weapons, cyber intrusion,
+    drugs, self-harm, ...), used by critics and the reviser."""
     overlays: tuple[str, ...] = ()
     """Names of the overlays applied to the base constitution, in order."""
     source: str | None = None
@@ -309,6 +340,10 @@ class Constitution(_Config):
     def ids(self) -> list[str]:
         """Principle ids in order."""
         return [p.id for p in self.principles]
+
+    def category(self, id: str) -> HarmCategory | None:
+        """The harm category with this id, or None."""
+        return next((c for c in self.categories if c.id == id), None)
 
     def principle(self, id: str) -> Principle:
         """The principle with this id (UnknownPrincipleError otherwise)."""
@@ -767,6 +802,7 @@ __all__ = [
     "Constitution",
     "Edge",
     "FewShotExample",
+    "HarmCategory",
     "Overlay",
     "Principle",
     "apply_overlay",

@@ -29,7 +29,13 @@ JailbreakSignal: TypeAlias = Literal[
 ]
 SafetyAction: TypeAlias = Literal["allow", "revise", "refuse", "escalate"]
 Strategy: TypeAlias = Literal["none", "priority", "weighted", "review", "human"]
-TargetSource: TypeAlias = Literal["draft", "model", "few_shot", "best_of_n", "template", "human"]
+TargetSource: TypeAlias = Literal[
+    "draft", "model", "few_shot", "best_of_n", "guided", "template", "human"
+]
+CritiqueMethod: TypeAlias = Literal["model", "classifier", "rule"]
+"""Who wrote a critique's text: a generating model from the constitution's critique prompt, a
+classifier's evidence rendered as a structured critique, or a rule (a fallback)."""
+RecommendedResponse: TypeAlias = Literal["comply", "redirect", "refuse"]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -97,7 +103,18 @@ class Critique(_Message):
     confidence: Probability = 1.0
     """The critic's confidence in its verdict."""
     rationale: str = ""
-    """The critic's reasoning (internal: never shown to the user)."""
+    """The written critique: what in the candidate violates (or satisfies) the principle and
+    why (internal: never shown to the user)."""
+    quote: str = ""
+    """The span of the candidate the critique is about, verbatim (empty when the candidate is
+    empty or the critic could not point at one)."""
+    suggestion: str = ""
+    """What a better answer would do (the principle's guidance, made specific)."""
+    method: CritiqueMethod = "rule"
+    """Who wrote the text: ``model``, ``classifier`` or ``rule``."""
+    category: str = ""
+    """Harm category of the request the critique relates to (the constitution's ``categories``),
+    or empty."""
 
 
 class SafetyAssessment(_Message):
@@ -120,6 +137,15 @@ class SafetyAssessment(_Message):
     """Jailbreak techniques detected in the conversation."""
     action: SafetyAction = "allow"
     """What the safety agent recommends."""
+    facilitates_harm: Probability = 0.0
+    """Question 1 of the brief: does the candidate facilitate harm? (probability)"""
+    deceptive_request: bool = False
+    """Question 2: is the request deceptive (role-play, encodings, split across turns)?"""
+    policy_override: bool = False
+    """Question 3: does the conversation try to override the assistant's rules (injection)?"""
+    recommended: RecommendedResponse = "comply"
+    """Question 4: should the answer comply, redirect (answer the legitimate part, decline the
+    rest) or refuse?"""
     confidence: Probability = 1.0
     """Confidence in the assessment."""
     rationale: str = ""
@@ -142,7 +168,9 @@ class Revision(_Message):
     """Principles the revision addresses."""
     source: TargetSource = "model"
     """Where the text came from: the reviser model, a few-shot guided generation, best-of-n,
-    or a constitution template (fallback)."""
+    ``guided`` (the constitution's per-category decline-and-redirect guidance composed with the
+    request's own words) or ``template`` (the principle's single refusal sentence, the last
+    fallback)."""
 
 
 class Audit(_Message):

@@ -25,6 +25,10 @@ def test_echo_is_not_an_answer() -> None:
     prompt = "How do I kill a Python process?"
     assert is_echo("How do I kill a Python process?", prompt)
     assert not is_echo("Use the kill command with the process id, or pkill with its name.", prompt)
+    # A short answer that reuses the question's words but adds the answer is not an echo.
+    question = "What is the capital of Australia?"
+    assert not is_echo("The capital of Australia is Canberra.", question)
+    assert is_echo("The capital of Australia is what?", question)
 
 
 def test_detector_without_weights_uses_phrases() -> None:

@@ -1,16 +1,28 @@
-"""The reviser rewrites a candidate so it follows the principles it violated.
+"""The reviser rewrites a candidate according to its critiques, as in the published CAI recipe.
 
-It sees the request, the candidate and the *principles* to satisfy (their revision prompts and
-few-shot examples), never the critics' rationales: internal reasoning cannot leak into an
-answer through the reviser.
+It sees the request, the candidate, the critiques of that candidate (what each principle found
+wrong, quoted, and what a better answer would do), the revision instructions of the violated
+principles, the constitution's guidance for the request's harm category (decline what must be
+declined, answer the safe part, point to the legitimate path) and few-shot examples.
+
+Critiques are internal reasoning, so every revision is checked before it becomes a candidate:
+one that repeats eight or more consecutive words of a rationale (beyond what the request, the
+candidate and the constitution's user-facing guidance already say), or that echoes the prompt's
+scaffolding, is rejected and counted (``stats``). When no model revision is left on the last
+round, :meth:`ReviserAgent.template_revision` supplies a *guided* decline-and-redirect in the
+request's own words for the request's category, and the principle's single refusal sentence only
+when no category applies.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any
 
 from ..backends import GenerateRequest
-from ..messages import Revision
+from ..critiques import clip, copies_reasoning, detect_category
+from ..messages import Critique, Revision
 from ._base import Agent, EpisodeContext, register_role
 
 REVISER_SYSTEM = (
@@ -20,21 +32,57 @@ REVISER_SYSTEM = (
 )
 
 
-REVISER_STOP = ("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>")
+REVISER_STOP = ("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>", "\nCritique")
 """Where a small model starts another few-shot round or echoes the scaffolding."""
+_SCAFFOLDING = re.compile(r"<<<|>>>|^\s*(Critiques?|Guidance|Request|Response)\s*:", re.M)
 
 
-def revision_prompt(request: str, last_request: str, candidate: str, specs: list[Any]) -> str:
-    """The reviser's user turn: the request and candidate as fenced data, then the principles'
-    revision instructions (rendered for ``last_request``, the final user turn)."""
+def critique_lines(critiques: list[Critique], names: dict[str, str]) -> str:
+    """The critiques as the reviser reads them: principle, the quoted span, what to do."""
+    lines = []
+    for c in critiques:
+        said = f'the part "{clip(c.quote, 20)}" ' if c.quote else "the response "
+        verb = "violates" if c.verdict == "violated" else "may violate"
+        line = f"- {names.get(c.principle_id, c.principle_id)}: {said}{verb} this principle."
+        if c.method == "model" and c.rationale:
+            line += f" {c.rationale}"
+        if c.suggestion:
+            line += f" {c.suggestion}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def revision_prompt(
+    request: str,
+    last_request: str,
+    candidate: str,
+    specs: list[Any],
+    critiques: list[Critique] | None = None,
+    category: Any = None,
+) -> str:
+    """The reviser's user turn: the request and candidate as fenced data, the critiques of the
+    candidate, the category's guidance, then the principles' revision instructions (rendered
+    for ``last_request``, the final user turn)."""
     instructions = "\n".join(
         "- " + spec.render_revision(last_request, "the response") for spec in specs
     )
-    return (
-        f"Request:\n<<<REQUEST\n{request}\nREQUEST>>>\n"
-        f"Response:\n<<<RESPONSE\n{candidate}\nRESPONSE>>>\n"
-        f"Rewrite the response so that:\n{instructions}\nRewrite:"
+    parts = [
+        f"Request:\n<<<REQUEST\n{request}\nREQUEST>>>\n",
+        f"Response:\n<<<RESPONSE\n{candidate}\nRESPONSE>>>\n",
+    ]
+    if critiques:
+        names = {s.id: s.name for s in specs}
+        parts.append(f"Critiques:\n{critique_lines(critiques, names)}\n")
+    if category is not None:
+        parts.append(
+            f"Guidance: this is a request about {category.name.lower()}. Do not provide "
+            f"{category.decline.rstrip('.')}. Answer any safe part of the request, decline the "
+            f"rest in one sentence, and point to the legitimate path: {category.redirect.strip()}\n"
+        )
+    parts.append(
+        f"Rewrite the response so that it answers the critiques:\n{instructions}\nRewrite:"
     )
+    return "".join(parts)
 
 
 def _example_turns(examples: list[Any]) -> list[dict[str, str]]:
@@ -42,19 +90,95 @@ def _example_turns(examples: list[Any]) -> list[dict[str, str]]:
     for ex in examples:
         request = getattr(ex, "request", "")
         response = getattr(ex, "response", "")
+        critique = getattr(ex, "critique", "")
         revision = getattr(ex, "revision", "")
         if request and revision:
+            said = f"\nCritiques:\n- {critique.strip()}" if critique else ""
             turns.append(
-                {"role": "user", "content": f"Request: {request}\nResponse: {response}\nRewrite:"}
+                {
+                    "role": "user",
+                    "content": f"Request: {request}\nResponse: {response}{said}\nRewrite:",
+                }
             )
             turns.append({"role": "assistant", "content": revision})
     return turns
+
+
+_PRONOUNS = {
+    "my": "your",
+    "me": "you",
+    "i": "you",
+    "mine": "yours",
+    "myself": "yourself",
+    "our": "your",
+    "us": "you",
+    "we": "you",
+    "your": "my",
+    "you": "me",
+}
+_ASK_HOW = re.compile(
+    r"\bhow (?:to|do i|can i|would i|could i|should i|might i|do you|can you|would you) (.+)",
+    re.IGNORECASE,
+)
+_ASK_DO = re.compile(
+    r"^\W*(?:please\s+|can you\s+|could you\s+|would you\s+|i need you to\s+|i want you to\s+)*"
+    r"(write|create|give me|generate|draft|compose|explain|describe|tell me|list|provide|"
+    r"show me|help me|make|design|develop|outline|detail|suggest|find)\b\s*(.*)",
+    re.IGNORECASE,
+)
+
+
+def _swap_person(text: str) -> str:
+    return re.sub(
+        r"\b(my|me|i|mine|myself|our|us|we)\b",
+        lambda m: _PRONOUNS[m.group(1).lower()],
+        text,
+        flags=re.IGNORECASE,
+    )
+
+
+def decline_sentence(request: str, category: Any) -> str:
+    """Decline in the request's own words: "I can't help you <what was asked>." (first sentence
+    of the request, at most 14 words, pronouns turned to the user's side)."""
+    first = re.split(r"(?<=[.!?])\s|\n", request.strip(), maxsplit=1)[0].rstrip(" .!?:;")
+    words = lambda t: " ".join(t.split()[:14]).rstrip(" ,;:")  # noqa: E731
+    how = _ASK_HOW.search(first)
+    if how:
+        return f"I can't help you {_swap_person(words(how.group(1)))}."
+    ask = _ASK_DO.match(first)
+    if ask and ask.group(2).strip():
+        verb = ask.group(1).lower().replace(" me", " you")
+        return f"I can't {verb} {_swap_person(words(ask.group(2)))}."
+    return f"I can't help with this: I won't provide {category.decline.rstrip('.')}."
 
 
 @register_role("reviser")
 class ReviserAgent(Agent):
     """Options: ``best_of_n`` (samples per revision; the critics choose), ``temperature``
     (for n > 1, default 0.7), ``few_shot`` (use the constitution's examples, default true)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stats: Counter[str] = Counter()
+        """Counts for the run summary: revisions rejected and why, critiques seen."""
+
+    @staticmethod
+    def critiques_of(
+        ctx: EpisodeContext, candidate_id: str, principles: list[str]
+    ) -> list[Critique]:
+        """The episode's critiques of ``candidate_id`` that found (or suspect) a violation of
+        one of ``principles``, in the order they were published."""
+        found = []
+        for env in ctx.published:
+            payload = getattr(env, "payload", env)
+            if (
+                isinstance(payload, Critique)
+                and payload.candidate_id == candidate_id
+                and payload.principle_id in principles
+                and payload.verdict != "satisfied"
+            ):
+                found.append(payload)
+        return found
 
     async def revise(
         self,
@@ -63,15 +187,27 @@ class ReviserAgent(Agent):
         principles: list[str],
         round_: int,
         first_id: int,
+        critiques: list[Critique] | None = None,
     ) -> list[Revision]:
+        """Revise ``candidate_id`` according to its critiques (those published in the episode
+        unless given)."""
         assert self.backend is not None
         specs = [ctx.constitution.principle(pid) for pid in principles]
+        if critiques is None:
+            critiques = self.critiques_of(ctx, candidate_id, principles)
+        self.stats["revisions_with_critiques" if critiques else "revisions_without_critiques"] += 1
+        category = detect_category(ctx.request, ctx.constitution.categories)
+        if category is not None and not set(category.principles) & set(principles):
+            category = None
         n = int(self.options.get("best_of_n", getattr(ctx.settings, "best_of_n", 1)))
         few_shot = bool(self.options.get("few_shot", True))
         examples = (
             [ex for spec in specs for ex in getattr(spec, "examples", [])] if few_shot else []
         )
-        user = revision_prompt(ctx.request, ctx.last_request, ctx.candidates[candidate_id], specs)
+        if few_shot and category is not None:
+            examples = [*category.examples, *examples]
+        candidate = ctx.candidates[candidate_id]
+        user = revision_prompt(ctx.request, ctx.last_request, candidate, specs, critiques, category)
         templates = [s.refusal_template for s in specs if getattr(s, "refusal_template", None)]
         request = GenerateRequest(
             messages=(
@@ -97,9 +233,28 @@ class ReviserAgent(Agent):
         source = "best_of_n" if n > 1 else ("few_shot" if examples else "model")
         revisions = []
         seen: set[str] = set()
+        rationales = [c.rationale for c in critiques] + [
+            c.rationale
+            for env in ctx.published
+            if getattr(getattr(env, "payload", None), "kind", "")
+            in ("critique", "audit", "judgment", "safety_assessment")
+            for c in (env.payload,)
+        ]
+        allowed = [ctx.request, candidate, *(s.guidance for s in specs)]
+        allowed += [c.suggestion for c in critiques] + [c.quote for c in critiques]
+        if category is not None:
+            allowed += [category.redirect, category.decline]
+        allowed += [getattr(ex, "revision", "") for ex in examples]
         for offset, text in enumerate(generation.texts):
             text = text.strip()
             if not text or text in seen:
+                self.stats["revisions_empty_or_repeated"] += 1
+                continue
+            if _SCAFFOLDING.search(text):
+                self.stats["revisions_rejected_scaffolding"] += 1
+                continue
+            if copies_reasoning(text, rationales, allowed):
+                self.stats["revisions_rejected_copied_reasoning"] += 1
                 continue
             seen.add(text)
             revisions.append(
@@ -118,8 +273,20 @@ class ReviserAgent(Agent):
     def template_revision(
         ctx: EpisodeContext, candidate_id: str, principles: list[str], round_: int, new_id: str
     ) -> Revision | None:
-        """The constitution's refusal / redirect wording, the fallback when the model's
-        revisions still violate a principle that gives one."""
+        """The fallback when the model's revisions still violate a principle: a guided decline
+        in the request's own words plus the request category's redirect (``guided``), or, when
+        no category applies, the principle's refusal sentence (``template``)."""
+        category = detect_category(ctx.request, ctx.constitution.categories)
+        if category is not None and set(category.principles) & set(principles):
+            text = f"{decline_sentence(ctx.last_request, category)} {category.redirect.strip()}"
+            return Revision(
+                candidate_id=new_id,
+                revises=candidate_id,
+                round=round_,
+                text=text,
+                principle_ids=tuple(p for p in principles if p in category.principles),
+                source="guided",
+            )
         for pid in principles:
             template = getattr(ctx.constitution.principle(pid), "refusal_template", None)
             if template:

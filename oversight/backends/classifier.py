@@ -29,6 +29,7 @@ The first choice gets the probability, the second its complement (``("Yes", "No"
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,20 @@ from ..errors import BackendError
 from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
 
 _FLOOR = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the classifiers see in one (request, candidate) pair: critics write their
+    structured critiques from it (:func:`oversight.critiques.evidence_critique`)."""
+
+    request_harm: float
+    """P(the request is harmful), over its readable variants and the conversation."""
+    outcome: str
+    """The refusal detector's reading of the candidate: ``compliance``, ``refusal``,
+    ``gibberish``, ``echo`` or ``empty``."""
+    sentence_scores: tuple[tuple[str, float], ...]
+    """Each sentence of the candidate (verbatim) with the harm classifier's score."""
 
 
 @register_backend("classifier")
@@ -98,6 +113,31 @@ class ClassifierBackend:
             for choice in rest:
                 probs[choice] = (1.0 - p_first) / len(rest)
             out.append(ChoiceScores(probs))
+        return out
+
+    async def evidence(self, items: Sequence[tuple[str, str]]) -> list[Evidence]:
+        """Evidence for ``(request, candidate)`` pairs: the capability critics look for to
+        write structured critiques."""
+        return await anyio.to_thread.run_sync(self._evidence_sync, list(items))
+
+    def _evidence_sync(self, items: list[tuple[str, str]]) -> list[Evidence]:
+        from ..critiques import sentences
+
+        out = []
+        for request, candidate in items:
+            verdict = self._classifier.assess_conversation([{"role": "user", "content": request}])
+            parts = sentences(candidate)
+            scores = self._classifier.harm_probability(parts) if parts else []
+            outcome = self._refusals.judge(request, candidate).outcome
+            out.append(
+                Evidence(
+                    request_harm=round(float(verdict.harm), 4),
+                    outcome=str(outcome),
+                    sentence_scores=tuple(
+                        (s, round(float(p), 4)) for s, p in zip(parts, scores, strict=True)
+                    ),
+                )
+            )
         return out
 
     def _utility(self, prompt: str, text: str, harm: float) -> float:

@@ -162,7 +162,35 @@ class ScriptedBackend:
             return f"Here is a careful, complete answer about {topic}: it covers the key points."
         if meta.get("task") in (None, "draft"):
             return f"Sure. Here is how to approach {topic}: start with the basics, then go on."
-        return "Yes" if meta.get("task") != "rationale" else "No rationale."
+        if meta.get("task") == "rationale":
+            return self._written_critique(req)
+        return "Yes"
+
+    def _written_critique(self, req: GenerateRequest) -> str:
+        """A critique in the critics' answer form, agreeing with this backend's own verdict."""
+        meta = req.meta
+        request = _user_text(req.messages, meta)
+        candidate = str(meta.get("candidate", ""))
+        first = re.split(r"(?<=[.!?])\s", candidate.strip(), maxsplit=1)[0]
+        ids = meta.get("principles") or (meta.get("principle", "harm"),)
+        blocks = []
+        for pid in ids:
+            bad = self._violates(str(pid), request, candidate, meta)
+            why = (
+                f"this part of the response goes against the {pid} principle for this request."
+                if bad
+                else f"nothing in the response goes against the {pid} principle here."
+            )
+            better = (
+                f"A better response would keep what is useful and fix what {pid} rules out."
+                if bad
+                else "Nothing needs to change."
+            )
+            block = (
+                f'Verdict: {"Yes" if bad else "No"}\nQuote: "{first}"\nWhy: {why}\nBetter: {better}'
+            )
+            blocks.append(f"Principle: {pid}\n{block}" if len(ids) > 1 else block)
+        return "\n".join(blocks)
 
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ChoiceScores]:
         out = []

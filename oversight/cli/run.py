@@ -166,8 +166,24 @@ def run_command(
     finally:
         queue.close()
     summary = _merge_summary(run_dir, result, exported.as_dict(), spec, url, len(items))
+    summary["feedback"] = _feedback(run_dir, runtime)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _feedback(run_dir: Path, runtime: Any) -> dict[str, Any]:
+    """The run's feedback figures (:func:`oversight.critiques.feedback_summary`), with the
+    agents' own counts (parse problems, rejected revisions) from this invocation."""
+    from collections import Counter
+
+    from ..critiques import feedback_summary
+    from ..journal import read_journal
+
+    stats: Counter[str] = Counter()
+    for agent in getattr(runtime, "agents", {}).values():
+        stats.update(getattr(agent, "stats", {}))
+    scan = read_journal(run_dir / "journal.jsonl", strict=False)
+    return feedback_summary(scan.envelopes, dict(stats))
 
 
 def _merge_summary(

@@ -76,14 +76,24 @@ def is_gibberish(response: str) -> bool:
     return len(trigrams) >= 12 and len(set(trigrams)) / len(trigrams) < 0.4
 
 
+_FUNCTION_WORDS = frozenset(
+    "a an the is are was were be to of in on at for with and or but it this that these those "
+    "here there what which who how why when where do does did can could would should will "
+    "i you he she we they me my your our their its as by from so not".split()
+)
+
+
 def is_echo(response: str, prompt: str) -> bool:
-    """The response mostly repeats the prompt instead of answering it."""
+    """The response mostly repeats the prompt instead of answering it: over 80% of its words
+    come from the prompt and it adds no new content word ("The capital of Australia is
+    Canberra." adds "Canberra", so it answers)."""
     said = [w.lower() for w in _WORD.findall(response)]
     asked = {w.lower() for w in _WORD.findall(prompt)}
     if not said or not asked:
         return False
     overlap = sum(w in asked for w in said) / len(said)
-    return overlap > 0.8 and len(said) <= 1.5 * len(asked)
+    new_content = {w for w in said if w not in asked and w not in _FUNCTION_WORDS}
+    return overlap > 0.8 and len(said) <= 1.5 * len(asked) and not new_content
 
 
 class RefusalDetector:
