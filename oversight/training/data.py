@@ -280,6 +280,16 @@ def dataset_card(
         "escalation_rate": round(escalated / episodes, 4) if episodes else None,
         "targets": diversity(targets),
         "base_drafts": diversity(data.drafts),
+        "template_share": round(
+            sum(p.get("target_source") == "template" for p in prov) / len(prov), 4
+        )
+        if prov
+        else None,
+        "harmful_prompts": [
+            {"run": run, **(summary.get("feedback") or {}).get("targets", {})}
+            for run, summary in zip(data.runs, data.summaries, strict=False)
+            if (summary.get("feedback") or {}).get("targets")
+        ],
     }
 
 
@@ -322,7 +332,26 @@ def render_card(card: dict[str, Any]) -> str:
         "Lower distinct-n or higher similarity than the drafts means the targets collapse to one "
         "style; a refusal share well above the share of harmful prompts warns of over-refusal.",
         "",
+        "Targets from the single refusal sentence (`template`): "
+        + ("n/a" if card.get("template_share") is None else f"{card['template_share']:.1%}")
+        + ".",
+        "",
     ]
+    harmful = card.get("harmful_prompts") or []
+    if harmful:
+        lines += [
+            "### Targets for harmful prompts vs the drafts",
+            "",
+            "| run | harmful prompts | targets distinct-1 / 2 | drafts distinct-1 / 2 |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {h['run']} | {h.get('harmful_prompts')} | {h.get('harmful_targets_distinct_1')} / "
+            f"{h.get('harmful_targets_distinct_2')} | {h.get('harmful_drafts_distinct_1')} / "
+            f"{h.get('harmful_drafts_distinct_2')} |"
+            for h in harmful
+        ]
+        lines.append("")
     return "\n".join(lines)
 
 
