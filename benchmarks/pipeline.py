@@ -197,7 +197,12 @@ def runtime_hierarchy(tokens: int, concurrency: int) -> HierarchySpec:
         "agents": [
             {"name": "base", "role": "base", "model": "lm"},
             {"name": "critic", "role": "critic", "model": "lm", "principles": [PRINCIPLE_ID]},
-            {"name": "reviser", "role": "reviser", "model": "lm", "options": {"few_shot": False}},
+            {
+                "name": "reviser",
+                "role": "reviser",
+                "model": "lm",
+                "options": {"few_shot": False, "critiques": False},
+            },
             {"name": "people", "role": "human"},
         ],
         "supervision": [
@@ -229,7 +234,9 @@ def build_runtime(
         episode_timeout=24 * 3600.0,  # a CPU run of 32 episodes takes minutes
         backends={"lm": backend},
     )
-    runtime.agents["critic"] = FlagDraftCritic("critic", backend, {"principles": [PRINCIPLE_ID]})
+    runtime.agents["critic"] = FlagDraftCritic(
+        "critic", backend, {"principles": [PRINCIPLE_ID], "write": "rule"}
+    )
     return runtime
 
 

@@ -288,7 +288,8 @@ def feedback_summary(
       verbatim in the candidate they judge, by writer; how many candidates got the *same* text
       under two principles;
     * ``revisions``: by source; for revisions of a candidate whose critique quoted a span, how
-      often that span is gone from the revision;
+      often that span is gone from the revision (all but template revisions, and the model's
+      own revisions alone);
     * ``targets``: consensus targets by source, the share from the single refusal sentence
       (``template``), and distinct-1/2 of targets vs drafts for harmful requests (the prompt's
       ``harm`` label where present, else the safety agent's P(request harmful) >= 0.5).
@@ -334,12 +335,16 @@ def feedback_summary(
     for episode, c in critiques:
         if c.verdict == "violated" and c.quote:
             quoted_violations.setdefault((episode, c.candidate_id), []).append(c.quote)
-    followed = checked = 0
+    followed = checked = model_followed = model_checked = 0
     for episode, r in revisions:
         quotes = quoted_violations.get((episode, r.revises), [])
         if quotes and r.source != "template":
+            gone = all(q not in r.text for q in quotes)
             checked += 1
-            followed += all(q not in r.text for q in quotes)
+            followed += gone
+            if r.source in ("model", "few_shot", "best_of_n"):
+                model_checked += 1
+                model_followed += gone
     sources = Counter(src for _, src, _ in targets)
     harmful_targets = [t for e, _, t in targets if harmful.get(e)]
     harmful_drafts = [drafts[e] for e, _, _ in targets if harmful.get(e) and e in drafts]
@@ -358,6 +363,7 @@ def feedback_summary(
             "by_source": dict(sorted(Counter(r.source for _, r in revisions).items())),
             "quoted_span_removed": f"{followed}/{checked}",
             "quoted_span_removed_share": round(followed / checked, 4) if checked else None,
+            "model_quoted_span_removed": f"{model_followed}/{model_checked}",
         },
         "targets": {
             "by_source": dict(sorted(sources.items())),

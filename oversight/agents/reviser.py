@@ -37,6 +37,13 @@ REVISER_STOP = ("Rewrite:", "\nRequest:", "<<<", "RESPONSE>>>", "\nCritique")
 _SCAFFOLDING = re.compile(r"<<<|>>>|^\s*(Critiques?|Guidance|Request|Response)\s*:", re.M)
 
 
+def revision_instruction(spec: Any, request: str) -> str:
+    """The instruction paragraph of a principle's revision prompt (its first paragraph), without
+    the template's own Request/Response/Critique scaffolding, which small models echo."""
+    rendered = spec.render_revision(request, "the response", "the critiques above")
+    return " ".join(rendered.strip().split("\n\n")[0].split())
+
+
 def critique_lines(critiques: list[Critique], names: dict[str, str]) -> str:
     """The critiques as the reviser reads them: principle, the quoted span, what to do."""
     lines = []
@@ -63,9 +70,7 @@ def revision_prompt(
     """The reviser's user turn: the request and candidate as fenced data, the critiques of the
     candidate, the category's guidance, then the principles' revision instructions (rendered
     for ``last_request``, the final user turn)."""
-    instructions = "\n".join(
-        "- " + spec.render_revision(last_request, "the response") for spec in specs
-    )
+    instructions = "\n".join("- " + revision_instruction(spec, last_request) for spec in specs)
     parts = [
         f"Request:\n<<<REQUEST\n{request}\nREQUEST>>>\n",
         f"Response:\n<<<RESPONSE\n{candidate}\nRESPONSE>>>\n",
@@ -155,7 +160,10 @@ def decline_sentence(request: str, category: Any) -> str:
 @register_role("reviser")
 class ReviserAgent(Agent):
     """Options: ``best_of_n`` (samples per revision; the critics choose), ``temperature``
-    (for n > 1, default 0.7), ``few_shot`` (use the constitution's examples, default true)."""
+    (for n > 1, default 0.7), ``few_shot`` (use the constitution's examples, default true),
+    ``repetition_penalty`` (default 1.0, none), ``max_new_tokens``, ``critiques`` (show the
+    critiques, default true; false gives the principles-only prompt of the CAI paper's
+    ablation)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -194,7 +202,11 @@ class ReviserAgent(Agent):
         assert self.backend is not None
         specs = [ctx.constitution.principle(pid) for pid in principles]
         if critiques is None:
-            critiques = self.critiques_of(ctx, candidate_id, principles)
+            critiques = (
+                self.critiques_of(ctx, candidate_id, principles)
+                if self.options.get("critiques", True)
+                else []
+            )
         self.stats["revisions_with_critiques" if critiques else "revisions_without_critiques"] += 1
         category = detect_category(ctx.request, ctx.constitution.categories)
         if category is not None and not set(category.principles) & set(principles):
@@ -220,6 +232,7 @@ class ReviserAgent(Agent):
             n=n,
             stop=REVISER_STOP,
             seed=ctx.settings.seed,
+            repetition_penalty=float(self.options.get("repetition_penalty", 1.0)),
             meta=ctx.meta(
                 self,
                 "revise",

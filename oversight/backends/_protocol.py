@@ -48,6 +48,9 @@ class GenerateRequest:
     """Sampling seed, for reproducible runs."""
     meta: Mapping[str, Any] = field(default_factory=dict)
     """Facts about the call for scripted/simulated backends (role, principle, labels, ...)."""
+    repetition_penalty: float = 1.0
+    """Penalty on tokens already generated (1.0 = none); small models' greedy rewrites loop
+    without one. Backends without the parameter ignore it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,4 +23,6 @@ def generate_params(request: GenerateRequest) -> dict[str, Any]:
         params["stop"] = list(request.stop)
     if request.seed is not None:
         params["seed"] = request.seed
+    if request.repetition_penalty != 1.0:
+        params["repetition_penalty"] = request.repetition_penalty
     return params

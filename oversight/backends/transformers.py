@@ -84,8 +84,8 @@ def _group_key(call: _Call) -> Hashable:
     if isinstance(r, ScoreRequest):
         return ("score",)
     if r.temperature <= 0:
-        return ("greedy", r.stop)
-    return ("sample", r.temperature, r.top_p, r.seed, r.stop)
+        return ("greedy", r.stop, r.repetition_penalty)
+    return ("sample", r.temperature, r.top_p, r.seed, r.stop, r.repetition_penalty)
 
 
 def _input_order(results: dict[str, Any]) -> list[str]:
@@ -278,6 +278,7 @@ class TransformersBackend:
             temperature=head.temperature if sample else None,
             top_p=head.top_p if sample else None,
             top_k=None,
+            repetition_penalty=head.repetition_penalty if head.repetition_penalty != 1.0 else None,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.model.generation_config.eos_token_id,
             stop_strings=list(head.stop) or None,
