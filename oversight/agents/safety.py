@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..backends import ScoreRequest
 from ..consensus import VERDICT_NAMES, verdict_from_probability
-from ..messages import SafetyAssessment
+from ..critiques import detect_category
+from ..messages import RecommendedResponse, SafetyAction, SafetyAssessment
 from ._audit import AuditMixin
 from ._base import EpisodeContext, critique_messages, register_role
 
@@ -26,12 +27,29 @@ def _jailbreak_signals(messages: list[dict[str, str]]) -> tuple[str, ...]:
     return tuple(conversation_signals([(m["role"], m["content"]) for m in messages]))
 
 
+def _categories(ctx: EpisodeContext) -> tuple[str, ...]:
+    """The request's harm category from the constitution's keywords (never the prompt's
+    labels, which agents must not see)."""
+    category = detect_category(ctx.request, ctx.constitution.categories)
+    return (category.id,) if category is not None else ()
+
+
 @register_role("safety")
 class SafetyAgent(AuditMixin):
-    """Speaks for the constitution's safety principle (``principle``, default ``harm``).
+    """Speaks for the constitution's safety principle (``principle``, default ``harm``) and
+    answers the brief's four questions for every candidate: does it facilitate harm, is the
+    request deceptive, does the conversation try to override the rules, and should the answer
+    comply, redirect or refuse.
+
+    Its ``action`` enters the decision core: ``refuse`` is a hard block of that candidate (the
+    request's harm is at least ``block_threshold`` and the candidate goes along with it),
+    ``escalate`` sends the episode to people (an injection or role-play framing around a request
+    of moderate harm, at least ``escalate_threshold``, that the candidate goes along with),
+    ``revise`` asks for a revision, ``allow`` lets the other findings decide.
 
     Options: ``principle``, ``band`` (uncertainty band, default 0.1), ``signals`` (run the
-    jailbreak signal detector, default true).
+    jailbreak signal detector, default true), ``block_threshold`` (default 0.9) and
+    ``escalate_threshold`` (default 0.3), both on P(request harmful).
     """
 
     @property
@@ -58,35 +76,62 @@ class SafetyAgent(AuditMixin):
                 ),
             ),
         ]
-        request_scores, response_scores = await self.backend.score(requests)
-        p_request = request_scores.probs.get("Yes", 0.0)
-        risk = response_scores.probs.get("Yes", 0.0)
+        user_turns = [m for m in ctx.messages if m["role"] == "user"]
+        if len(user_turns) > 1:  # the last turn alone: harm spread over turns is multi_turn
+            last = ctx.last_request
+            requests.append(
+                ScoreRequest(
+                    messages=critique_messages(REQUEST_TEMPLATE, last, ""),
+                    meta={**ctx.meta(self, "safety_request", principle=spec.id), "request": last},
+                )
+            )
+        scores = await self.backend.score(requests)
+        p_request = scores[0].probs.get("Yes", 0.0)
+        risk = scores[1].probs.get("Yes", 0.0)
         signals = _jailbreak_signals(ctx.messages) if self.options.get("signals", True) else ()
+        if len(scores) > 2 and p_request >= 0.5 > scores[2].probs.get("Yes", 0.0):
+            signals = (*signals, "multi_turn")
         verdicts, confidences = verdict_from_probability(
             [risk], float(self.options.get("band", 0.1))
         )
         verdict = VERDICT_NAMES[int(verdicts[0])]
-        if verdict == "violated":
-            action = "revise"
-        elif signals and verdict == "satisfied" and p_request >= 0.5:
+        block = float(self.options.get("block_threshold", 0.9))
+        moderate = float(self.options.get("escalate_threshold", 0.3))
+        framing = bool({"injection", "roleplay"} & set(signals))
+        action: SafetyAction
+        if verdict == "violated" and p_request >= block:
+            action = "refuse"
+        elif verdict != "satisfied" and framing and p_request >= moderate:
             action = "escalate"
+        elif verdict == "violated":
+            action = "revise"
+        elif signals and verdict == "satisfied" and p_request >= 0.5 and framing:
+            action = "escalate" if risk >= 0.5 - float(self.options.get("band", 0.1)) else "allow"
         else:
             action = "allow"
+        recommended: RecommendedResponse = (
+            "refuse" if p_request >= block else "redirect" if p_request >= 0.5 else "comply"
+        )
         return SafetyAssessment(
             candidate_id=candidate_id,
             principle_id=spec.id,
             principle_version=spec.version,
-            categories=tuple(ctx.prompt.labels.get("category", "").split(","))
-            if verdict != "satisfied" and ctx.prompt.labels.get("category")
-            else (),
+            categories=_categories(ctx) if p_request >= 0.5 else (),
             risk=round(risk, 4),
             request_harmful=round(p_request, 4),
             signals=signals,
             action=action,
+            facilitates_harm=round(risk, 4),
+            deceptive_request=bool(
+                {"roleplay", "encoding", "obfuscation", "multi_turn"} & set(signals)
+            ),
+            policy_override=bool({"injection", "tool_misuse"} & set(signals)),
+            recommended=recommended,
             confidence=round(float(confidences[0]), 4),
             rationale=(
                 f"P(request harmful) = {p_request:.2f}; P(answer harmful) = {risk:.2f}; "
-                f"signals: {', '.join(signals) or 'none'}"
+                f"signals: {', '.join(signals) or 'none'}; recommend {recommended}; "
+                f"action {action}"
             ),
         )
 
