@@ -43,7 +43,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .errors import BusError, JournalError, RequestTimeout
-from .messages import Envelope, Failure, envelope
+from .messages import TRANSPORT_KINDS, Envelope, Failure, envelope
 
 TopicPattern = str | Callable[[Envelope], bool]
 """A topic pattern (``episode.*.draft``, ``episode.#``) or a predicate over envelopes."""
@@ -155,7 +155,9 @@ class JournalInterceptor:
     ``sink`` is a callable taking the line (``list.append``, ``file.write``) or an object with
     ``write``. When the sink has ``flush``, it is called after envelopes of ``flush_kinds`` (the
     kinds that finish an episode), so a journal is flushed at least once per finished episode.
-    Place it first to journal even what later interceptors drop.
+    Envelopes of ``skip_kinds`` are passed on unwritten (by default the requests to agent
+    services and their replies: transport, whose messages are journaled when the agent
+    publishes them). Place it first to journal even what later interceptors drop.
     """
 
     name = "journal"
@@ -167,12 +169,14 @@ class JournalInterceptor:
         flush_kinds: frozenset[str] = frozenset(
             {"consensus", "escalation", "adjudication", "failure"}
         ),
+        skip_kinds: frozenset[str] = TRANSPORT_KINDS,
     ) -> None:
         write = getattr(sink, "write", None)
         self._write: Callable[[str], object] = write if callable(write) else sink  # type: ignore[assignment]
         flush = getattr(sink, "flush", None)
         self._flush: Callable[[], object] | None = flush if callable(flush) else None
         self._flush_kinds = flush_kinds
+        self._skip_kinds = skip_kinds
         self._owned: IO[str] | None = None
         self.written = 0
         """Envelopes written so far."""
@@ -192,6 +196,8 @@ class JournalInterceptor:
         return journal
 
     def on_publish(self, envelope: Envelope) -> Envelope:
+        if envelope.payload.kind in self._skip_kinds:
+            return envelope
         self._write(envelope.model_dump_json() + "\n")
         self.written += 1
         if self._flush is not None and envelope.payload.kind in self._flush_kinds:

@@ -34,11 +34,13 @@ The rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
+
+from .messages import Audit, Critique, SafetyAssessment, Strategy, TriggerName
 
 if TYPE_CHECKING:
     from .escalation.policy import EscalationPolicy
@@ -62,14 +64,11 @@ VERDICT_NAMES = {
 }
 VERDICT_CODES = {name: code for code, name in VERDICT_NAMES.items()}
 ACTION_NAMES = ("consensus", "revise", "escalate")
-STRATEGY_NAMES = ("none", "priority", "weighted", "review", "human")
-TRIGGER_NAMES = {
-    TRIGGER_DISAGREEMENT: "disagreement",
-    TRIGGER_LOW_CONFIDENCE: "low_confidence",
-    TRIGGER_SEVERITY: "severity",
-    TRIGGER_UNRESOLVED: "unresolved",
-    TRIGGER_AUDIT: "audit",
-}
+STRATEGY_NAMES: tuple[str, ...] = get_args(Strategy)
+"""Strategy names by code (``STRATEGY_NONE`` = 0 ...), from :data:`oversight.messages.Strategy`."""
+TRIGGER_NAMES: dict[int, str] = {1 << i: name for i, name in enumerate(get_args(TriggerName))}
+"""Trigger bit -> name, from :data:`oversight.messages.TriggerName` (the one definition)."""
+assert STRATEGY_NAMES[STRATEGY_HUMAN] == "human" and TRIGGER_NAMES[TRIGGER_AUDIT] == "audit"
 
 
 def trigger_names(bits: int) -> tuple[str, ...]:
@@ -266,6 +265,124 @@ class CompiledCore:
         return self.principle_ids.index(principle_id)
 
 
+Finding = Critique | SafetyAssessment | Audit
+"""A message that reports a verdict on one (candidate, principle) cell."""
+
+
+def finding_of(payload: Finding, default_severity: float) -> tuple[str, float, float]:
+    """``(verdict, severity, confidence)`` of a finding message.
+
+    A critique says all three. A safety assessment's verdict comes from its risk (the default
+    uncertainty band of :func:`verdict_from_probability`, as ``SafetyAgent.verdict_of``) and
+    its severity is the principle's ``default_severity`` x risk. An audit's severity is the
+    principle's default when it finds a violation.
+    """
+    if isinstance(payload, SafetyAssessment):
+        verdicts, _ = verdict_from_probability([payload.risk])
+        verdict = VERDICT_NAMES[int(verdicts[0])]
+        severity = default_severity * payload.risk if verdict != "satisfied" else 0.0
+        return verdict, severity, payload.confidence
+    if isinstance(payload, Audit):
+        severity = default_severity if payload.verdict == "violated" else 0.0
+        return payload.verdict, severity, payload.confidence
+    return payload.verdict, payload.severity, payload.confidence
+
+
+class EpisodeFindings:
+    """The findings of one live episode: per (agent, candidate, principle) the latest report,
+    and the :class:`FindingsBatch` (``E = 1``) that :func:`decide` takes."""
+
+    def __init__(self, core: CompiledCore, levels: Mapping[str, int]) -> None:
+        self.core = core
+        self.levels = levels
+        """Each agent's level in the supervision hierarchy (a higher level's report decides)."""
+        self.cells: dict[tuple[str, str, str], tuple[int, float, float, str]] = {}
+        """(agent, candidate, principle) -> (verdict code, severity, confidence, message id)."""
+        self._index = {pid: i for i, pid in enumerate(core.principle_ids)}
+
+    def add(
+        self,
+        agent: str,
+        candidate: str,
+        principle: str,
+        verdict: str,
+        severity: float,
+        confidence: float,
+        message_id: str,
+    ) -> None:
+        """Record one report (replacing the agent's earlier report on the same cell)."""
+        self.cells[(agent, candidate, principle)] = (
+            VERDICT_CODES[verdict],
+            severity,
+            confidence,
+            message_id,
+        )
+
+    def of(self, agent: str, candidate: str) -> list[tuple[str, int, str]]:
+        """``(principle, verdict code, message id)`` of an agent's reports on a candidate."""
+        return [
+            (p, v[0], v[3]) for (a, c, p), v in self.cells.items() if a == agent and c == candidate
+        ]
+
+    def violations(self, candidate: str) -> tuple[str, ...]:
+        """Principles any agent reported violated by the candidate, sorted."""
+        return tuple(
+            sorted(
+                {
+                    p
+                    for (_, c, p), v in self.cells.items()
+                    if c == candidate and v[0] == VERDICT_VIOLATED
+                }
+            )
+        )
+
+    def batch(
+        self,
+        order: Sequence[str],
+        *,
+        judge_scores: Mapping[str, float],
+        judge_confidence: float,
+        context: Mapping[str, str],
+        audit_draw: float,
+        rounds_left: int,
+    ) -> FindingsBatch:
+        """The batch of this episode over the candidates ``order``: the reports combined per
+        cell (:func:`combine_reports`), the judge's scores, the context and the draws."""
+        core = self.core
+        agents = sorted({a for (a, _, _) in self.cells})
+        n_c, n_p, n_r = len(order), len(core.principle_ids), max(len(agents), 1)
+        verdict = np.full((1, n_r, n_c, n_p), -1, dtype=np.int8)
+        severity = np.zeros((1, n_r, n_c, n_p), dtype=np.float32)
+        confidence = np.zeros((1, n_r, n_c, n_p), dtype=np.float32)
+        for (agent, cand, principle), cell in self.cells.items():
+            r, c, p = agents.index(agent), order.index(cand), self._index[principle]
+            verdict[0, r, c, p], severity[0, r, c, p], confidence[0, r, c, p] = cell[:3]
+        level = np.array([self.levels.get(a, 1) for a in agents] or [1])
+        combined = combine_reports(verdict, severity, confidence, level)
+        batch = FindingsBatch.empty(1, n_c, n_p)
+        batch.verdict[:], batch.severity[:], batch.confidence[:] = combined[:3]
+        batch.disagreement[:] = combined[3]
+        batch.valid[:] = True
+        for c, cand in enumerate(order):
+            if cand in judge_scores:
+                batch.judge_score[0, c] = judge_scores[cand]
+        batch.judge_confidence[0] = judge_confidence
+        batch.context[0] = core.context_index(context)
+        batch.audit_draw[0] = audit_draw
+        batch.rounds_left[0] = rounds_left
+        return batch
+
+
+def violated_principles(
+    batch: FindingsBatch, core: CompiledCore, order: Sequence[str], episode: int = 0
+) -> dict[str, tuple[str, ...]]:
+    """Candidate id -> the principles the batch finds it violates (principle order)."""
+    return {
+        cand: tuple(core.principle_ids[p] for p in np.flatnonzero(batch.verdict[episode, c] == 1))
+        for c, cand in enumerate(order)
+    }
+
+
 def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``values[e, index[e]]`` for every episode e (values ``[E, C, ...]``)."""
     return values[np.arange(len(values)), index]
@@ -402,9 +519,13 @@ __all__ = [
     "VERDICT_VIOLATED",
     "CompiledCore",
     "Decisions",
+    "EpisodeFindings",
+    "Finding",
     "FindingsBatch",
     "combine_reports",
     "decide",
+    "finding_of",
     "trigger_names",
     "verdict_from_probability",
+    "violated_principles",
 ]

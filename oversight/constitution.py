@@ -53,6 +53,7 @@ from pydantic import (
 
 from .errors import ConfigError, UnknownPrincipleError
 from .paths import resolve_config
+from .priority import check_acyclic
 
 CRITIQUE_PLACEHOLDERS = frozenset({"request", "response"})
 """Placeholders a critique prompt may use."""
@@ -331,8 +332,6 @@ class Constitution(_Config):
                 )
             check(rule.add_edges, f"rules[{index}] ({rule.id}).add_edges")
             check(rule.remove_edges, f"rules[{index}] ({rule.id}).remove_edges")
-        from .priority import check_acyclic
-
         check_acyclic(self)
         return self
 

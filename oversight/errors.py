@@ -13,6 +13,8 @@ catches everything the framework raises on purpose::
     │                               invalid UTF-8, NUL bytes)
     ├── BusError                    publishing after shutdown, a request without a reply
     │   └── RequestTimeout          request/reply ran out of time
+    ├── AgentError                  an agent service failed to answer a request (names the
+    │                               agent and its error; fails that episode only)
     ├── BackendError                a model backend failed (server down, reply that does not parse)
     ├── EscalationError             the human queue refused an operation
     │   ├── CaseNotFound            no case with that id
@@ -88,6 +90,19 @@ class RequestTimeout(BusError):
     """A request/reply exchange on the bus timed out."""
 
 
+class AgentError(OversightError):
+    """An agent raised while serving a request; its episode fails with this.
+
+    ``error_type`` is the class name of the agent's exception (e.g. ``BackendError``) and
+    ``agent`` the agent's name.
+    """
+
+    def __init__(self, message: str, *, error_type: str, agent: str | None = None) -> None:
+        self.error_type = error_type
+        self.agent = agent
+        super().__init__(message)
+
+
 class BackendError(OversightError):
     """A model backend failed: a server error, a timeout, or a reply that does not parse."""
 
@@ -117,6 +132,7 @@ class PrerequisiteError(OversightError):
 
 
 __all__ = [
+    "AgentError",
     "BackendError",
     "BusError",
     "CaseNotFound",

@@ -36,6 +36,13 @@ CritiqueMethod: TypeAlias = Literal["model", "classifier", "rule"]
 """Who wrote a critique's text: a generating model from the constitution's critique prompt, a
 classifier's evidence rendered as a structured critique, or a rule (a fallback)."""
 RecommendedResponse: TypeAlias = Literal["comply", "redirect", "refuse"]
+TriggerName: TypeAlias = Literal[
+    "disagreement", "low_confidence", "severity", "unresolved", "audit"
+]
+"""Why a case escalates, in the bit order of :mod:`oversight.consensus` (1, 2, 4, 8, 16): the
+one definition of the trigger names."""
+Capability: TypeAlias = Literal["draft", "assess", "audit", "rank", "revise"]
+"""What an agent can be asked to do (:mod:`oversight.agents` has one protocol per capability)."""
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -307,6 +314,75 @@ class Failure(_Message):
     """The agent that failed, when one did."""
 
 
+class DraftRequest(_Message):
+    """Asks the agent that drafts for the episode's first answer."""
+
+    kind: Literal["draft_request"] = "draft_request"
+
+
+class AssessRequest(_Message):
+    """Asks an assessor (critic, safety, ...) for its findings about one candidate."""
+
+    kind: Literal["assess_request"] = "assess_request"
+    candidate_id: str
+    """The candidate to assess."""
+
+
+class AuditRequest(_Message):
+    """Asks a supervisor to re-check a subordinate's finding."""
+
+    kind: Literal["audit_request"] = "audit_request"
+    subject_message: str
+    """Id of the finding reviewed."""
+    subject_agent: str
+    """Name of the agent that reported it."""
+    candidate_id: str
+    """Candidate the finding is about."""
+    principle_id: str
+    """Principle the finding is about."""
+    subject_verdict: Verdict
+    """The subordinate's verdict."""
+
+
+class RankRequest(_Message):
+    """Asks the judge to rank candidates."""
+
+    kind: Literal["rank_request"] = "rank_request"
+    candidate_ids: tuple[str, ...]
+    """The candidates, in the order the episode produced them."""
+
+
+class ReviseRequest(_Message):
+    """Asks the reviser to revise a candidate so that it satisfies some principles."""
+
+    kind: Literal["revise_request"] = "revise_request"
+    candidate_id: str
+    """The candidate to revise."""
+    principle_ids: tuple[str, ...]
+    """The principles it violates."""
+    round: int = Field(ge=1)
+    """Revision round, starting at 1."""
+    first_id: int = Field(ge=1)
+    """Number of the first new candidate id (``c<first_id>``, then upwards)."""
+
+
+class Reply(_Message):
+    """An agent's answer to a request: the envelopes it published, or why it failed.
+
+    Requests and replies are the bus's transport between the episode coordinator and the agent
+    services; the journal records the envelopes a reply carries (as the agent published them),
+    not the request or the reply themselves.
+    """
+
+    kind: Literal["reply"] = "reply"
+    capability: Capability
+    """The capability that was asked for."""
+    messages: tuple[Envelope, ...] = ()
+    """The envelopes the agent published in answer, as delivered (after interceptors)."""
+    failure: Failure | None = None
+    """Set when the agent raised: the episode fails with this."""
+
+
 Payload: TypeAlias = Annotated[
     Prompt
     | Draft
@@ -320,7 +396,13 @@ Payload: TypeAlias = Annotated[
     | Escalation
     | Adjudication
     | Consensus
-    | Failure,
+    | Failure
+    | DraftRequest
+    | AssessRequest
+    | AuditRequest
+    | RankRequest
+    | ReviseRequest
+    | Reply,
     Field(discriminator="kind"),
 ]
 """Every message kind, discriminated by its ``kind`` tag."""
@@ -329,6 +411,12 @@ INTERNAL_KINDS: frozenset[str] = frozenset(
     {"critique", "safety_assessment", "audit", "judgment", "conflict", "resolution"}
 )
 """Kinds whose text is internal reasoning by default."""
+
+TRANSPORT_KINDS: frozenset[str] = frozenset(
+    {"draft_request", "assess_request", "audit_request", "rank_request", "revise_request", "reply"}
+)
+"""Requests to agent services and their replies: bus transport, always internal and not
+journaled (the journal records the messages a reply carries when the agent publishes them)."""
 
 
 def _now() -> datetime:
@@ -364,6 +452,7 @@ class Envelope(_Message):
         return self.payload.kind
 
 
+Reply.model_rebuild()
 ENVELOPE_ADAPTER: TypeAdapter[Envelope] = TypeAdapter(Envelope)
 PAYLOAD_ADAPTER: TypeAdapter[Any] = TypeAdapter(Payload)
 
@@ -380,7 +469,8 @@ def envelope(
 ) -> Envelope:
     """Wrap a payload; visibility defaults to ``internal`` for reasoning kinds."""
     if visibility is None:
-        visibility = "internal" if payload.kind in INTERNAL_KINDS else "public"
+        kind = payload.kind
+        visibility = "internal" if kind in INTERNAL_KINDS or kind in TRANSPORT_KINDS else "public"
     return Envelope(
         run=run,
         episode=episode,
@@ -394,7 +484,11 @@ def envelope(
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of an envelope (the journal's line format)."""
-    return ENVELOPE_ADAPTER.json_schema()
+    schema = ENVELOPE_ADAPTER.json_schema()
+    ref = schema.pop("$ref", None)
+    if ref is not None:  # a Reply holds envelopes, so the envelope is a definition: inline it
+        schema = {**schema["$defs"][ref.rsplit("/", 1)[-1]], **schema}
+    return schema
 
 
 __all__ = [
@@ -402,21 +496,30 @@ __all__ = [
     "INTERNAL_KINDS",
     "PAYLOAD_ADAPTER",
     "SCHEMA_VERSION",
+    "TRANSPORT_KINDS",
     "Adjudication",
+    "AssessRequest",
     "Audit",
+    "AuditRequest",
+    "Capability",
     "Conflict",
     "Consensus",
     "Critique",
     "Draft",
+    "DraftRequest",
     "Envelope",
     "Escalation",
     "Failure",
     "Judgment",
     "Payload",
     "Prompt",
+    "RankRequest",
+    "Reply",
     "Resolution",
+    "ReviseRequest",
     "Revision",
     "SafetyAssessment",
+    "TriggerName",
     "Turn",
     "envelope",
     "json_schema",

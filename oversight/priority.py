@@ -29,6 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import networkx as nx
 import numpy as np
 
+from .consensus import (
+    STRATEGY_NAMES,
+    VERDICT_SATISFIED,
+    VERDICT_VIOLATED,
+    CompiledCore,
+    FindingsBatch,
+    decide,
+)
 from .errors import PriorityCycleError
 
 if TYPE_CHECKING:
@@ -312,16 +320,6 @@ class PriorityGraph:
                 "priority", only, (), rules, scores, f"{only} is the only candidate"
             )
         # The rules themselves live in one place: the decision core.
-        from .consensus import (
-            STRATEGY_PRIORITY,
-            STRATEGY_WEIGHTED,
-            VERDICT_SATISFIED,
-            VERDICT_VIOLATED,
-            CompiledCore,
-            FindingsBatch,
-            decide,
-        )
-
         n_p = len(self.principle_ids)
         batch = FindingsBatch.empty(1, len(ids), n_p)
         batch.valid[:] = True
@@ -343,35 +341,75 @@ class PriorityGraph:
             review_confidence=np.inf,
         )
         decision = decide(batch, core)
-        strategy = int(decision.strategy[0])
-        winner = ids[int(decision.chosen[0])]
-        if strategy == STRATEGY_PRIORITY:
+        strategy = STRATEGY_NAMES[int(decision.strategy[0])]
+        chosen = ids[int(decision.chosen[0])]
+        decided = strategy in ("priority", "weighted")
+        path, why = self.explain(
+            strategy if decided else None, chosen, sets, scores, context, margin=margin
+        )
+        return ResolutionResult(
+            strategy if decided else None,  # type: ignore[arg-type]
+            chosen if decided else None,
+            path,
+            rules,
+            scores,
+            why,
+        )
+
+    def explain(
+        self,
+        strategy: str | None,
+        chosen: str,
+        violations: Mapping[str, Collection[str]],
+        scores: Mapping[str, float],
+        context: Context | None = None,
+        *,
+        margin: float = 0.1,
+    ) -> tuple[tuple[str, ...], str]:
+        """Why ``strategy`` settled on ``chosen``: ``(path, rationale)`` for a
+        :class:`~oversight.messages.Resolution`.
+
+        ``violations`` maps candidate id -> the principles it violates and ``scores`` its
+        weighted cost. The path is the priority-graph path that decided (``priority``), or the
+        cost comparison of the chosen candidate and its cheapest rival (``weighted``, and when
+        too close to call: ``strategy`` ``review``, ``human`` or None). The one explainer of
+        both :meth:`resolve` and the runtime's resolutions.
+        """
+        sets = {cid: _set_of(v) for cid, v in violations.items()}
+        ids = list(sets)
+        if strategy == "none":
+            return (), f"{chosen} violates no principle"
+        if strategy == "priority":
             path: list[str] = []
             for other in ids:
-                if other != winner and not path:
-                    path = self.decisive_path(sets[winner], sets[other], context)
+                if other != chosen and not path:
+                    path = self.decisive_path(sets[chosen], sets[other], context)
             why = (
-                f"{winner} wins by priority: {' > '.join(path)} (the principle its rival "
-                f"violates prevails over the one {winner} violates)"
+                f"{chosen} wins by priority: {' > '.join(path)} (the principle its rival "
+                f"violates prevails over the one {chosen} violates)"
                 if path
-                else f"{winner} wins by priority: it violates only what its rivals also violate"
+                else f"{chosen} wins by priority: it violates only what its rivals also violate"
             )
-            return ResolutionResult("priority", winner, tuple(path), rules, scores, why)
-        rivals = [c for c in ids if sets[c] != sets[winner]]
-        runner = min(rivals, key=lambda c: (scores[c], ids.index(c))) if rivals else winner
-        gap = scores[runner] - scores[winner]
-        comparison = (f"{winner}={scores[winner]:.4g}", f"{runner}={scores[runner]:.4g}")
-        if strategy == STRATEGY_WEIGHTED:
+            return tuple(path), why
+        rivals = [c for c in ids if sets[c] != sets[chosen]]
+        runner = min(rivals, key=lambda c: (scores[c], ids.index(c))) if rivals else chosen
+        gap = scores[runner] - scores[chosen]
+        comparison = (f"{chosen}={scores[chosen]:.4g}", f"{runner}={scores[runner]:.4g}")
+        if strategy == "weighted":
             why = (
-                f"{winner} wins by weighted scoring: cost {scores[winner]:.3g} vs "
+                f"{chosen} wins by weighted scoring: cost {scores[chosen]:.3g} vs "
                 f"{scores[runner]:.3g} for {runner} (margin {margin:g})"
             )
-            return ResolutionResult("weighted", winner, comparison, rules, scores, why)
-        why = (
-            f"too close to call: no priority ordering decides and the weighted costs of {winner} "
+            return comparison, why
+        too_close = (
+            f"too close to call: no priority ordering decides and the weighted costs of {chosen} "
             f"and {runner} differ by {gap:.3g} < margin {margin:g}"
         )
-        return ResolutionResult(None, None, comparison, rules, scores, why)
+        if strategy == "review":
+            return comparison, f"{too_close}; the supervising judge's ranking chose {chosen}"
+        if strategy == "human":
+            return comparison, f"{too_close}; escalated to people (agents proposed {chosen})"
+        return comparison, too_close
 
 
 __all__ = [

@@ -1,5 +1,7 @@
 """The behaviour of each role over the model protocol: base, critic, safety, judge, reviser,
-human. Roles register by name (``@register_role``) so hierarchy YAML can use them."""
+human. Roles register by name (``@register_role``) so hierarchy YAML can use them; the runtime
+finds them by capability (``Drafts``, ``Assesses``, ``Audits``, ``Ranks``, ``Revises``) and
+serves each on the bus (``AgentService``)."""
 
 from ._audit import AuditMixin as AuditMixin
 from ._base import Agent as Agent
@@ -7,6 +9,17 @@ from ._base import EpisodeContext as EpisodeContext
 from ._base import create_agent as create_agent
 from ._base import register_role as register_role
 from ._base import role_names as role_names
+from ._capabilities import CAPABILITIES as CAPABILITIES
+from ._capabilities import Assesses as Assesses
+from ._capabilities import Audits as Audits
+from ._capabilities import Drafts as Drafts
+from ._capabilities import Ranks as Ranks
+from ._capabilities import Revises as Revises
+from ._capabilities import capabilities_of as capabilities_of
+from ._service import AgentService as AgentService
+from ._service import LiveEpisodes as LiveEpisodes
+from ._service import ask as ask
+from ._service import request_topic as request_topic
 from .base import BaseAgent as BaseAgent
 from .critic import CriticAgent as CriticAgent
 from .human import HumanAgent as HumanAgent
@@ -15,16 +28,27 @@ from .reviser import ReviserAgent as ReviserAgent
 from .safety import SafetyAgent as SafetyAgent
 
 __all__ = [
+    "CAPABILITIES",
     "Agent",
+    "AgentService",
+    "Assesses",
     "AuditMixin",
+    "Audits",
     "BaseAgent",
     "CriticAgent",
+    "Drafts",
     "EpisodeContext",
     "HumanAgent",
     "JudgeAgent",
+    "LiveEpisodes",
+    "Ranks",
     "ReviserAgent",
+    "Revises",
     "SafetyAgent",
+    "ask",
+    "capabilities_of",
     "create_agent",
     "register_role",
+    "request_topic",
     "role_names",
 ]

@@ -23,26 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError, UnknownPrincipleError
+from ..messages import TriggerName
 from ..paths import resolve_config
 
-TriggerName: TypeAlias = Literal[
-    "disagreement", "low_confidence", "severity", "unresolved", "audit"
-]
-"""Why a case escalates (the names used in :class:`oversight.messages.Escalation`)."""
-
-TRIGGER_NAMES: tuple[str, ...] = (
-    "disagreement",
-    "low_confidence",
-    "severity",
-    "unresolved",
-    "audit",
-)
+TRIGGER_NAMES: tuple[str, ...] = get_args(TriggerName)
 """Every trigger name, in the bit order of :mod:`oversight.consensus` (1, 2, 4, 8, 16)."""
 
 _DEFAULT_PRIORITY: dict[TriggerName, int] = {
