@@ -268,3 +268,22 @@ def test_the_revision_prompt_carries_critiques_and_category_guidance() -> None:
     assert '"Encrypt every file"' in text and "Decline and point to authorised testing." in text
     assert category is not None and category.redirect.strip() in text
     assert "P = 0.93" not in text  # a classifier's numbers are not feedback the reviser can use
+
+
+def test_a_revision_cut_off_by_the_token_limit_keeps_only_whole_sentences(tmp_path: Path) -> None:
+    hierarchy = write_hierarchy(
+        tmp_path / "h.yaml",
+        base_rules=[
+            {
+                "task": "revise",
+                "reply": "I won't help with that part. Then the next one goes on and",
+            }
+        ],
+        settings={"max_new_tokens": 6},
+    )
+    summary = _run(tmp_path, hierarchy, HARMFUL[:1])
+    envelopes = read_journal(tmp_path / "runs/test/journal.jsonl").envelopes
+    texts = [e.payload.text for e in envelopes if e.payload.kind == "revision"]
+    assert "I won't help with that part." in texts
+    assert not any(t.endswith("goes on and") for t in texts)
+    assert summary["feedback"]["agents"]["revisions_truncated_trimmed"] >= 1

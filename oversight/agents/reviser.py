@@ -258,8 +258,17 @@ class ReviserAgent(Agent):
         if category is not None:
             allowed += [category.redirect, category.decline]
         allowed += [getattr(ex, "revision", "") for ex in examples]
+        limit = request.max_new_tokens * max(1, len(generation.texts))
+        truncated = generation.completion_tokens >= limit > 0
         for offset, text in enumerate(generation.texts):
             text = text.strip()
+            if truncated and text and text[-1] not in ".!?)\"'`":
+                # Cut off by the token limit: keep the complete sentences, drop the stub.
+                whole = text[: max(text.rfind(". "), text.rfind("! "), text.rfind("? ")) + 1]
+                self.stats[
+                    "revisions_truncated_trimmed" if whole else "revisions_truncated_dropped"
+                ] += 1
+                text = whole.strip()
             if not text or text in seen:
                 self.stats["revisions_empty_or_repeated"] += 1
                 continue
