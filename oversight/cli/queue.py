@@ -97,6 +97,46 @@ def _age(when: datetime) -> str:
     return f"{seconds}s"
 
 
+def _reasoning(details: dict[str, Any]) -> Text:
+    """The agents' reasoning as a reviewer reads it: each written critique (verdict, the quoted
+    span, what a better answer would do), the safety agent's four answers, audits, the judgment
+    and the resolution. Everything is plain text (rich markup in model output is not parsed)."""
+    out = Text()
+    for env in details.get("critiques", []):
+        c = env.get("payload", env)
+        out.append(
+            f"[{c.get('candidate_id')}] {c.get('principle_id')}: {c.get('verdict')}", style="bold"
+        )
+        out.append(
+            f"  ({env.get('sender')}, {c.get('method', 'rule')}, conf {c.get('confidence')})\n"
+        )
+        out.append(f"  {c.get('rationale', '')}\n")
+        if c.get("suggestion"):
+            out.append(f"  better: {c['suggestion']}\n")
+    for env in details.get("safety", []):
+        s = env.get("payload", env)
+        out.append(f"[{s.get('candidate_id')}] safety: {s.get('action')}", style="bold")
+        out.append(
+            f"  facilitates harm {s.get('facilitates_harm', s.get('risk'))}, deceptive request "
+            f"{s.get('deceptive_request')}, policy override {s.get('policy_override')}, "
+            f"recommend {s.get('recommended')}; "
+            f"signals {', '.join(s.get('signals') or []) or '-'}\n"
+        )
+    for key in ("audits", "judgment", "conflict", "resolution"):
+        for env in details.get(key, []) if isinstance(details.get(key), list) else []:
+            payload = env.get("payload", env)
+            out.append(f"{key[:-1] if key == 'audits' else key}: ", style="bold")
+            out.append(f"{payload.get('rationale', '')}\n")
+    rest = {
+        k: v
+        for k, v in details.items()
+        if k not in ("critiques", "safety", "audits", "judgment", "conflict", "resolution")
+    }
+    if rest:
+        out.append(_dump(rest))
+    return out
+
+
 def _dump(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
@@ -211,7 +251,7 @@ def show_command(
     if case.details:
         console.print(
             Panel(
-                Text(_dump(case.details)),
+                _reasoning(case.details),
                 title="INTERNAL: agents' reasoning (for reviewers only; never shown to users)",
                 title_align="left",
                 border_style="yellow",
