@@ -294,7 +294,7 @@ def describe_validation_error(
     ``model`` (the validated class) lets an unknown key be matched against the keys allowed at
     its place.
     """
-    problems = []
+    items = []
     for item in err.errors():
         # pydantic adds the names of function validators and "[key]" for a bad mapping key.
         loc = tuple(
@@ -302,6 +302,14 @@ def describe_validation_error(
             for p in item["loc"]
             if isinstance(p, int) or not (p.startswith("function-") or p == "[key]")
         )
+        items.append((loc, item))
+    problems = []
+    for loc, item in items:
+        # A list whose every item failed is also "too short"; its items' problems say why.
+        if item["type"] == "too_short" and any(
+            len(other) > len(loc) and other[: len(loc)] == loc for other, _ in items
+        ):
+            continue
         problems.append(
             ConfigProblem(
                 key=key_name(loc, data) or "(top level)",

@@ -205,6 +205,18 @@ def test_a_mapping_without_a_file_reports_every_problem_without_lines() -> None:
     assert all(p.line is None for p in info.value.problems)
 
 
+def test_a_list_whose_items_all_fail_is_not_also_called_too_short(tmp_path: Path) -> None:
+    text = (REPO / "constitutions" / "default.yaml").read_text(encoding="utf-8")
+    text = text.replace("    weight: ", "    wieght: ")
+    path = write(tmp_path, text, "c.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_constitution(path)
+    messages = [p.message for p in info.value.problems]
+    assert len(messages) == text.count("    wieght: ") > 1
+    assert all(m.startswith("unknown key (did you mean 'weight'?)") for m in messages)
+    assert_lines_point_at_keys(path, info.value)
+
+
 # ------------------------------------------------------------------ did you mean
 
 
@@ -245,6 +257,23 @@ def test_simulation_settings_go_through_the_same_base(tmp_path: Path) -> None:
     assert load_simulation_config(write(tmp_path, "", "empty.yaml")) == SimulationConfig()
     config = load_simulation_config(write(tmp_path, "seed: 3\n", "s.yaml"), episodes=10)
     assert (config.seed, config.episodes) == (3, 10)
+
+
+def test_check_recognises_simulation_settings(tmp_path: Path) -> None:
+    good = write(tmp_path, "episodes: 500\nhuman_capacity: 50\n", "sim.yaml")
+    bad = write(tmp_path, "episodes: 500\nhuman_capacty: 50\n", "bad.yaml")
+    result = CliRunner().invoke(app, ["check", str(good), str(bad)])
+    assert result.exit_code == 2
+    assert "sim.yaml: simulation settings: 500 episodes" in result.output
+    assert "line 2: human_capacty: unknown key (did you mean 'human_capacity'?)" in result.output
+
+
+def test_check_prints_brackets_of_a_fix_verbatim(tmp_path: Path) -> None:
+    path = write(tmp_path, HIERARCHY.replace(", principles: [harm]", ""))
+    result = CliRunner().invoke(app, ["check", str(path)])
+    assert result.exit_code == 2
+    assert "line 7: agents[1] (critic).principles: " in result.output
+    assert "add e.g. `principles: [harm]`" in result.output  # not eaten as console markup
 
 
 def test_the_loader_sets_source_and_refuses_it_in_the_file(tmp_path: Path) -> None:

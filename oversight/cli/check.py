@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..errors import ConfigError, OversightError
 from ._common import err_console
@@ -22,9 +23,11 @@ def kind_of(path: Path) -> str:
         return "hierarchy"
     if "principles" in data:
         return "constitution"
-    if "name" not in data and data.keys() <= SimulationConfig.model_fields.keys():
-        return "simulation"
-    if "triggers" in data or "reviewers_per_case" in data:
+    if "triggers" in data:
+        return "policy"
+    if "name" not in data and data.keys() & SimulationConfig.model_fields.keys():
+        return "simulation"  # a policy has a name; simulation settings have none
+    if "reviewers_per_case" in data:
         return "policy"
     if {"add_principles", "remove_principles", "weights", "add_priorities"} & data.keys():
         return "overlay"
@@ -90,8 +93,9 @@ def register(app: typer.Typer) -> None:
                 description = check_file(path)
             except OversightError as exc:
                 failed += 1
-                err_console.print(f"[red]✗[/] {exc}", highlight=False)
+                err_console.print(f"[red]✗[/] {escape(str(exc))}", highlight=False)
             else:
-                err_console.print(f"[green]✓[/] {path}: {description}", highlight=False)
+                line = escape(f"{path}: {description}")
+                err_console.print(f"[green]✓[/] {line}", highlight=False)
         if failed:
             raise typer.Exit(2)

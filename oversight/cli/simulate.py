@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..errors import OversightError
 
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
                 )
             written = write_results(study, out, plots=plots)
         except OversightError as exc:
-            console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
         if as_json:
             typer.echo(json.dumps(study.to_json(), indent=2))
