@@ -1,7 +1,7 @@
 """One way to read a configuration file: YAML with line numbers, every problem at once.
 
 Every YAML file of the framework (constitutions, overlays, hierarchies, escalation policies,
-simulation settings) is read with :func:`read_config` and validated with
+simulation settings, training configs) is read with :func:`read_config` and validated with
 :meth:`ConfigDocument.validate`:
 
 - the YAML is parsed once into its data *and* its node tree, so each problem names its line;
@@ -323,10 +323,6 @@ def describe_validation_error(
 # --------------------------------------------------------------------------- YAML
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader; :func:`read_config` composes the node tree with it first."""
-
-
 def line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
     """1-based line of ``loc`` in a composed YAML tree.
 
@@ -473,7 +469,9 @@ def read_config(
         raise ConfigError(
             f"cannot read the file ({err}); it must be UTF-8 YAML", path=path
         ) from None
-    loader = _Loader(text)
+    # PyYAML's safe loader, in two steps: compose the node tree (kept for line numbers and
+    # walked for duplicate keys with their key paths), then construct the data from it.
+    loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         duplicates = _duplicate_keys(node) if node is not None else []

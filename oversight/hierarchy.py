@@ -185,7 +185,10 @@ class HierarchySpec(_Config):
         seen: set[str] = set()
         for i, agent in enumerate(self.agents):
             if agent.name in seen:
-                problems.add(("agents", i), "duplicate agent name; give each agent a unique name")
+                problems.add(
+                    ("agents", i, "name"),
+                    f"duplicate agent name {agent.name!r}; give each agent a unique name",
+                )
             seen.add(agent.name)
             if agent.role not in roles:
                 problems.add(
@@ -226,6 +229,7 @@ class HierarchySpec(_Config):
                 f"one base agent per hierarchy, found {len(bases)} ({', '.join(bases)})",
             )
         edges_known = True
+        names = [a.name for a in self.agents]
         for i, edge in enumerate(self.supervision):
             for end in ("supervisor", "subject"):
                 name = getattr(edge, end)
@@ -233,8 +237,8 @@ class HierarchySpec(_Config):
                     edges_known = False
                     problems.add(
                         ("supervision", i, end),
-                        f"unknown agent {name!r}{did_you_mean(name, seen)}; "
-                        f"agents: {', '.join(a.name for a in self.agents)}",
+                        f"unknown agent {name!r}{did_you_mean(name, names)}; "
+                        f"agents: {', '.join(names)}",
                     )
             if edge.supervisor == edge.subject:
                 edges_known = False
