@@ -458,11 +458,29 @@ def load_hierarchy(path: str | Path) -> HierarchySpec:
     resolved = resolve_config(path)
     doc = read_config(resolved, what="hierarchy", example="roles/default.yaml")
     spec = doc.validate(HierarchySpec)
-    constitution = load_constitution(
-        _beside(spec.constitution_file, resolved),
-        overlays=[_beside(o, resolved) for o in spec.overlays],
-    )
-    policy = load_policy(_beside(spec.escalation_file, resolved))
+    constitution_file = _beside(spec.constitution_file, resolved)
+    # an overlay may also be named relative to the constitution (as load_constitution does)
+    overlay_files = [
+        resolve_config(_beside(o, resolved), relative_to=constitution_file) for o in spec.overlays
+    ]
+    policy_file = _beside(spec.escalation_file, resolved)
+    missing = Problems(spec, path=resolved)
+    referenced = [
+        (("constitution",), spec.constitution_file, constitution_file),
+        *((("overlays", i), spec.overlays[i], f) for i, f in enumerate(overlay_files)),
+        (("escalation",), spec.escalation_file, policy_file),
+    ]
+    for loc, name, file in referenced:
+        if not file.is_file():
+            missing.add(
+                loc,
+                f"file {name!r} not found (looked beside this file, in the folders above it, "
+                "as given, and in the packaged data); fix the path",
+            )
+    if missing:
+        raise config_error(doc.locate(missing), path=resolved)
+    constitution = load_constitution(constitution_file, overlays=overlay_files)
+    policy = load_policy(policy_file)
     try:
         return spec.with_config(constitution, policy)
     except ConfigError as err:  # with the line of each problem, in this file or the policy's

@@ -217,6 +217,30 @@ def test_a_list_whose_items_all_fail_is_not_also_called_too_short(tmp_path: Path
     assert_lines_point_at_keys(path, info.value)
 
 
+def test_missing_files_named_by_a_hierarchy_are_reported_at_their_keys(tmp_path: Path) -> None:
+    text = HIERARCHY + "constitution: constitutions/nope.yaml\noverlays: [x.yaml]\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_hierarchy(path)
+    assert info.value.path == str(path)
+    assert [(p.line, p.key) for p in info.value.problems] == [
+        (14, "constitution"),
+        (15, "overlays[0]"),
+    ]
+    assert "file 'constitutions/nope.yaml' not found" in str(info.value)
+    # an overlay named relative to the constitution's folder is found there
+    folder = tmp_path / "mine"
+    (folder / "overlays").mkdir(parents=True)
+    (folder / "c.yaml").write_text(
+        (REPO / "constitutions" / "default.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (folder / "overlays" / "o.yaml").write_text("name: o\nweights: {harm: 2}\n")
+    text = HIERARCHY + "constitution: mine/c.yaml\noverlays: [overlays/o.yaml]\n"
+    spec = load_hierarchy(write(tmp_path, text))
+    assert spec.constitution.overlays == ("o",)
+    assert spec.constitution.principle("harm").weight == 2
+
+
 # ------------------------------------------------------------------ did you mean
 
 
