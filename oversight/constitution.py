@@ -32,7 +32,6 @@ conditional rules apply together) is rejected with :class:`~oversight.errors.Pri
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import string
@@ -40,7 +39,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeAlias
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -51,6 +49,14 @@ from pydantic import (
     model_validator,
 )
 
+from .config import (
+    ConfigDocument,
+    Problems,
+    add_lines,
+    describe_validation_error,
+    did_you_mean,
+    read_config,
+)
 from .errors import ConfigError, UnknownPrincipleError
 from .paths import resolve_config
 from .priority import check_acyclic
@@ -254,11 +260,6 @@ class ConditionalRule(_Config):
         return True
 
 
-def _close(name: str, known: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
 class Constitution(_Config):
     """A set of principles, the priority edges between them and conditional rules."""
 
@@ -285,53 +286,53 @@ class Constitution(_Config):
 
     @model_validator(mode="after")
     def _check_references(self) -> Constitution:
+        problems = Problems(self, path=self.source)
         ids = [p.id for p in self.principles]
         seen: set[str] = set()
         for index, pid in enumerate(ids):
             if pid in seen:
-                raise ConfigError(
-                    f"principles[{index}].id: duplicate principle id {pid!r}; "
-                    "give every principle a unique id",
-                    path=self.source,
+                problems.add(
+                    ("principles", index, "id"),
+                    f"duplicate principle id {pid!r}; give every principle a unique id",
                 )
             seen.add(pid)
         rule_ids: set[str] = set()
         for index, rule in enumerate(self.rules):
             if rule.id in rule_ids:
-                raise ConfigError(
-                    f"rules[{index}].id: duplicate rule id {rule.id!r}; "
-                    "give every rule a unique id",
-                    path=self.source,
+                problems.add(
+                    ("rules", index, "id"),
+                    f"duplicate rule id {rule.id!r}; give every rule a unique id",
                 )
             rule_ids.add(rule.id)
 
-        def check(edges: Sequence[tuple[str, str]], key: str) -> None:
+        def check(edges: Sequence[tuple[str, str]], loc: tuple[str | int, ...]) -> None:
             for index, (winner, loser) in enumerate(edges):
-                for pid in (winner, loser):
+                for pid in dict.fromkeys((winner, loser)):
                     if pid not in seen:
-                        raise UnknownPrincipleError(
-                            f"{key}[{index}]: edge '{winner} > {loser}' names unknown principle "
-                            f"{pid!r}{_close(pid, ids)}; define it under principles or fix the "
+                        problems.add(
+                            (*loc, index),
+                            f"edge '{winner} > {loser}' names unknown principle {pid!r}"
+                            f"{did_you_mean(pid, ids)}; define it under principles or fix the "
                             f"id (known: {', '.join(ids)})",
-                            path=self.source,
+                            UnknownPrincipleError,
                         )
                 if winner == loser:
-                    raise ConfigError(
-                        f"{key}[{index}]: edge '{winner} > {loser}' points a principle at itself; "
-                        "remove it",
-                        path=self.source,
+                    problems.add(
+                        (*loc, index),
+                        f"edge '{winner} > {loser}' points a principle at itself; remove it",
                     )
 
-        check(self.priorities, "priorities")
+        check(self.priorities, ("priorities",))
         for index, rule in enumerate(self.rules):
             if not rule.add_edges and not rule.remove_edges:
-                raise ConfigError(
-                    f"rules[{index}] ({rule.id}): the rule has neither add_edges nor "
-                    "remove_edges; give it one or delete the rule",
-                    path=self.source,
+                problems.add(
+                    ("rules", index),
+                    "the rule has neither add_edges nor remove_edges; give it one or delete "
+                    "the rule",
                 )
-            check(rule.add_edges, f"rules[{index}] ({rule.id}).add_edges")
-            check(rule.remove_edges, f"rules[{index}] ({rule.id}).remove_edges")
+            check(rule.add_edges, ("rules", index, "add_edges"))
+            check(rule.remove_edges, ("rules", index, "remove_edges"))
+        problems.raise_if_any()
         check_acyclic(self)
         return self
 
@@ -350,7 +351,7 @@ class Constitution(_Config):
             if p.id == id:
                 return p
         raise UnknownPrincipleError(
-            f"unknown principle {id!r}{_close(id, self.ids)}; this constitution defines "
+            f"unknown principle {id!r}{did_you_mean(id, self.ids)}; this constitution defines "
             f"{', '.join(self.ids)}",
             path=self.source,
         )
@@ -411,15 +412,21 @@ class Overlay(_Config):
 
 
 def apply_overlay(constitution: Constitution, overlay: Overlay) -> Constitution:
-    """A new constitution with the overlay's changes applied (the input is unchanged)."""
-    where = overlay.source or constitution.source
+    """A new constitution with the overlay's changes applied (the input is unchanged).
 
-    def unknown(pid: str, key: str, ids: Iterable[str]) -> UnknownPrincipleError:
+    Every problem of the overlay (unknown principles, edges or rules it names) is reported at
+    once, as one :class:`ConfigError` naming the overlay's file.
+    """
+    where = overlay.source or constitution.source
+    problems = Problems(overlay, path=where)
+
+    def unknown(pid: str, loc: tuple[str | int, ...], ids: Iterable[str]) -> None:
         ids = list(ids)
-        return UnknownPrincipleError(
-            f"{key}: overlay {overlay.name!r} names principle {pid!r}{_close(pid, ids)} which "
+        problems.add(
+            loc,
+            f"overlay {overlay.name!r} names principle {pid!r}{did_you_mean(pid, ids)} which "
             f"constitution {constitution.name!r} does not define (it has {', '.join(ids)})",
-            path=where,
+            UnknownPrincipleError,
         )
 
     if overlay.base is not None and overlay.base != constitution.name:
@@ -430,24 +437,25 @@ def apply_overlay(constitution: Constitution, overlay: Overlay) -> Constitution:
         )
     principles = list(constitution.principles)
     ids = [p.id for p in principles]
-    for pid in overlay.remove_principles:
+    for index, pid in enumerate(overlay.remove_principles):
         if pid not in ids:
-            raise unknown(pid, "remove_principles", ids)
+            unknown(pid, ("remove_principles", index), ids)
     removed = set(overlay.remove_principles)
     principles = [p for p in principles if p.id not in removed]
     for index, p in enumerate(overlay.add_principles):
         if p.id in {q.id for q in principles}:
-            raise ConfigError(
-                f"add_principles[{index}].id: principle {p.id!r} already exists; change it with "
-                "'weights'/'severities', or list it under remove_principles first to replace it",
-                path=where,
+            problems.add(
+                ("add_principles", index, "id"),
+                f"principle {p.id!r} already exists; change it with 'weights'/'severities', or "
+                "list it under remove_principles first to replace it",
             )
-        principles.append(p)
-    current = {p.id for p in principles}
+        else:
+            principles.append(p)
+    current = [p.id for p in principles]
     for key, changes in (("weights", overlay.weights), ("severities", overlay.severities)):
         for pid in changes:
             if pid not in current:
-                raise unknown(pid, f"{key}.{pid}", [p.id for p in principles])
+                unknown(pid, (key, pid), current)
     principles = [
         p.model_copy(
             update={
@@ -461,27 +469,45 @@ def apply_overlay(constitution: Constitution, overlay: Overlay) -> Constitution:
     def keep(edge: tuple[str, str]) -> bool:
         return edge[0] not in removed and edge[1] not in removed
 
+    def check_names(edges: Sequence[tuple[str, str]], loc: tuple[str | int, ...]) -> None:
+        for index, edge in enumerate(edges):
+            for pid in dict.fromkeys(edge):
+                if pid not in current:
+                    unknown(pid, (*loc, index), current)
+
     priorities = [e for e in constitution.priorities if keep(e)]
     for index, edge in enumerate(overlay.remove_priorities):
         if edge not in priorities:
-            raise ConfigError(
-                f"remove_priorities[{index}]: edge '{edge[0]} > {edge[1]}' is not in constitution "
-                f"{constitution.name!r}; remove this entry",
-                path=where,
+            problems.add(
+                ("remove_priorities", index),
+                f"edge '{edge[0]} > {edge[1]}' is not in constitution {constitution.name!r}; "
+                "remove this entry",
             )
-        priorities.remove(edge)
+        else:
+            priorities.remove(edge)
+    check_names(overlay.add_priorities, ("add_priorities",))
     for edge in overlay.add_priorities:
         if edge not in priorities:
             priorities.append(edge)
     rules = []
-    rule_ids = {r.id for r in constitution.rules}
+    rule_ids = [r.id for r in constitution.rules]
     for index, rid in enumerate(overlay.remove_rules):
         if rid not in rule_ids:
-            raise ConfigError(
-                f"remove_rules[{index}]: constitution {constitution.name!r} has no rule {rid!r}"
-                f"{_close(rid, rule_ids)}; remove this entry",
-                path=where,
+            problems.add(
+                ("remove_rules", index),
+                f"constitution {constitution.name!r} has no rule {rid!r}"
+                f"{did_you_mean(rid, rule_ids)}; remove this entry",
             )
+    kept_ids = [rid for rid in rule_ids if rid not in overlay.remove_rules]
+    for index, rule in enumerate(overlay.add_rules):
+        if rule.id in kept_ids:
+            problems.add(
+                ("add_rules", index, "id"),
+                f"rule {rule.id!r} already exists; list it under remove_rules first to replace it",
+            )
+        check_names(rule.add_edges, ("add_rules", index, "add_edges"))
+        check_names(rule.remove_edges, ("add_rules", index, "remove_edges"))
+    problems.raise_if_any()
     for rule in constitution.rules:
         if rule.id in overlay.remove_rules:
             continue
@@ -506,9 +532,10 @@ def apply_overlay(constitution: Constitution, overlay: Overlay) -> Constitution:
             source=where,
         )
     except ValidationError as err:  # e.g. every principle removed
+        found = describe_validation_error(err, model=Constitution)
         raise ConfigError(
             f"applying overlay {overlay.name!r} gives an invalid constitution: "
-            f"{_describe_errors(err, None)}",
+            + "; ".join(str(p) for p in found),
             path=where,
         ) from None
 
@@ -516,137 +543,10 @@ def apply_overlay(constitution: Constitution, overlay: Overlay) -> Constitution:
 # --------------------------------------------------------------------------- loading
 
 
-def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    """The parsed document and its node tree (for line numbers); ConfigError on bad YAML."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "file not found; pass a path to a YAML file (or a name under the packaged "
-            "constitutions/ folder, e.g. constitutions/default.yaml)",
-            path=path,
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(
-            f"cannot read the file ({err}); it must be UTF-8 YAML", path=path
-        ) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(
-            f"{where}malformed YAML ({problem}); fix the syntax there (indentation, a missing "
-            "colon, or an unquoted string containing ': ' or '{')",
-            path=path,
-        ) from None
-    if data is None:
-        raise ConfigError("the file is empty; it must hold a YAML mapping", path=path)
-    _check_duplicate_keys(node, path)
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"the top level must be a YAML mapping (name:, principles:, ...), "
-            f"not a {type(data).__name__}",
-            path=path,
-        )
-    return data, node
-
-
-def _check_duplicate_keys(node: yaml.Node | None, path: Path) -> None:
-    """PyYAML keeps the last of two equal keys silently; a config file should not."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key, value in current.value:
-                name = getattr(key, "value", None)
-                if isinstance(name, str) and name in seen:
-                    raise ConfigError(
-                        f"line {key.start_mark.line + 1}: duplicate key {name!r} in one mapping; "
-                        "keep only one of them",
-                        path=path,
-                    )
-                seen.add(name)
-                stack.append(value)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """1-based line of the deepest node along ``loc`` in a composed YAML tree."""
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            node = node.value[part] if 0 <= part < len(node.value) else None
-        else:
-            node = None
-    if node is not None:
-        line = node.start_mark.line + 1
-    return line
-
-
-def _loc_name(loc: Sequence[int | str], data: Any = None) -> str:
-    """``principles[2] (privacy).weight``: the key path, with the id of a listed item."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            item = data[part] if isinstance(data, list) and 0 <= part < len(data) else None
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                out += f" ({item['id']})"
-            data = item
-        else:
-            out += f".{part}" if out else str(part)
-            data = data.get(part) if isinstance(data, dict) else None
-    return out or "(top level)"
-
-
-def _describe_errors(err: ValidationError, node: yaml.Node | None, data: Any = None) -> str:
-    parts = []
-    for item in err.errors():
-        loc = [p for p in item["loc"] if isinstance(p, int | str)]
-        # pydantic adds the validator's name for annotated/function validators; drop non-keys.
-        loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
-        key = _loc_name(loc, data)
-        line = _line_of(node, loc) if node is not None else None
-        where = f"line {line}: " if line else ""
-        kind = item["type"]
-        if kind == "missing":
-            msg = f"{where}{key}: required key is missing; add it"
-        elif kind == "extra_forbidden":
-            msg = f"{where}{key}: unknown key; remove it or check its spelling"
-        else:
-            text = item["msg"].removeprefix("Value error, ")
-            text = text.replace("a valid tuple", "a list").replace("Tuple should", "List should")
-            text = text.replace("a valid dictionary", "a mapping (key: value)")
-            msg = f"{where}{key}: {text} (got {item.get('input')!r})"
-        parts.append(msg)
-    return "; ".join(parts)
-
-
-def _validate(
-    model: type[_Config], data: dict[str, Any], node: yaml.Node | None, path: Path
-) -> Any:
-    try:
-        return model.model_validate({**data, "source": str(path)})
-    except ValidationError as err:
-        raise ConfigError(_describe_errors(err, node, data), path=path) from None
-
-
 def load_overlay(path: str | Path, *, relative_to: str | Path | None = None) -> Overlay:
     """Load an overlay YAML file (ConfigError naming the file and key on any problem)."""
     resolved = resolve_config(path, relative_to=relative_to)
-    data, node = _read_yaml(resolved)
-    overlay: Overlay = _validate(Overlay, data, node, resolved)
-    return overlay
+    return _read(resolved, "overlay").validate(Overlay)
 
 
 def load_constitution(
@@ -657,12 +557,21 @@ def load_constitution(
     Overlay paths are looked up as given, next to the constitution, then in the packaged data.
     """
     resolved = resolve_config(path)
-    data, node = _read_yaml(resolved)
-    constitution: Constitution = _validate(Constitution, data, node, resolved)
+    constitution = _read(resolved, "constitution").validate(Constitution)
     for item in overlays:
         overlay = item if isinstance(item, Overlay) else load_overlay(item, relative_to=resolved)
-        constitution = apply_overlay(constitution, overlay)
+        try:
+            constitution = apply_overlay(constitution, overlay)
+        except ConfigError as err:  # the overlay's problems, with their lines in its file
+            raise add_lines(err) from None
     return constitution
+
+
+def _read(path: Path, what: str) -> ConfigDocument:
+    return read_config(path, what=what, example=f"constitutions/{_EXAMPLES[what]}")
+
+
+_EXAMPLES = {"constitution": "default.yaml", "overlay": "overlays/eu-gdpr.yaml"}
 
 
 # --------------------------------------------------------------------------- Anthropic's CAI

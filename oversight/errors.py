@@ -25,11 +25,15 @@ catches everything the framework raises on purpose::
                                     ``pip install`` that fixes it
 
 Messages are written for the person at the keyboard: they say which file, key or line is wrong,
-what was expected, and how to fix it.
+what was expected, and how to fix it. A :class:`ConfigError` carries every problem found in one
+file (``err.problems``, each a :class:`ConfigProblem` with its key path and line), so a user fixes
+them in one pass instead of one run per mistake.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -37,14 +41,50 @@ class OversightError(Exception):
     """Base class of every error the framework raises on purpose."""
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration file: where it is and what to do about it."""
+
+    key: str
+    """The key path as a user reads it (``agents[2] (judge).model``); empty for the whole file."""
+    message: str
+    """What is wrong, what was expected, and the fix."""
+    line: int | None = None
+    """1-based line in the file, when the file was read from YAML."""
+    loc: tuple[str | int, ...] = ()
+    """The key path as keys and list indices (``("agents", 2, "model")``), to find the line."""
+    error: type[ConfigError] | None = None
+    """The most specific error class for this problem (``UnknownRoleError``, ...)."""
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.key}: {self.message}" if self.key else f"{where}{self.message}"
+
+
+def _render(problems: Sequence[ConfigProblem]) -> str:
+    if len(problems) == 1:
+        return str(problems[0])
+    return f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
+
+
 class ConfigError(OversightError):
     """A configuration file (constitution, hierarchy, escalation policy) is invalid.
 
-    ``path`` is the file when one is known; ``str(err)`` always names it.
+    ``path`` is the file when one is known; ``str(err)`` always names it. ``problems`` lists
+    every problem found in the file (empty when the error was raised with a plain message).
     """
 
-    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        path: str | Path | None = None,
+        problems: Sequence[ConfigProblem] = (),
+    ) -> None:
         self.path = str(path) if path is not None else None
+        self.problems = tuple(problems)
+        if message is None:
+            message = _render(self.problems)
         self.detail = message
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
@@ -137,6 +177,7 @@ __all__ = [
     "BusError",
     "CaseNotFound",
     "ConfigError",
+    "ConfigProblem",
     "EscalationError",
     "InputError",
     "JournalError",

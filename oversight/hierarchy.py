@@ -27,21 +27,22 @@ reached when the policy can escalate.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from .errors import ConfigError, UnknownModelError, UnknownPrincipleError, UnknownRoleError
-from .escalation.policy import (
-    EscalationPolicy,
+from .config import (
+    Problems,
+    add_lines,
+    config_error,
     describe_validation_error,
-    load_policy,
-    read_yaml_mapping,
+    did_you_mean,
+    read_config,
 )
+from .errors import ConfigError, UnknownModelError, UnknownPrincipleError, UnknownRoleError
+from .escalation.policy import EscalationPolicy, load_policy
 from .paths import resolve_config
 
 if TYPE_CHECKING:
@@ -61,11 +62,6 @@ def known_roles() -> list[str]:
     except ImportError:  # the agents package is optional for reading specs
         return sorted(names)
     return sorted(names | set(role_names()))
-
-
-def _close(name: str, known: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, list(known), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 class _Config(BaseModel):
@@ -175,76 +171,90 @@ class HierarchySpec(_Config):
     def _check_structure(self) -> HierarchySpec:
         from .backends import backend_names
 
-        path = self.source
+        problems = Problems(self, path=self.source)
         roles = known_roles()
         backends = backend_names()
         for mname, model in self.models.items():
             if model.backend not in backends:
-                raise UnknownModelError(
-                    f"models.{mname}.backend: unknown backend {model.backend!r}"
-                    f"{_close(model.backend, backends)}; known backends: {', '.join(backends)}",
-                    path=path,
+                problems.add(
+                    ("models", mname, "backend"),
+                    f"unknown backend {model.backend!r}{did_you_mean(model.backend, backends)}; "
+                    f"known backends: {', '.join(backends)}",
+                    UnknownModelError,
                 )
         seen: set[str] = set()
         for i, agent in enumerate(self.agents):
-            key = f"agents[{i}] ({agent.name})"
             if agent.name in seen:
-                raise ConfigError(f"{key}: duplicate agent name; give each agent a unique name",
-                                  path=path)  # fmt: skip
+                problems.add(
+                    ("agents", i, "name"),
+                    f"duplicate agent name {agent.name!r}; give each agent a unique name",
+                )
             seen.add(agent.name)
             if agent.role not in roles:
-                raise UnknownRoleError(
-                    f"{key}.role: unknown role {agent.role!r}{_close(agent.role, roles)}; "
+                problems.add(
+                    ("agents", i, "role"),
+                    f"unknown role {agent.role!r}{did_you_mean(agent.role, roles)}; "
                     f"known roles: {', '.join(roles)}",
-                    path=path,
+                    UnknownRoleError,
                 )
             if agent.model is None and agent.role != "human":
-                raise UnknownModelError(
-                    f"{key}.model: a {agent.role} agent needs a model; add `model: <name>` "
-                    f"naming one of models ({', '.join(self.models) or 'none defined'})",
-                    path=path,
+                problems.add(
+                    ("agents", i, "model"),
+                    f"a {agent.role} agent needs a model; add `model: <name>` naming one of "
+                    f"models ({', '.join(self.models) or 'none defined'})",
+                    UnknownModelError,
                 )
             if agent.model is not None and agent.model not in self.models:
-                raise UnknownModelError(
-                    f"{key}.model: unknown model {agent.model!r}"
-                    f"{_close(agent.model, self.models)}; define it under `models:` "
-                    f"(defined: {', '.join(self.models) or 'none'})",
-                    path=path,
+                problems.add(
+                    ("agents", i, "model"),
+                    f"unknown model {agent.model!r}{did_you_mean(agent.model, self.models)}; "
+                    f"define it under `models:` (defined: {', '.join(self.models) or 'none'})",
+                    UnknownModelError,
                 )
             if agent.role == "critic" and not agent.principles:
-                raise ConfigError(
-                    f"{key}.principles: a critic must check at least one principle; "
-                    "add e.g. `principles: [harm]`",
-                    path=path,
+                problems.add(
+                    ("agents", i, "principles"),
+                    "a critic must check at least one principle; add e.g. `principles: [harm]`",
                 )
         bases = [a.name for a in self.agents if a.role == "base"]
         if not bases:
-            raise ConfigError(
-                "agents: no agent has role 'base'; add one, e.g. "
-                "`- {name: base, role: base, model: <model>}`",
-                path=path,
+            problems.add(
+                ("agents",),
+                "no agent has role 'base'; add one, e.g. `- {name: base, role: base, model: "
+                "<model>}`",
             )
         if len(bases) > 1:
-            raise ConfigError(
-                f"agents: one base agent per hierarchy, found {len(bases)} ({', '.join(bases)})",
-                path=path,
+            problems.add(
+                ("agents",),
+                f"one base agent per hierarchy, found {len(bases)} ({', '.join(bases)})",
             )
+        edges_known = True
+        names = [a.name for a in self.agents]
         for i, edge in enumerate(self.supervision):
-            key = f"supervision[{i}]"
             for end in ("supervisor", "subject"):
                 name = getattr(edge, end)
                 if name not in seen:
-                    raise ConfigError(
-                        f"{key}.{end}: unknown agent {name!r}{_close(name, seen)}; "
-                        f"agents: {', '.join(a.name for a in self.agents)}",
-                        path=path,
+                    edges_known = False
+                    problems.add(
+                        ("supervision", i, end),
+                        f"unknown agent {name!r}{did_you_mean(name, names)}; "
+                        f"agents: {', '.join(names)}",
                     )
             if edge.supervisor == edge.subject:
-                raise ConfigError(
-                    f"{key}: agent {edge.supervisor!r} supervises itself; an agent cannot "
-                    "review its own output, pick a different supervisor",
-                    path=path,
+                edges_known = False
+                problems.add(
+                    ("supervision", i),
+                    f"agent {edge.supervisor!r} supervises itself; an agent cannot review its "
+                    "own output, pick a different supervisor",
                 )
+        if edges_known and len(bases) == 1:
+            self._check_graph(bases[0], problems)
+        problems.raise_if_any()
+        return self
+
+    def _check_graph(self, base: str, problems: Problems) -> None:
+        """Whole-graph checks, once every edge names known agents: no cycle, the base at the
+        bottom, every reviewing agent connected to the base."""
         graph = self.supervision_graph()
         try:
             cycle = nx.find_cycle(graph)
@@ -253,43 +263,45 @@ class HierarchySpec(_Config):
         if cycle:
             names = [u for u, _v, *_ in cycle]
             loop = " -> ".join([*names, names[0]])
-            raise ConfigError(
-                f"supervision: cycle {loop} (an edge a -> b means a reviews b); a hierarchy "
-                "must be acyclic, remove or reverse one of these edges",
-                path=path,
+            problems.add(
+                ("supervision",),
+                f"cycle {loop} (an edge a -> b means a reviews b); a hierarchy must be acyclic, "
+                "remove or reverse one of these edges",
             )
-        base = bases[0]
+            return
         below = nx.descendants(graph, base)  # agents the base supervises: makes no sense
         if below:
-            raise ConfigError(
-                f"supervision: the base agent {base!r} supervises {', '.join(sorted(below))}; "
-                "the base is the bottom of the hierarchy, make it a subject only",
-                path=path,
+            problems.add(
+                ("supervision",),
+                f"the base agent {base!r} supervises {', '.join(sorted(below))}; the base is "
+                "the bottom of the hierarchy, make it a subject only",
             )
         above = nx.ancestors(graph, base)
-        for agent in self.agents:
+        for i, agent in enumerate(self.agents):
             if agent.role in ("critic", "safety", "judge") and agent.name not in above:
-                raise ConfigError(
-                    f"agents ({agent.name}): the {agent.role} is not connected to the base "
-                    f"{base!r} through supervision edges, so it would never run; add e.g. "
+                problems.add(
+                    ("agents", i),
+                    f"the {agent.role} is not connected to the base {base!r} through "
+                    "supervision edges, so it would never run; add e.g. "
                     f"`- {{supervisor: {agent.name}, subject: {base}, mode: every}}`",
-                    path=path,
                 )
-        return self
 
     def check_against(self, constitution: Constitution, policy: EscalationPolicy) -> None:
-        """Check the cross-file references: principles exist, a person is reachable."""
+        """Check the cross-file references: principles exist, a person is reachable.
+
+        The hierarchy's own problems are raised together first (naming the hierarchy file),
+        then the policy's (naming the policy file)."""
+        problems = Problems(self, path=self.source)
         ids = constitution.ids
         for i, agent in enumerate(self.agents):
-            for pid in agent.principles:
+            for j, pid in enumerate(agent.principles):
                 if pid not in ids:
-                    raise UnknownPrincipleError(
-                        f"agents[{i}] ({agent.name}).principles: unknown principle {pid!r}"
-                        f"{_close(pid, ids)}; constitution {constitution.name!r} defines "
-                        f"{', '.join(ids)}",
-                        path=self.source,
+                    problems.add(
+                        ("agents", i, "principles", j),
+                        f"unknown principle {pid!r}{did_you_mean(pid, ids)}; constitution "
+                        f"{constitution.name!r} defines {', '.join(ids)}",
+                        UnknownPrincipleError,
                     )
-        policy.check_principles(ids)
         if policy.can_escalate:
             graph = self.supervision_graph()
             base = self.base.name
@@ -302,12 +314,14 @@ class HierarchySpec(_Config):
                     else "add `- {name: people, role: human}` and an edge "
                     "`- {supervisor: people, subject: <judge>, mode: on-flag}`"
                 )
-                raise ConfigError(
-                    f"supervision: policy {policy.name!r} can escalate cases but no human agent "
-                    f"supervises the base {base!r}, directly or through other agents; {fix} "
-                    "(or use a policy whose triggers are all off)",
-                    path=self.source,
+                problems.add(
+                    ("supervision",),
+                    f"policy {policy.name!r} can escalate cases but no human agent supervises "
+                    f"the base {base!r}, directly or through other agents; {fix} (or use a "
+                    "policy whose triggers are all off)",
                 )
+        problems.raise_if_any()
+        policy.check_principles(ids)
 
     # ------------------------------------------------------------------ loaded parts
 
@@ -355,7 +369,7 @@ class HierarchySpec(_Config):
                 return agent
         names = [a.name for a in self.agents]
         raise ConfigError(
-            f"no agent named {name!r}{_close(name, names)}; agents: {', '.join(names)}",
+            f"no agent named {name!r}{did_you_mean(name, names)}; agents: {', '.join(names)}",
             path=self.source,
         )
 
@@ -418,13 +432,18 @@ class HierarchySpec(_Config):
 
 
 def parse_hierarchy(data: dict[str, Any], *, path: str | Path | None = None) -> HierarchySpec:
-    """Validate a hierarchy mapping (the YAML's content) without loading other files."""
+    """Validate a hierarchy mapping (the YAML's content) without loading other files.
+
+    Every problem is reported at once (one :class:`ConfigError`); use :func:`load_hierarchy`
+    for a file, whose errors also give line numbers.
+    """
     try:
         return HierarchySpec.model_validate(
             {**data, "source": str(path) if path is not None else None}
         )
     except ValidationError as err:
-        raise ConfigError(describe_validation_error(err), path=path) from None
+        found = describe_validation_error(err, model=HierarchySpec, data=data)
+        raise config_error(found, path=path) from None
 
 
 def load_hierarchy(path: str | Path) -> HierarchySpec:
@@ -437,14 +456,35 @@ def load_hierarchy(path: str | Path) -> HierarchySpec:
     from .constitution import load_constitution
 
     resolved = resolve_config(path)
-    data = read_yaml_mapping(resolved, "hierarchy")
-    spec = parse_hierarchy(data, path=resolved)
-    constitution = load_constitution(
-        _beside(spec.constitution_file, resolved),
-        overlays=[_beside(o, resolved) for o in spec.overlays],
-    )
-    policy = load_policy(_beside(spec.escalation_file, resolved))
-    return spec.with_config(constitution, policy)
+    doc = read_config(resolved, what="hierarchy", example="roles/default.yaml")
+    spec = doc.validate(HierarchySpec)
+    constitution_file = _beside(spec.constitution_file, resolved)
+    # an overlay may also be named relative to the constitution (as load_constitution does)
+    overlay_files = [
+        resolve_config(_beside(o, resolved), relative_to=constitution_file) for o in spec.overlays
+    ]
+    policy_file = _beside(spec.escalation_file, resolved)
+    missing = Problems(spec, path=resolved)
+    referenced = [
+        (("constitution",), spec.constitution_file, constitution_file),
+        *((("overlays", i), spec.overlays[i], f) for i, f in enumerate(overlay_files)),
+        (("escalation",), spec.escalation_file, policy_file),
+    ]
+    for loc, name, file in referenced:
+        if not file.is_file():
+            missing.add(
+                loc,
+                f"file {name!r} not found (looked beside this file, in the folders above it, "
+                "as given, and in the packaged data); fix the path",
+            )
+    if missing:
+        raise config_error(doc.locate(missing), path=resolved)
+    constitution = load_constitution(constitution_file, overlays=overlay_files)
+    policy = load_policy(policy_file)
+    try:
+        return spec.with_config(constitution, policy)
+    except ConfigError as err:  # with the line of each problem, in this file or the policy's
+        raise doc.add_lines(err) if err.path == str(resolved) else add_lines(err) from None
 
 
 def _beside(name: str, hierarchy_file: Path) -> Path:

@@ -299,7 +299,11 @@ def test_load_cai_principles_bad_input(tmp_path: Path) -> None:
 
 def test_duplicate_yaml_key_names_line(tmp_path: Path) -> None:
     path = write(tmp_path, doc("a") + "    weight: 1\n    weight: 2\n")
-    with pytest.raises(ConfigError, match=r"line 11: duplicate key 'weight'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"line 11: principles\[0\] \(a\)\.weight: duplicate key 'weight' "
+        r"\(first defined at line 10\)",
+    ):
         load_constitution(path)
 
 

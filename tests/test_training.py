@@ -174,11 +174,17 @@ def test_settings_from_yaml_with_overrides(tmp_path: Path) -> None:
     assert s.learning_rate == 0.001 and s.batch_size == 3
     assert s.lora == LoraSettings(r=4, target_modules=("q_proj",))
     assert load_settings(DPOSettings, None, lora=True).lora == LoraSettings()
-    cfg.write_text("learnin_rate: 1\n")
-    with pytest.raises(ConfigError, match=r"cfg.yaml: unknown key\(s\) learnin_rate; valid keys"):
+    cfg.write_text("batch_size: 2\nlearnin_rate: 1\nlora: {rank: 4}\nbatch_size: 3\n")
+    with pytest.raises(ConfigError) as info:
         load_settings(SFTSettings, cfg)
+    assert [str(p).split(";")[0] for p in info.value.problems] == [
+        "line 2: learnin_rate: unknown key (did you mean 'learning_rate'?)",
+        "line 3: lora.rank: unknown key",
+        "line 4: batch_size: duplicate key 'batch_size' (first defined at line 1)",
+    ]
+    assert "valid keys: " in str(info.value) and str(cfg) in str(info.value)
     cfg.write_text("- a\n")
-    with pytest.raises(ConfigError, match="expected a mapping"):
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
         load_settings(SFTSettings, cfg)
 
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import OversightError
 
@@ -28,7 +29,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except OversightError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
         raise typer.Exit(2) from None
 
 

@@ -1,4 +1,5 @@
-"""``oversight check PATH...``: validate constitutions, overlays, hierarchies and policies."""
+"""``oversight check PATH...``: validate constitutions, overlays, hierarchies, policies and
+simulation settings; every problem of a file is listed with its line, key and fix."""
 
 from __future__ import annotations
 
@@ -6,33 +7,34 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
+from rich.markup import escape
 
 from ..errors import ConfigError, OversightError
 from ._common import err_console
 
 
 def kind_of(path: Path) -> str:
-    """Guess what a YAML file is from its top-level keys."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the file: {exc}", path=path) from None
-    except yaml.YAMLError:
-        return "constitution"  # the constitution loader reports the line of the syntax error
-    if not isinstance(data, dict):
-        raise ConfigError("expected a YAML mapping at the top level", path=path)
+    """Guess what a YAML file is from its top-level keys (ConfigError for unreadable YAML)."""
+    from ..config import read_config
+    from ..simulate.config import SimulationConfig
+
+    data = read_config(path, what="config").data
     if "agents" in data:
         return "hierarchy"
     if "principles" in data:
         return "constitution"
-    if "triggers" in data or "reviewers_per_case" in data:
+    if "triggers" in data:
+        return "policy"
+    if "name" not in data and data.keys() & SimulationConfig.model_fields.keys():
+        return "simulation"  # a policy has a name; simulation settings have none
+    if "reviewers_per_case" in data:
         return "policy"
     if {"add_principles", "remove_principles", "weights", "add_priorities"} & data.keys():
         return "overlay"
     raise ConfigError(
         "not a constitution (principles:), overlay (add_principles:/weights:/...), hierarchy "
-        "(agents:) or escalation policy (triggers:)",
+        "(agents:), escalation policy (triggers:) or simulation settings (episodes:, "
+        "case_mix:, ...)",
         path=path,
     )
 
@@ -43,6 +45,7 @@ def check_file(path: Path) -> str:
     from ..escalation.policy import load_policy
     from ..hierarchy import load_hierarchy
     from ..priority import PriorityGraph
+    from ..simulate.config import load_simulation_config
 
     kind = kind_of(path)
     if kind == "hierarchy":
@@ -64,6 +67,12 @@ def check_file(path: Path) -> str:
     if kind == "overlay":
         overlay = load_overlay(path)
         return f"overlay {overlay.name!r}"
+    if kind == "simulation":
+        config = load_simulation_config(path)
+        return (
+            f"simulation settings: {config.episodes} episodes per configuration, "
+            f"{len(config.case_mix)} case categories"
+        )
     policy = load_policy(path)
     return f"escalation policy {policy.name!r}"
 
@@ -73,18 +82,20 @@ def register(app: typer.Typer) -> None:
     def check(
         paths: Annotated[list[Path], typer.Argument(help="YAML files to validate.")],
     ) -> None:
-        """Validate constitutions, overlays, hierarchies and escalation policies.
+        """Validate constitutions, overlays, hierarchies, escalation policies and simulation
+        settings.
 
-        Exit status 0 when every file is valid, 2 otherwise (each error names the file, the
-        key or line, and the fix)."""
+        Exit status 0 when every file is valid, 2 otherwise. Every problem of a file is listed
+        (not only the first), each with the file, its line, the key and the fix."""
         failed = 0
         for path in paths:
             try:
                 description = check_file(path)
             except OversightError as exc:
                 failed += 1
-                err_console.print(f"[red]✗[/] {exc}", highlight=False)
+                err_console.print(f"[red]✗[/] {escape(str(exc))}", highlight=False)
             else:
-                err_console.print(f"[green]✓[/] {path}: {description}", highlight=False)
+                line = escape(f"{path}: {description}")
+                err_console.print(f"[green]✓[/] {line}", highlight=False)
         if failed:
             raise typer.Exit(2)

@@ -7,26 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from ..errors import OversightError
-
-
-def _load_settings(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    import yaml
-
-    from ..errors import ConfigError
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError("simulation settings file not found", path=path) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML ({exc})", path=path) from None
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping of simulation settings", path=path)
-    return data
 
 
 def register(app: typer.Typer) -> None:
@@ -71,16 +54,16 @@ def register(app: typer.Typer) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         from ..simulate import load_calibration, parse_sweep, run_study, write_results
-        from ..simulate.config import sweep_grid, validate_config
+        from ..simulate.config import load_simulation_config, sweep_grid
 
         console = Console(stderr=True)
         try:
-            data = _load_settings(settings)
-            data.update(episodes=episodes, seed=seed, chunk_size=chunk_size, workers=workers)
+            overrides: dict[str, Any] = dict(
+                episodes=episodes, seed=seed, chunk_size=chunk_size, workers=workers
+            )
             if calibration is not None:
-                measured = load_calibration(calibration)
-                data["model_options"] = {**data.get("model_options", {}), **measured}
-            config = validate_config(data, path=settings)
+                overrides["model_options"] = load_calibration(calibration)
+            config = load_simulation_config(settings, **overrides)
             sweeps = [parse_sweep(s) for s in sweep or []]
             grid = sweep_grid(sweeps)
             points = len(grid)
@@ -100,7 +83,7 @@ def register(app: typer.Typer) -> None:
                 )
             written = write_results(study, out, plots=plots)
         except OversightError as exc:
-            console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
         if as_json:
             typer.echo(json.dumps(study.to_json(), indent=2))

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, get_args
+from typing import get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import ConfigError, UnknownPrincipleError
+from ..config import Problems, did_you_mean, read_config
+from ..errors import UnknownPrincipleError
 from ..messages import TriggerName
 from ..paths import resolve_config
 
@@ -123,59 +123,16 @@ class EscalationPolicy(_Config):
     def check_principles(self, principle_ids: Iterable[str]) -> None:
         """Raise UnknownPrincipleError when a severity threshold names an unknown principle."""
         ids = list(principle_ids)
+        problems = Problems(self, path=self.source)
         for pid in self.triggers.severity:
             if pid not in ids:
-                raise UnknownPrincipleError(
-                    f"triggers.severity.{pid}: unknown principle {pid!r}; the constitution "
+                problems.add(
+                    ("triggers", "severity", pid),
+                    f"unknown principle {pid!r}{did_you_mean(pid, ids)}; the constitution "
                     f"defines {', '.join(ids)}. Fix the id or remove the threshold",
-                    path=self.source,
+                    UnknownPrincipleError,
                 )
-
-
-def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    """Read a YAML file that must hold a mapping (ConfigError naming the file otherwise)."""
-    if not path.is_file():
-        raise ConfigError(
-            f"{what} file not found; pass an existing file or a packaged name such as "
-            f"'{what_dir(what)}/default.yaml'",
-            path=path,
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read the {what} file: {err}", path=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"invalid YAML{where}: {err}", path=path) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"a {what} file must be a YAML mapping (key: value lines), got {type(data).__name__}",
-            path=path,
-        )
-    return data
-
-
-def what_dir(what: str) -> str:
-    return {"hierarchy": "roles", "escalation policy": "escalation"}.get(what, what)
-
-
-def describe_validation_error(err: ValidationError) -> str:
-    """One line per problem: ``key.path: message (got value)``."""
-    lines = []
-    for item in err.errors():
-        loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown key; remove it or check its spelling"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        got = item.get("input")
-        shown = "" if item["type"] in ("missing", "extra_forbidden") else f" (got {got!r})"
-        lines.append(f"{loc}: {message}{shown}")
-    return "; ".join(lines)
+        problems.raise_if_any()
 
 
 def load_policy(path: str | Path, *, relative_to: str | Path | None = None) -> EscalationPolicy:
@@ -186,11 +143,8 @@ def load_policy(path: str | Path, *, relative_to: str | Path | None = None) -> E
     and the key (a probability outside [0, 1], an unknown key, a missing name).
     """
     resolved = resolve_config(path, relative_to=relative_to)
-    data = read_yaml_mapping(resolved, "escalation policy")
-    try:
-        return EscalationPolicy.model_validate({**data, "source": str(resolved)})
-    except ValidationError as err:
-        raise ConfigError(describe_validation_error(err), path=resolved) from None
+    doc = read_config(resolved, what="escalation policy", example="escalation/default.yaml")
+    return doc.validate(EscalationPolicy)
 
 
 __all__ = [

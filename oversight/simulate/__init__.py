@@ -10,6 +10,7 @@ from .behaviour import AgentBehaviour as AgentBehaviour
 from .behaviour import principle_kind as principle_kind
 from .config import SimulationConfig as SimulationConfig
 from .config import load_calibration as load_calibration
+from .config import load_simulation_config as load_simulation_config
 from .config import parse_sweep as parse_sweep
 from .config import sweep_parameter_names as sweep_parameter_names
 from .metrics import wilson as wilson
@@ -22,6 +23,7 @@ __all__ = [
     "SimulationConfig",
     "StudyResult",
     "load_calibration",
+    "load_simulation_config",
     "parse_sweep",
     "principle_kind",
     "run_study",

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..config import config_error, describe_validation_error, read_config
 from ..errors import ConfigError
 
 
@@ -205,15 +206,28 @@ def apply_parameter(config: SimulationConfig, name: str, value: float) -> Simula
 
 
 def validate_config(data: Mapping[str, Any], *, path: str | Path | None = None) -> SimulationConfig:
-    """Build a :class:`SimulationConfig`, turning pydantic errors into a :class:`ConfigError`."""
+    """Build a :class:`SimulationConfig`, every problem in one :class:`ConfigError` (each key
+    named, with "did you mean" for a misspelt one)."""
     try:
         return SimulationConfig.model_validate(dict(data))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid simulation settings: {problems}", path=path) from None
+        found = describe_validation_error(exc, model=SimulationConfig, data=data)
+        raise config_error(found, path=path) from None
+
+
+def load_simulation_config(path: str | Path | None = None, **overrides: Any) -> SimulationConfig:
+    """Simulation settings from a YAML file (``--settings``), then ``overrides`` on top.
+
+    An empty or absent file means the defaults. ``model_options`` in ``overrides`` are merged
+    over the file's per model. Every problem of the file is reported at once, with its line.
+    """
+    if path is None:
+        return validate_config(overrides)
+    doc = read_config(path, what="simulation settings", allow_empty=True)
+    data = {**doc.data, **overrides}
+    if "model_options" in overrides and isinstance(doc.data.get("model_options"), dict):
+        data["model_options"] = {**doc.data["model_options"], **overrides["model_options"]}
+    return doc.validate(SimulationConfig, data)
 
 
 def sweep_grid(sweeps: Sequence[tuple[str, list[float]]]) -> list[dict[str, float]]:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
+from ..config import Problems, config_error, did_you_mean, read_config
 from ..errors import ConfigError
 
 
@@ -221,40 +220,33 @@ S = TypeVar("S", SFTSettings, DPOSettings)
 def load_settings(cls: type[S], path: str | Path | None = None, **overrides: Any) -> S:
     """Settings from a YAML mapping (keys are the field names), then ``overrides`` (non-None).
 
-    Unknown keys raise :class:`ConfigError` naming the file and the valid keys.
+    The file is read through the config base (:mod:`oversight.config`): every problem (unknown
+    keys, with "did you mean"; keys given twice) is reported at once in one
+    :class:`ConfigError` naming the file and each problem's line.
     """
     data: dict[str, Any] = {}
+    doc = None
     if path is not None:
-        p = Path(path)
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read the training config: {exc}", path=p) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", path=p) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError("expected a mapping of setting names to values", path=p)
-        data.update(loaded)
+        doc = read_config(path, what="training config", allow_empty=True)
+        data.update(doc.data)
     data.update({k: v for k, v in overrides.items() if v is not None})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}",
-            path=path,
-        )
+    problems = Problems(data, path=path)
+    if doc is not None:
+        problems.extend(doc.problems)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            problems.add((key,), _unknown_key(key, names))
     lora = data.get("lora")
     if isinstance(lora, dict):
-        lora_names = {f.name for f in dataclasses.fields(LoraSettings)}
-        bad = sorted(set(lora) - lora_names)
-        if bad:
-            raise ConfigError(
-                f"unknown key(s) under lora: {', '.join(bad)}; "
-                f"valid: {', '.join(sorted(lora_names))}",
-                path=path,
-            )
+        lora_names = [f.name for f in dataclasses.fields(LoraSettings)]
+        for key in lora:
+            if key not in lora_names:
+                problems.add(("lora", key), _unknown_key(key, lora_names))
+    if problems:
+        found = list(problems)
+        raise config_error(doc.locate(found) if doc is not None else found, path=path)
+    if isinstance(lora, dict):
         if "target_modules" in lora:
             lora = {**lora, "target_modules": tuple(lora["target_modules"])}
         data["lora"] = LoraSettings(**lora)
@@ -266,6 +258,10 @@ def load_settings(cls: type[S], path: str | Path | None = None, **overrides: Any
         return cls(**data)
     except TypeError as exc:
         raise ConfigError(f"invalid training settings: {exc}", path=path) from None
+
+
+def _unknown_key(key: str, names: list[str]) -> str:
+    return f"unknown key{did_you_mean(key, names)}; valid keys: {', '.join(sorted(names))}"
 
 
 def settings_help(cls: type[Any]) -> dict[str, str]:
