@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -114,6 +115,7 @@ def main() -> None:
                 "harmful_targets_distinct_2": feedback["targets"]["harmful_targets_distinct_2"],
                 "agents": feedback["agents"],
             }
+            print(json.dumps({name: result["variants"][name]}), file=sys.stderr, flush=True)  # type: ignore[index]
     result["load_end"] = os.getloadavg()
     text = json.dumps(result, indent=2)
     print(text)

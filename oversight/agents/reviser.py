@@ -142,9 +142,10 @@ def _swap_person(text: str) -> str:
     )
 
 
-def decline_sentence(request: str, category: Any) -> str:
-    """Decline in the request's own words: "I can't help you <what was asked>." (first sentence
-    of the request, at most 14 words, pronouns turned to the user's side)."""
+def asked_decline(request: str) -> str | None:
+    """Decline in the request's own words, "I can't help you <what was asked>." (first sentence
+    of the request, at most 14 words, pronouns turned to the user's side); None when the ask
+    cannot be read off the request."""
     first = re.split(r"(?<=[.!?])\s|\n", request.strip(), maxsplit=1)[0].rstrip(" .!?:;")
     words = lambda t: " ".join(t.split()[:14]).rstrip(" ,;:")  # noqa: E731
     how = _ASK_HOW.search(first)
@@ -154,7 +155,14 @@ def decline_sentence(request: str, category: Any) -> str:
     if ask and ask.group(2).strip():
         verb = ask.group(1).lower().replace(" me", " you")
         return f"I can't {verb} {_swap_person(words(ask.group(2)))}."
-    return f"I can't help with this: I won't provide {category.decline.rstrip('.')}."
+    return None
+
+
+def decline_sentence(request: str, category: Any) -> str:
+    """:func:`asked_decline`, or "I won't provide <what the category declines>"."""
+    return asked_decline(request) or (
+        f"I can't help with this: I won't provide {category.decline.rstrip('.')}."
+    )
 
 
 @register_role("reviser")
@@ -296,8 +304,10 @@ class ReviserAgent(Agent):
         ctx: EpisodeContext, candidate_id: str, principles: list[str], round_: int, new_id: str
     ) -> Revision | None:
         """The fallback when the model's revisions still violate a principle: a guided decline
-        in the request's own words plus the request category's redirect (``guided``), or, when
-        no category applies, the principle's refusal sentence (``template``)."""
+        in the request's own words plus the request category's redirect (``guided``); with no
+        category, the request's own words plus the redirect sentences of the principle's refusal
+        template (``guided``); when the ask cannot be read off the request, the principle's
+        refusal template as written (``template``)."""
         category = detect_category(ctx.request, ctx.constitution.categories)
         if category is not None and set(category.principles) & set(principles):
             text = f"{decline_sentence(ctx.last_request, category)} {category.redirect.strip()}"
@@ -311,13 +321,26 @@ class ReviserAgent(Agent):
             )
         for pid in principles:
             template = getattr(ctx.constitution.principle(pid), "refusal_template", None)
-            if template:
+            if not template:
+                continue
+            # The ask in the request's own words, then the template's redirect sentences.
+            ask = asked_decline(ctx.last_request)
+            redirect = " ".join(re.split(r"(?<=[.!?])\s+", template.strip())[1:])
+            if ask and redirect:
                 return Revision(
                     candidate_id=new_id,
                     revises=candidate_id,
                     round=round_,
-                    text=template.strip(),
+                    text=f"{ask} {redirect}",
                     principle_ids=(pid,),
-                    source="template",
+                    source="guided",
                 )
+            return Revision(
+                candidate_id=new_id,
+                revises=candidate_id,
+                round=round_,
+                text=template.strip(),
+                principle_ids=(pid,),
+                source="template",
+            )
         return None
