@@ -13,7 +13,7 @@ The JSON of an envelope is the journal format; ``oversight schema`` prints its J
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -42,8 +42,8 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 def new_id() -> str:
-    """A fresh message / episode id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh message / episode id (32 hex characters: 128 random bits)."""
+    return os.urandom(16).hex()
 
 
 class _Message(BaseModel):

@@ -236,7 +236,8 @@ class Runtime:
 
                 async with anyio.create_task_group() as tg:
                     for agent in self.agents.values():
-                        await tg.start(AgentService(agent, bus, live).serve)
+                        service = AgentService(agent, bus, live, workers=self.concurrency)
+                        await tg.start(service.serve)
                     with receive:
                         for _ in range(workers):
                             tg.start_soon(worker, receive.clone())

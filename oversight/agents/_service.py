@@ -6,7 +6,8 @@ An :class:`AgentService` subscribes, for every capability its agent has
 messages itself** (sender: the agent, topic ``episode.<kind>``, parents: the request's
 parents, so the journal and every interceptor see them) and answers with a
 :class:`~oversight.messages.Reply` carrying them as delivered, or the agent's failure. Requests
-are served concurrently, so model calls of many episodes meet in the backend and batch.
+are served concurrently (``workers`` tasks per capability share its subscription), so model
+calls of many episodes meet in the backend and batch.
 
 The coordinator side is :func:`ask`: publish a request, wait for its reply, return the
 envelopes (or raise :class:`~oversight.errors.AgentError` when the agent failed).
@@ -41,7 +42,7 @@ from ..messages import (
 from ._capabilities import capabilities_of
 
 if TYPE_CHECKING:
-    from ..bus import Bus
+    from ..bus import Bus, Subscription
     from ._base import Agent, EpisodeContext
 
 
@@ -123,10 +124,15 @@ async def _call(agent: Any, capability: Capability, ctx: EpisodeContext, ask: An
 class AgentService:
     """Serves one agent's capabilities on a bus (start it with ``await tg.start(svc.serve)``)."""
 
-    def __init__(self, agent: Agent, bus: Bus, episodes: LiveEpisodes) -> None:
+    def __init__(
+        self, agent: Agent, bus: Bus, episodes: LiveEpisodes, *, workers: int = 64
+    ) -> None:
         self.agent = agent
         self.bus = bus
         self.episodes = episodes
+        self.workers = max(1, workers)
+        """Requests served at once per capability: the run's episode concurrency is enough
+        (an episode waits for one request per agent and capability at a time)."""
         self.capabilities: tuple[Capability, ...] = capabilities_of(agent)
         """What the agent answers (may be empty: e.g. people, whose work arrives by queue)."""
 
@@ -145,9 +151,15 @@ class AgentService:
             self.bus.subscribe(topic, name=topic) as requests,
             anyio.create_task_group() as tg,
         ):
+            for _ in range(self.workers):
+                tg.start_soon(self._work, capability, requests)
             task_status.started()
-            async for request in requests:
-                tg.start_soon(self._answer, capability, request)
+
+    async def _work(self, capability: Capability, requests: Subscription) -> None:
+        """One of the capability's workers: they share the subscription's stream (each
+        request goes to one of them)."""
+        async for request in requests:
+            await self._answer(capability, request)
 
     async def _answer(self, capability: Capability, request: Envelope) -> None:
         ctx = self.episodes.get(request.episode)
