@@ -145,6 +145,7 @@ class Runtime:
             settings=self.settings,
         )
         prompt_env = await coordinator.publish(ctx, prompt, ())
+        assert prompt_env is not None, "an interceptor dropped the prompt"
         outcome = EpisodeOutcome(prompt.prompt_id, ep, "failed", labels=dict(prompt.labels))
         live.open(ctx)
         failure: Failure | None = None
