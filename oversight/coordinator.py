@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio
 
-from .agents import EpisodeContext, ReviserAgent, ask, capabilities_of
+from .agents import EpisodeContext, ReviserAgent, ask, ask_assessors, capabilities_of
 from .bus import Bus
 from .consensus import (
     ACTION_ESCALATE,
@@ -42,7 +42,6 @@ from .consensus import (
 from .errors import AgentError, ConfigError
 from .escalation.episode import case_from_episode, escalation_reason
 from .messages import (
-    AssessRequest,
     AuditRequest,
     Capability,
     Conflict,
@@ -299,29 +298,23 @@ class Coordinator:
         """First-level findings in parallel, then audits level by level."""
         ctx, findings = state.ctx, state.findings
         candidate_env = state.envs[candidate].id
-        results: list[tuple[str, list[Envelope]]] = []
-
-        async def assess_one(agent: str) -> None:
-            request = AssessRequest(candidate_id=candidate)
-            envs = await ask(
-                self.bus, ctx, agent, "assess", request, (candidate_env,), timeout=self.timeout
-            )
-            results.append((agent, envs))
-
         # Phase 1: every / sampled assessors; phase 2: on-flag assessors, when phase 1 flagged.
         flagged_any = False
         for on_flag in (False, True):
             if on_flag and not flagged_any:
                 break
-            results.clear()
-            async with anyio.create_task_group() as tg:
-                for edge in self.cast.assessors:
-                    is_on_flag = getattr(edge, "mode", "every") == "on-flag"
-                    if is_on_flag == on_flag and (
-                        on_flag or _selected(ctx, edge, False, candidate)
-                    ):
-                        tg.start_soon(assess_one, edge.supervisor)
-            results.sort(key=lambda item: item[0])  # record in a fixed order
+            asked = [
+                edge.supervisor
+                for edge in self.cast.assessors
+                if (getattr(edge, "mode", "every") == "on-flag") == on_flag
+                and (on_flag or _selected(ctx, edge, False, candidate))
+            ]
+            asked = list(dict.fromkeys(asked))  # each assessor answers once
+            if not asked:
+                continue
+            results = await ask_assessors(  # one request, a reply per assessor, sorted
+                self.bus, ctx, asked, candidate, (candidate_env,), timeout=self.timeout
+            )
             for agent, envs in results:
                 ctx.published.extend(envs)
                 for env in envs:

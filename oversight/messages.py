@@ -311,11 +311,14 @@ class DraftRequest(_Message):
 
 
 class AssessRequest(_Message):
-    """Asks an assessor (critic, safety, ...) for its findings about one candidate."""
+    """Asks assessors (critics, safety, ...) for their findings about one candidate: one
+    request to all of them, each answers with its own reply."""
 
     kind: Literal["assess_request"] = "assess_request"
     candidate_id: str
     """The candidate to assess."""
+    agents: tuple[str, ...] = Field(min_length=1)
+    """The assessors asked (the others that see the request ignore it)."""
 
 
 class AuditRequest(_Message):

@@ -47,8 +47,11 @@ if TYPE_CHECKING:
 
 
 def request_topic(agent: str, capability: Capability) -> str:
-    """The topic an agent's service listens on for one capability."""
-    return f"agent.{agent}.{capability}"
+    """The topic an agent's service listens on for one capability: its own
+    (``agent.<name>.<capability>``), except for ``assess``, whose requests go to every
+    assessor of a candidate at once (``agents.assess``, addressed by
+    :attr:`~oversight.messages.AssessRequest.agents`)."""
+    return "agents.assess" if capability == "assess" else f"agent.{agent}.{capability}"
 
 
 class LiveEpisodes:
@@ -162,6 +165,9 @@ class AgentService:
             await self._answer(capability, request)
 
     async def _answer(self, capability: Capability, request: Envelope) -> None:
+        asked = request.payload
+        if isinstance(asked, AssessRequest) and self.agent.name not in asked.agents:
+            return  # an assess request for other assessors
         ctx = self.episodes.get(request.episode)
         if ctx is None:
             return  # the episode ended (e.g. timed out): nobody waits for this any more
@@ -232,7 +238,11 @@ async def ask(
         topic=request_topic(agent, capability),
         parents=tuple(parents),
     )
-    reply = (await bus.request(request, timeout=timeout)).payload
+    return _messages(await bus.request(request, timeout=timeout), agent, capability)
+
+
+def _messages(reply_env: Envelope, agent: str, capability: Capability) -> list[Envelope]:
+    reply = reply_env.payload
     assert isinstance(reply, Reply), f"{agent} answered {capability} with {reply.kind}"
     if reply.failure is not None:
         raise AgentError(
@@ -243,4 +253,28 @@ async def ask(
     return list(reply.messages)
 
 
-__all__ = ["AgentService", "LiveEpisodes", "ask", "request_topic"]
+async def ask_assessors(
+    bus: Bus,
+    ctx: EpisodeContext,
+    agents: Sequence[str],
+    candidate_id: str,
+    parents: Sequence[str],
+    *,
+    timeout: float,  # noqa: ASYNC109
+) -> list[tuple[str, list[Envelope]]]:
+    """Ask several assessors at once (one request, one reply each); ``(agent, envelopes)``
+    sorted by agent name. :class:`~oversight.errors.AgentError` when one of them failed."""
+    request = envelope(
+        AssessRequest(candidate_id=candidate_id, agents=tuple(agents)),
+        run=ctx.run,
+        episode=ctx.episode,
+        sender="runtime",
+        topic=request_topic("", "assess"),
+        parents=tuple(parents),
+    )
+    replies = await bus.request_all(request, count=len(agents), timeout=timeout)
+    answers = [(r.sender, _messages(r, r.sender, "assess")) for r in replies]
+    return sorted(answers, key=lambda item: item[0])
+
+
+__all__ = ["AgentService", "LiveEpisodes", "ask", "ask_assessors", "request_topic"]
