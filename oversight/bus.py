@@ -542,7 +542,8 @@ class Bus:
         for parent in env.parents:
             waiter = self._pending.get(parent)
             if waiter is not None:
-                # The first reply wins; later ones still reach the topic's subscribers.
+                # The first replies win (as many as the requester waits for); later ones still
+                # reach the topic's subscribers.
                 with suppress(
                     anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError
                 ):
@@ -556,9 +557,25 @@ class Bus:
         Raises :class:`RequestTimeout` when no reply is published within ``timeout`` seconds,
         :class:`BusError` when an interceptor drops the request or the bus closes first.
         """
-        send, receive = anyio.create_memory_object_stream[Envelope](1)
+        (reply,) = await self.request_all(envelope, count=1, timeout=timeout)
+        return reply
+
+    async def request_all(
+        self,
+        envelope: Envelope,
+        *,
+        count: int,
+        timeout: float,  # noqa: ASYNC109 (required, as in request)
+    ) -> list[Envelope]:
+        """Publish ``envelope`` (e.g. addressed to several responders) and wait for the first
+        ``count`` envelopes whose ``parents`` include its id; they are returned in the order
+        they were published. Errors as :meth:`request`."""
+        if count < 1:
+            raise BusError(f"request_all needs count >= 1, got {count}")
+        send, receive = anyio.create_memory_object_stream[Envelope](count)
         ids = {envelope.id}
         self._pending[envelope.id] = send
+        replies: list[Envelope] = []
         try:
             with anyio.fail_after(timeout):
                 delivered = await self.publish(envelope)
@@ -570,18 +587,21 @@ class Bus:
                 if delivered.id not in ids:
                     ids.add(delivered.id)
                     self._pending[delivered.id] = send
-                try:
-                    return await receive.receive()
-                except anyio.EndOfStream:
-                    raise BusError(
-                        f"bus {self.name!r} closed before request {envelope.id} on "
-                        f"{envelope.topic!r} got a reply"
-                    ) from None
+                while len(replies) < count:
+                    try:
+                        replies.append(await receive.receive())
+                    except anyio.EndOfStream:
+                        raise BusError(
+                            f"bus {self.name!r} closed before request {envelope.id} on "
+                            f"{envelope.topic!r} got {count} replies ({len(replies)} came)"
+                        ) from None
+                return replies
         except TimeoutError:
             raise RequestTimeout(
                 f"no reply to {envelope.payload.kind!r} request {envelope.id} on "
-                f"{envelope.topic!r} within {timeout} s; is a responder subscribed to that "
-                "topic (Bus.serve) and replying with the request id in parents?"
+                f"{envelope.topic!r} within {timeout} s ({len(replies)} of {count} came); is "
+                "a responder subscribed to that topic (Bus.serve) and replying with the "
+                "request id in parents?"
             ) from None
         finally:
             for key in ids:

@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio
 
-from .agents import EpisodeContext, ReviserAgent, ask, capabilities_of
+from .agents import EpisodeContext, ReviserAgent, ask, ask_assessors, capabilities_of
 from .bus import Bus
 from .consensus import (
     ACTION_ESCALATE,
@@ -42,14 +42,15 @@ from .consensus import (
 from .errors import AgentError, ConfigError
 from .escalation.episode import case_from_episode, escalation_reason
 from .messages import (
-    AssessRequest,
     AuditRequest,
     Capability,
     Conflict,
     Consensus,
+    Draft,
     DraftRequest,
     Envelope,
     Escalation,
+    Judgment,
     RankRequest,
     Resolution,
     ReviseRequest,
@@ -158,8 +159,11 @@ class Coordinator:
         self.timeout = timeout
         self.severity = {p.id: float(p.severity) for p in graph.constitution.principles}
 
-    async def publish(self, ctx: EpisodeContext, payload: Any, parents: Sequence[str]) -> Envelope:
-        """Publish one of the coordinator's own messages (sender ``runtime``)."""
+    async def publish(
+        self, ctx: EpisodeContext, payload: Any, parents: Sequence[str]
+    ) -> Envelope | None:
+        """Publish one of the coordinator's own messages (sender ``runtime``); the envelope as
+        delivered, None when an interceptor dropped it."""
         env = await self.bus.publish(
             envelope(
                 payload,
@@ -172,7 +176,7 @@ class Coordinator:
         )
         if env is not None:
             ctx.published.append(env)
-        return env  # type: ignore[return-value]
+        return env
 
     async def _ask(
         self,
@@ -194,7 +198,9 @@ class Coordinator:
         drafts = await self._ask(ctx, self.cast.base, "draft", DraftRequest(), (prompt_env.id,))
         if not drafts:
             raise AgentError("the draft was dropped by an interceptor", error_type="BlockedDraft")
-        ctx.candidates["c0"] = drafts[0].payload.text  # type: ignore[union-attr]
+        draft = drafts[0].payload
+        assert isinstance(draft, Draft), f"{self.cast.base} drafted a {draft.kind}"
+        ctx.candidates["c0"] = draft.text
         state.envs["c0"], state.sources["c0"] = drafts[0], "draft"
         ctx.stage = "assess"
         await self._assess(state, "c0")
@@ -218,7 +224,8 @@ class Coordinator:
                 judgment_env = replies[0] if replies else None
                 if judgment_env is not None:
                     judgment = judgment_env.payload
-                    judge_scores, judge_conf = dict(judgment.scores), judgment.confidence  # type: ignore[union-attr]
+                    assert isinstance(judgment, Judgment), f"{judge} ranked with {judgment.kind}"
+                    judge_scores, judge_conf = dict(judgment.scores), judgment.confidence
             batch = state.findings.batch(
                 order,
                 judge_scores=judge_scores,
@@ -244,15 +251,16 @@ class Coordinator:
             ctx.stage = "assess"
             for rev_env in revisions:
                 await self._add_candidate(state, rev_env)
+            added = len(revisions)
             if rounds == max_rounds:
                 fallback = ReviserAgent.template_revision(
                     ctx, chosen, violated, rounds, f"c{first + len(revisions)}"
                 )
-                texts = {e.payload.text for e in revisions}  # type: ignore[union-attr]
+                texts = {getattr(e.payload, "text", None) for e in revisions}
                 if fallback is not None and fallback.text not in texts:
-                    revisions.append(fallback)  # type: ignore[arg-type]
+                    added += 1
                     await self._add_candidate(state, fallback, reviser)
-            if not revisions:  # nothing new to assess: decide with no rounds left
+            if not added:  # nothing new to assess: decide with no rounds left
                 max_rounds = rounds
         ctx.stage = "finish"
         return await self._finish(state, decision, batch, order, judgment_env, rounds, outcome)
@@ -290,27 +298,23 @@ class Coordinator:
         """First-level findings in parallel, then audits level by level."""
         ctx, findings = state.ctx, state.findings
         candidate_env = state.envs[candidate].id
-        results: list[tuple[str, list[Envelope]]] = []
-
-        async def assess_one(agent: str) -> None:
-            request = AssessRequest(candidate_id=candidate)
-            results.append((agent, await ask(self.bus, ctx, agent, "assess", request,
-                                             (candidate_env,), timeout=self.timeout)))  # fmt: skip
-
         # Phase 1: every / sampled assessors; phase 2: on-flag assessors, when phase 1 flagged.
         flagged_any = False
         for on_flag in (False, True):
             if on_flag and not flagged_any:
                 break
-            results.clear()
-            async with anyio.create_task_group() as tg:
-                for edge in self.cast.assessors:
-                    is_on_flag = getattr(edge, "mode", "every") == "on-flag"
-                    if is_on_flag == on_flag and (
-                        on_flag or _selected(ctx, edge, False, candidate)
-                    ):
-                        tg.start_soon(assess_one, edge.supervisor)
-            results.sort(key=lambda item: item[0])  # record in a fixed order
+            asked = [
+                edge.supervisor
+                for edge in self.cast.assessors
+                if (getattr(edge, "mode", "every") == "on-flag") == on_flag
+                and (on_flag or _selected(ctx, edge, False, candidate))
+            ]
+            asked = list(dict.fromkeys(asked))  # each assessor answers once
+            if not asked:
+                continue
+            results = await ask_assessors(  # one request, a reply per assessor, sorted
+                self.bus, ctx, asked, candidate, (candidate_env,), timeout=self.timeout
+            )
             for agent, envs in results:
                 ctx.published.extend(envs)
                 for env in envs:

@@ -13,7 +13,9 @@ The JSON of an envelope is the journal format; ``oversight schema`` prints its J
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -47,9 +49,25 @@ Capability: TypeAlias = Literal["draft", "assess", "audit", "rank", "revise"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+_ids: Iterator[str] = iter(())
+
+
+def _reset_ids() -> None:
+    """A random 64-bit prefix for this process (drawn again in a forked child)."""
+    global _ids
+    prefix = os.urandom(8).hex()
+    _ids = (f"{prefix}{n:016x}" for n in itertools.count())
+
+
+_reset_ids()
+os.register_at_fork(after_in_child=_reset_ids)
+
+
 def new_id() -> str:
-    """A fresh message / episode id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh message / episode id: 32 hex characters, a random 64-bit prefix drawn once per
+    process (again after a fork) followed by a 64-bit counter. Unique across processes and
+    machines without a system call per message."""
+    return next(_ids)
 
 
 class _Message(BaseModel):
@@ -321,11 +339,14 @@ class DraftRequest(_Message):
 
 
 class AssessRequest(_Message):
-    """Asks an assessor (critic, safety, ...) for its findings about one candidate."""
+    """Asks assessors (critics, safety, ...) for their findings about one candidate: one
+    request to all of them, each answers with its own reply."""
 
     kind: Literal["assess_request"] = "assess_request"
     candidate_id: str
     """The candidate to assess."""
+    agents: tuple[str, ...] = Field(min_length=1)
+    """The assessors asked (the others that see the request ignore it)."""
 
 
 class AuditRequest(_Message):

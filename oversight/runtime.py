@@ -145,6 +145,7 @@ class Runtime:
             settings=self.settings,
         )
         prompt_env = await coordinator.publish(ctx, prompt, ())
+        assert prompt_env is not None, "an interceptor dropped the prompt"
         outcome = EpisodeOutcome(prompt.prompt_id, ep, "failed", labels=dict(prompt.labels))
         live.open(ctx)
         failure: Failure | None = None
@@ -236,7 +237,8 @@ class Runtime:
 
                 async with anyio.create_task_group() as tg:
                     for agent in self.agents.values():
-                        await tg.start(AgentService(agent, bus, live).serve)
+                        service = AgentService(agent, bus, live, workers=self.concurrency)
+                        await tg.start(service.serve)
                     with receive:
                         for _ in range(workers):
                             tg.start_soon(worker, receive.clone())

@@ -122,8 +122,16 @@ def test_a_role_registered_in_a_test_file_runs_in_a_hierarchy(tmp_path: Path) ->
     assert {e.payload.kind for e in mine} == {"critique"}
     assert all(e.visibility == "internal" for e in mine)
     # it was reached through the bus: a request on its topic, answered by a reply
-    requests = [e for e in recorder.seen if e.topic == "agent.bread-critic.assess"]
-    replies = {e.parents[0]: e for e in recorder.seen if e.payload.kind == "reply"}
+    requests = [
+        e
+        for e in recorder.seen
+        if e.topic == "agents.assess" and "bread-critic" in e.payload.agents
+    ]
+    replies = {
+        e.parents[0]: e
+        for e in recorder.seen
+        if e.payload.kind == "reply" and e.sender == "bread-critic"
+    }
     assert requests and all(r.id in replies for r in requests)
     assert sum(len(replies[r.id].payload.messages) for r in requests) == len(mine)
 
@@ -133,8 +141,19 @@ def test_every_agent_is_reached_through_requests_and_replies(tmp_path: Path) -> 
     kinds = {e.payload.kind for e in recorder.seen}
     assert {"draft_request", "assess_request", "revise_request", "rank_request", "reply"} <= kinds
     asked = {e.topic for e in recorder.seen if e.payload.kind in TRANSPORT_KINDS - {"reply"}}
-    assert {"agent.base.draft", "agent.harm-critic.assess", "agent.safety.assess",
-            "agent.reviser.revise", "agent.judge.rank"} <= asked  # fmt: skip
+    assert {"agent.base.draft", "agents.assess", "agent.reviser.revise",
+            "agent.judge.rank"} <= asked  # fmt: skip
+    # one assess request per candidate reaches every assessor; each answers once
+    assess = [e for e in recorder.seen if e.payload.kind == "assess_request"]
+    answered = [e for e in recorder.seen if e.payload.kind == "reply"
+                and e.payload.capability == "assess"]  # fmt: skip
+    assert {a for e in assess for a in e.payload.agents} == {
+        "harm-critic",
+        "quality-critic",
+        "safety",
+        "bread-critic",
+    }
+    assert len(answered) == sum(len(e.payload.agents) for e in assess)
     # each agent message is answered once, as its agent published it
     published = {e.id: e for e in recorder.seen if e.payload.kind not in TRANSPORT_KINDS}
     for reply in (e for e in recorder.seen if e.payload.kind == "reply"):

@@ -19,6 +19,7 @@ from ._capabilities import capabilities_of as capabilities_of
 from ._service import AgentService as AgentService
 from ._service import LiveEpisodes as LiveEpisodes
 from ._service import ask as ask
+from ._service import ask_assessors as ask_assessors
 from ._service import request_topic as request_topic
 from .base import BaseAgent as BaseAgent
 from .critic import CriticAgent as CriticAgent
@@ -46,6 +47,7 @@ __all__ = [
     "Revises",
     "SafetyAgent",
     "ask",
+    "ask_assessors",
     "capabilities_of",
     "create_agent",
     "register_role",

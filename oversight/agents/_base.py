@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import UnknownRoleError
@@ -41,7 +42,7 @@ class EpisodeContext:
     def messages(self) -> list[dict[str, str]]:
         return [turn.model_dump() for turn in self.prompt.messages]
 
-    @property
+    @cached_property
     def request(self) -> str:
         """The user's side of the conversation (every user turn: multi-turn attacks hide in
         earlier turns)."""

@@ -6,7 +6,8 @@ An :class:`AgentService` subscribes, for every capability its agent has
 messages itself** (sender: the agent, topic ``episode.<kind>``, parents: the request's
 parents, so the journal and every interceptor see them) and answers with a
 :class:`~oversight.messages.Reply` carrying them as delivered, or the agent's failure. Requests
-are served concurrently, so model calls of many episodes meet in the backend and batch.
+are served concurrently (``workers`` tasks per capability share its subscription), so model
+calls of many episodes meet in the backend and batch.
 
 The coordinator side is :func:`ask`: publish a request, wait for its reply, return the
 envelopes (or raise :class:`~oversight.errors.AgentError` when the agent failed).
@@ -41,13 +42,16 @@ from ..messages import (
 from ._capabilities import capabilities_of
 
 if TYPE_CHECKING:
-    from ..bus import Bus
+    from ..bus import Bus, Subscription
     from ._base import Agent, EpisodeContext
 
 
 def request_topic(agent: str, capability: Capability) -> str:
-    """The topic an agent's service listens on for one capability."""
-    return f"agent.{agent}.{capability}"
+    """The topic an agent's service listens on for one capability: its own
+    (``agent.<name>.<capability>``), except for ``assess``, whose requests go to every
+    assessor of a candidate at once (``agents.assess``, addressed by
+    :attr:`~oversight.messages.AssessRequest.agents`)."""
+    return "agents.assess" if capability == "assess" else f"agent.{agent}.{capability}"
 
 
 class LiveEpisodes:
@@ -123,10 +127,15 @@ async def _call(agent: Any, capability: Capability, ctx: EpisodeContext, ask: An
 class AgentService:
     """Serves one agent's capabilities on a bus (start it with ``await tg.start(svc.serve)``)."""
 
-    def __init__(self, agent: Agent, bus: Bus, episodes: LiveEpisodes) -> None:
+    def __init__(
+        self, agent: Agent, bus: Bus, episodes: LiveEpisodes, *, workers: int = 64
+    ) -> None:
         self.agent = agent
         self.bus = bus
         self.episodes = episodes
+        self.workers = max(1, workers)
+        """Requests served at once per capability: the run's episode concurrency is enough
+        (an episode waits for one request per agent and capability at a time)."""
         self.capabilities: tuple[Capability, ...] = capabilities_of(agent)
         """What the agent answers (may be empty: e.g. people, whose work arrives by queue)."""
 
@@ -145,11 +154,20 @@ class AgentService:
             self.bus.subscribe(topic, name=topic) as requests,
             anyio.create_task_group() as tg,
         ):
+            for _ in range(self.workers):
+                tg.start_soon(self._work, capability, requests)
             task_status.started()
-            async for request in requests:
-                tg.start_soon(self._answer, capability, request)
+
+    async def _work(self, capability: Capability, requests: Subscription) -> None:
+        """One of the capability's workers: they share the subscription's stream (each
+        request goes to one of them)."""
+        async for request in requests:
+            await self._answer(capability, request)
 
     async def _answer(self, capability: Capability, request: Envelope) -> None:
+        asked = request.payload
+        if isinstance(asked, AssessRequest) and self.agent.name not in asked.agents:
+            return  # an assess request for other assessors
         ctx = self.episodes.get(request.episode)
         if ctx is None:
             return  # the episode ended (e.g. timed out): nobody waits for this any more
@@ -220,7 +238,11 @@ async def ask(
         topic=request_topic(agent, capability),
         parents=tuple(parents),
     )
-    reply = (await bus.request(request, timeout=timeout)).payload
+    return _messages(await bus.request(request, timeout=timeout), agent, capability)
+
+
+def _messages(reply_env: Envelope, agent: str, capability: Capability) -> list[Envelope]:
+    reply = reply_env.payload
     assert isinstance(reply, Reply), f"{agent} answered {capability} with {reply.kind}"
     if reply.failure is not None:
         raise AgentError(
@@ -231,4 +253,28 @@ async def ask(
     return list(reply.messages)
 
 
-__all__ = ["AgentService", "LiveEpisodes", "ask", "request_topic"]
+async def ask_assessors(
+    bus: Bus,
+    ctx: EpisodeContext,
+    agents: Sequence[str],
+    candidate_id: str,
+    parents: Sequence[str],
+    *,
+    timeout: float,  # noqa: ASYNC109
+) -> list[tuple[str, list[Envelope]]]:
+    """Ask several assessors at once (one request, one reply each); ``(agent, envelopes)``
+    sorted by agent name. :class:`~oversight.errors.AgentError` when one of them failed."""
+    request = envelope(
+        AssessRequest(candidate_id=candidate_id, agents=tuple(agents)),
+        run=ctx.run,
+        episode=ctx.episode,
+        sender="runtime",
+        topic=request_topic("", "assess"),
+        parents=tuple(parents),
+    )
+    replies = await bus.request_all(request, count=len(agents), timeout=timeout)
+    answers = [(r.sender, _messages(r, r.sender, "assess")) for r in replies]
+    return sorted(answers, key=lambda item: item[0])
+
+
+__all__ = ["AgentService", "LiveEpisodes", "ask", "ask_assessors", "request_topic"]
