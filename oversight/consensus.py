@@ -160,49 +160,59 @@ def _combine_kernel(
     disagreement: np.ndarray,
 ) -> None:  # pragma: no cover - compiled (tests run it through combine_reports)
     """:func:`combine_reports` on ``[E, R, X]`` reports, writing ``[E, X]`` findings."""
-    n_e, n_r, n_x = verdict.shape
-    zero = np.float32(0.0)
+    n_e, _, n_x = verdict.shape
     for e in range(n_e):
         for x in range(n_x):
-            top = np.int32(-2147483648)
-            for r in range(n_r):
-                lv = level[r] if verdict[e, r, x] != VERDICT_NONE else np.int32(-1)
-                if lv > top:
-                    top = lv
-            any_v = any_u = any_s = seen_v = seen_s = False
-            for r in range(n_r):
-                vr = verdict[e, r, x]
-                seen_v |= vr == VERDICT_VIOLATED
-                seen_s |= vr == VERDICT_SATISFIED
-                if vr != VERDICT_NONE and level[r] == top:
-                    any_v |= vr == VERDICT_VIOLATED
-                    any_u |= vr == VERDICT_UNCERTAIN
-                    any_s |= vr == VERDICT_SATISFIED
-            if any_v:
-                out = VERDICT_VIOLATED
-            elif any_u:
-                out = VERDICT_UNCERTAIN
-            elif any_s:
-                out = VERDICT_SATISFIED
-            else:
-                out = VERDICT_NONE
-            total = zero
-            n_agree = 0
-            worst = zero
-            for r in range(n_r):
-                vr = verdict[e, r, x]
-                deciding = vr != VERDICT_NONE and level[r] == top
-                if deciding and vr == out:
-                    total += confidence[e, r, x]  # float32, in reporter order (numpy's order)
-                    n_agree += 1
-                s = severity[e, r, x] if deciding and vr == VERDICT_VIOLATED else zero
-                if r == 0 or s > worst:
-                    worst = s
-            final[e, x] = out
-            # the mean as numpy computed it: float32 sum / int64 count in float64, then float32
-            conf[e, x] = np.float32(np.float64(total) / n_agree) if n_agree > 0 else zero
-            sev[e, x] = worst if out == VERDICT_VIOLATED else zero
-            disagreement[e, x] = seen_v and seen_s
+            final[e, x], sev[e, x], conf[e, x], disagreement[e, x] = combine_cell(
+                verdict[e, :, x], severity[e, :, x], confidence[e, :, x], level
+            )
+
+
+@_jit
+def combine_cell(
+    verdict: np.ndarray, severity: np.ndarray, confidence: np.ndarray, level: np.ndarray
+) -> tuple[int, np.float32, np.float32, bool]:  # pragma: no cover - compiled
+    """:func:`combine_reports` of one cell from its ``R`` reports (compiled; callable from other
+    compiled code, such as the simulator's assessment kernel)."""
+    n_r = len(verdict)
+    zero = np.float32(0.0)
+    top = np.int32(-2147483648)
+    for r in range(n_r):
+        lv = level[r] if verdict[r] != VERDICT_NONE else np.int32(-1)
+        if lv > top:
+            top = lv
+    any_v = any_u = any_s = seen_v = seen_s = False
+    for r in range(n_r):
+        vr = verdict[r]
+        seen_v |= vr == VERDICT_VIOLATED
+        seen_s |= vr == VERDICT_SATISFIED
+        if vr != VERDICT_NONE and level[r] == top:
+            any_v |= vr == VERDICT_VIOLATED
+            any_u |= vr == VERDICT_UNCERTAIN
+            any_s |= vr == VERDICT_SATISFIED
+    if any_v:
+        out = VERDICT_VIOLATED
+    elif any_u:
+        out = VERDICT_UNCERTAIN
+    elif any_s:
+        out = VERDICT_SATISFIED
+    else:
+        out = VERDICT_NONE
+    total = zero
+    n_agree = 0
+    worst = zero
+    for r in range(n_r):
+        vr = verdict[r]
+        deciding = vr != VERDICT_NONE and level[r] == top
+        if deciding and vr == out:
+            total += confidence[r]  # float32, in reporter order (numpy's order)
+            n_agree += 1
+        s = severity[r] if deciding and vr == VERDICT_VIOLATED else zero
+        if r == 0 or s > worst:
+            worst = s
+    # the mean as numpy computed it: float32 sum / int64 count in float64, then float32
+    mean = np.float32(np.float64(total) / n_agree) if n_agree > 0 else zero
+    return out, (worst if out == VERDICT_VIOLATED else zero), mean, seen_v and seen_s
 
 
 @dataclass
@@ -335,8 +345,18 @@ class CompiledCore:
         return self.principle_ids.index(principle_id)
 
 
-def decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
+def decide(
+    batch: FindingsBatch,
+    core: CompiledCore,
+    *,
+    rows: np.ndarray | None = None,
+    candidates: int | None = None,
+) -> Decisions:
     """Decide every episode of the batch: consensus, revise or escalate, and why.
+
+    ``rows`` (episode indices) and ``candidates`` decide only those episodes over their first
+    ``candidates`` candidates: the same decisions as for the sliced batch, without copying it
+    (the simulator decides the episodes still open this way).
 
     The rules are the module docstring's, applied per episode in one compiled pass
     (:func:`_decide_kernel`): violation sets as bit masks, the priority graph as one bit mask
@@ -344,7 +364,11 @@ def decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
     compare in float32, as the documented float32 inputs did under numpy's casting rules.
     """
     verdict = np.ascontiguousarray(batch.verdict, dtype=np.int8)
-    n_episodes, n_candidates, _ = verdict.shape
+    n_all, n_candidates, _ = verdict.shape
+    if candidates is not None:
+        n_candidates = min(int(candidates), n_candidates)
+    index = np.arange(n_all) if rows is None else np.asarray(rows, dtype=np.intp)
+    n_episodes = len(index)
     action = np.empty(n_episodes, dtype=np.int8)
     chosen = np.empty(n_episodes, dtype=np.int16)
     strategy = np.empty(n_episodes, dtype=np.int8)
@@ -372,6 +396,8 @@ def decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
         f32(core.audit_rate),
         f32(core.weighted_margin),
         f32(core.review_confidence),
+        index,
+        n_candidates,
         action,
         chosen,
         strategy,
@@ -501,6 +527,8 @@ def _decide_kernel(
     audit_rate: np.float32,
     weighted_margin: np.float32,
     review_confidence: np.float32,
+    rows: np.ndarray,
+    n_c: int,
     action: np.ndarray,
     chosen: np.ndarray,
     strategy: np.ndarray,
@@ -509,7 +537,7 @@ def _decide_kernel(
     conflict: np.ndarray,
 ) -> None:  # pragma: no cover - compiled (tests run it through decide)
     """:func:`decide`, one episode at a time (see the module docstring for the rules)."""
-    n_e, n_c, n_p = verdict.shape
+    n_p = verdict.shape[2]
     n_w = dom_bits.shape[2]
     one = np.uint64(1)
     viol = np.zeros((n_c, n_w), dtype=np.uint64)
@@ -520,7 +548,8 @@ def _decide_kernel(
     pick = np.zeros(n_c, dtype=np.float32)
     neg_inf = np.float32(-np.inf)
     big = np.float32(_F32_MAX)
-    for e in range(n_e):
+    for i in range(len(rows)):
+        e = rows[i]
         k = context[e]
         any_acceptable = False
         has_judge = False
@@ -534,14 +563,14 @@ def _decide_kernel(
                         terms[p] = weights[p] * severity[e, c, p] * confidence[e, c, p]
                     else:
                         terms[p] = 0.0
-                cost[e, c] = _pairwise_sum(terms, n_p)
+                cost[i, c] = _pairwise_sum(terms, n_p)
                 clean = True
                 for w in range(n_w):
                     clean &= viol[c, w] == 0
                 acceptable[c] = clean
                 any_acceptable |= clean
             else:
-                cost[e, c] = np.inf
+                cost[i, c] = np.inf
                 acceptable[c] = False
             s = judge_score[e, c]
             has_judge |= valid[e, c] and not np.isnan(s)
@@ -560,7 +589,7 @@ def _decide_kernel(
         pick_acceptable = _first_max(pick) if n_c else 0
         cheapest = 0
         for c in range(1, n_c):
-            if cost[e, c] < cost[e, cheapest]:
+            if cost[i, c] < cost[i, cheapest]:
                 cheapest = c
 
         # 3a. priority ordering between candidates' exclusive violation sets; a winner beats
@@ -605,7 +634,7 @@ def _decide_kernel(
 
         # 3b. weighted scoring with a margin, against the cheapest candidate that violates a
         # different set of principles (candidates with the same set are ties, not rivals).
-        best_cost = cost[e, cheapest] if n_c else np.float32(np.inf)
+        best_cost = cost[i, cheapest] if n_c else np.float32(np.inf)
         runner_up = np.float32(np.inf)
         for c in range(n_c):
             if c == cheapest or not valid[e, c]:
@@ -616,8 +645,8 @@ def _decide_kernel(
                     same &= viol[c, w] == viol[cheapest, w]
                 if same:
                     continue
-            if cost[e, c] < runner_up:
-                runner_up = cost[e, c]
+            if cost[i, c] < runner_up:
+                runner_up = cost[i, c]
         weighted_ok = np.isfinite(runner_up) and (
             np.float32(runner_up - best_cost) >= weighted_margin
         )
@@ -642,7 +671,7 @@ def _decide_kernel(
                 chosen_e = judge_pick
             else:
                 strategy_e = STRATEGY_HUMAN
-        conflict[e] = conflict_stage and distinct_sets
+        conflict[i] = conflict_stage and distinct_sets
 
         # 4. escalation triggers on the chosen candidate.
         bits = 0
@@ -662,15 +691,15 @@ def _decide_kernel(
         if finishing and bits == 0 and audit_draw[e] < audit_rate:
             bits |= TRIGGER_AUDIT
         if not finishing:
-            action[e] = ACTION_REVISE
+            action[i] = ACTION_REVISE
             bits = 0
         elif bits != 0:
-            action[e] = ACTION_ESCALATE
+            action[i] = ACTION_ESCALATE
         else:
-            action[e] = ACTION_CONSENSUS
-        chosen[e] = chosen_e
-        strategy[e] = strategy_e
-        triggers[e] = bits
+            action[i] = ACTION_CONSENSUS
+        chosen[i] = chosen_e
+        strategy[i] = strategy_e
+        triggers[i] = bits
 
 
 __all__ = [

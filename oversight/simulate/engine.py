@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..consensus import (
+    _jit,
+    combine_cell,
+)
+from ..consensus import (
     ACTION_ESCALATE,
     ACTION_REVISE,
     STRATEGY_NAMES,
@@ -28,7 +32,6 @@ from ..consensus import (
     VERDICT_SATISFIED,
     VERDICT_VIOLATED,
     FindingsBatch,
-    combine_reports,
     decide,
     verdict_from_probability,
 )
@@ -94,76 +97,78 @@ def assess_candidate(
     truth: np.ndarray,
     z_case: np.ndarray,
     z_model: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every reporter's findings on one candidate of ``S`` episodes, merged.
+    rows: np.ndarray,
+    candidate: int,
+    batch: FindingsBatch,
+    calls: np.ndarray,
+) -> None:
+    """Every reporter's findings on candidate ``candidate`` of the episodes ``rows``, merged
+    with :func:`oversight.consensus.combine_cell` straight into ``batch`` (and ``calls``).
 
     Mirrors ``Runtime._assess``: assessors of the base (``sample`` edges drawn per candidate,
     ``on-flag`` ones only when another assessor flagged the candidate), then the audit steps in
     order, each re-checking the subject's reported cells (``on-flag``: cells the subject did not
     find satisfied; ``sample``: a draw per cell). Severity as the runtime records it: critics and
-    safety ``severity x P(yes)`` unless satisfied, audits ``severity`` when violated. Returns the
-    :func:`combine_reports` outputs ``[S, P]`` and the model calls per episode.
+    safety ``severity x P(yes)`` unless satisfied, audits ``severity`` when violated.
+
+    The random draws and the agents' probabilities are numpy, in the same order and shapes as
+    always (so a seed gives the same result); gating, audits and the merge run per episode in
+    one compiled pass (:func:`_assessment_kernel`).
     """
     n, p_count = truth.shape
     r_count = len(plan.reporters)
-    verdict = np.full((n, r_count, 1, p_count), VERDICT_NONE, dtype=np.int8)
-    severity = np.zeros((n, r_count, 1, p_count), dtype=np.float32)
-    confidence = np.zeros((n, r_count, 1, p_count), dtype=np.float32)
-    calls = np.zeros(n, dtype=np.int64)
-    flagged_any = np.zeros(n, dtype=bool)
-    sev_row = plan.severity[None, :]
-    deferred = []
-    for i in plan.assessors:
+    tables = plan.kernel_tables()
+    # raw reports: assessors' at their principles (the rest is never read), auditors' per slot
+    raw_v = np.empty((n, r_count, p_count), dtype=np.int8)
+    raw_c = np.empty((n, r_count, p_count), dtype=np.float32)
+    raw_p = np.empty((n, r_count, p_count), dtype=np.float32)
+    n_slots = int(tables.step_slot.max()) + 1 if len(plan.audits) else 1
+    aud_v = np.empty((n, n_slots, p_count), dtype=np.int8)
+    aud_c = np.empty((n, n_slots, p_count), dtype=np.float32)
+    n_a = len(plan.assessors)
+    on = np.ones((n, max(n_a, 1)), dtype=bool)
+    deferred = np.zeros(max(n_a, 1), dtype=bool)
+    for j, i in enumerate(plan.assessors):
         r = plan.reporters[i]
         if r.mode in ("on-flag", "on_flag"):
-            deferred.append(i)
+            deferred[j] = True
             continue
-        on = np.ones(n, dtype=bool)
         if r.mode == "sample":
-            on = np.asarray(rng.random(n, dtype=np.float32) < r.rate)
-        flagged_any |= _assessor(plan, rng, i, on, truth, z_case, z_model, verdict, severity,
-                                 confidence, calls)  # fmt: skip
-    for i in deferred:
-        _assessor(plan, rng, i, flagged_any, truth, z_case, z_model, verdict, severity,
-                  confidence, calls)  # fmt: skip
-    audit_p: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for step in plan.audits:
-        a = plan.reporters[step.auditor]
-        subject = verdict[:, step.subject, 0]
-        cells = subject != VERDICT_NONE
-        if step.mode in ("on-flag", "on_flag"):
-            cells &= subject != VERDICT_SATISFIED
-        elif step.mode == "sample":
-            cells &= rng.random((n, p_count), dtype=np.float32) < step.rate
-        if step.auditor not in audit_p:
+            on[:, j] = rng.random(n, dtype=np.float32) < r.rate
+        _reporter_probabilities(plan, rng, i, truth, z_case, z_model, raw_v, raw_c, raw_p)
+    for j, i in enumerate(plan.assessors):
+        if deferred[j]:
+            _reporter_probabilities(plan, rng, i, truth, z_case, z_model, raw_v, raw_c, raw_p)
+    n_s = len(plan.audits)
+    draws = np.zeros((n, max(n_s, 1), p_count), dtype=np.float32)
+    seen: set[int] = set()
+    for k, step in enumerate(plan.audits):
+        if step.mode == "sample":
+            draws[:, k] = rng.random((n, p_count), dtype=np.float32)
+        if step.auditor not in seen:
+            seen.add(step.auditor)
             eps = rng.standard_normal((n, p_count), dtype=np.float32)
-            p_yes = _p_yes(plan, a, truth, z_case, z_model, eps)
-            v, conf = verdict_from_probability(p_yes, a.band)
-            audit_p[step.auditor] = (v, conf, np.where(v == VERDICT_VIOLATED, sev_row, 0.0))
-        v, conf, sev = audit_p[step.auditor]
-        row = step.auditor
-        verdict[:, row, 0] = np.where(cells, v, verdict[:, row, 0])
-        severity[:, row, 0] = np.where(cells, sev, severity[:, row, 0])
-        confidence[:, row, 0] = np.where(cells, conf, confidence[:, row, 0])
-        calls += cells.sum(axis=1)
-    level = np.array([r.level for r in plan.reporters], dtype=np.int32)
-    if r_count == 0:
-        empty = np.full((n, p_count), VERDICT_NONE, dtype=np.int8)
-        zeros = np.zeros((n, p_count), dtype=np.float32)
-        return empty, zeros, zeros, np.zeros((n, p_count), dtype=bool), calls
-    fv, fs, fc, fd = combine_reports(verdict, severity, confidence, level)
-    return fv[:, 0], fs[:, 0], fc[:, 0], fd[:, 0], calls
+            a = plan.reporters[step.auditor]
+            v, conf = verdict_from_probability(_p_yes(plan, a, truth, z_case, z_model, eps), a.band)
+            aud_v[:, tables.step_slot[k]] = v
+            aud_c[:, tables.step_slot[k]] = conf
+    _assessment_kernel(
+        np.asarray(rows, dtype=np.intp), candidate, raw_v, raw_c, raw_p, aud_v, aud_c, on,
+        deferred, draws, tables.assessors, tables.columns, tables.calls_per_candidate,
+        tables.step_auditor, tables.step_subject, tables.step_mode, tables.step_rate,
+        tables.step_slot, tables.severity, tables.level, batch.verdict, batch.severity,
+        batch.confidence, batch.disagreement, batch.valid, calls,
+    )  # fmt: skip
 
 
-def _assessor(
-    plan: Plan, rng: np.random.Generator, i: int, on: np.ndarray, truth: np.ndarray,
-    z_case: np.ndarray, z_model: np.ndarray, verdict: np.ndarray, severity: np.ndarray,
-    confidence: np.ndarray, calls: np.ndarray,
-) -> np.ndarray:  # fmt: skip
-    """One assessor's findings where ``on``; returns where it flagged something."""
+def _reporter_probabilities(
+    plan: Plan, rng: np.random.Generator, i: int, truth: np.ndarray, z_case: np.ndarray,
+    z_model: np.ndarray, raw_v: np.ndarray, raw_c: np.ndarray, raw_p: np.ndarray,
+) -> None:  # fmt: skip
+    """Assessor ``i``'s draw, P(yes), verdict and confidence on its principles."""
     r = plan.reporters[i]
     cols = r.columns
-    eps = rng.standard_normal((len(on), len(cols)), dtype=np.float32)
+    eps = rng.standard_normal((len(truth), len(cols)), dtype=np.float32)
     b = r.behaviour
     z = bh.evidence(z_case[:, None], z_model[r.group][:, None], eps, b.correlation,
                     b.model_correlation)  # fmt: skip
@@ -172,12 +177,92 @@ def _assessor(
         r.false_alarm_threshold[cols][None, :], b,
     )  # fmt: skip
     v, conf = verdict_from_probability(p_yes, r.band)
-    sev = np.where(v != VERDICT_SATISFIED, plan.severity[cols][None, :] * p_yes, 0.0)
-    verdict[:, i, 0, cols] = np.where(on[:, None], v, VERDICT_NONE)
-    severity[:, i, 0, cols] = np.where(on[:, None], sev, 0.0)
-    confidence[:, i, 0, cols] = np.where(on[:, None], conf, 0.0)
-    calls += on * r.calls_per_candidate
-    return on & (v != VERDICT_SATISFIED).any(axis=1)
+    raw_v[:, i, cols] = v
+    raw_c[:, i, cols] = conf
+    raw_p[:, i, cols] = p_yes
+
+
+@_jit
+def _assessment_kernel(
+    rows: np.ndarray,
+    candidate: int,
+    raw_v: np.ndarray,
+    raw_c: np.ndarray,
+    raw_p: np.ndarray,
+    aud_v: np.ndarray,
+    aud_c: np.ndarray,
+    on: np.ndarray,
+    deferred: np.ndarray,
+    draws: np.ndarray,
+    assessors: np.ndarray,
+    columns: np.ndarray,
+    calls_per_candidate: np.ndarray,
+    step_auditor: np.ndarray,
+    step_subject: np.ndarray,
+    step_mode: np.ndarray,
+    step_rate: np.ndarray,
+    step_slot: np.ndarray,
+    severity_of: np.ndarray,
+    level: np.ndarray,
+    verdict: np.ndarray,
+    severity: np.ndarray,
+    confidence: np.ndarray,
+    disagreement: np.ndarray,
+    valid: np.ndarray,
+    calls: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
+    """Gate, audit and merge the reports of one candidate, episode by episode."""
+    n_r, n_p = raw_v.shape[1], raw_v.shape[2]
+    v = np.empty((n_r, n_p), dtype=np.int8)
+    sev = np.empty((n_r, n_p), dtype=np.float32)
+    conf = np.empty((n_r, n_p), dtype=np.float32)
+    zero = np.float32(0.0)
+    for i in range(len(rows)):
+        e = rows[i]
+        v[:] = VERDICT_NONE
+        sev[:] = zero
+        conf[:] = zero
+        made = 0
+        flagged = False
+        for late in range(2):  # assessors of the base; on-flag ones after the others
+            for j in range(len(assessors)):
+                if deferred[j] != (late == 1):
+                    continue
+                a = assessors[j]
+                active = flagged if late == 1 else on[i, j]
+                for p in range(n_p):
+                    if not columns[a, p]:
+                        continue
+                    if late == 0:
+                        flagged |= active and raw_v[i, a, p] != VERDICT_SATISFIED
+                    if active:
+                        v[a, p] = raw_v[i, a, p]
+                        conf[a, p] = raw_c[i, a, p]
+                        if raw_v[i, a, p] != VERDICT_SATISFIED:
+                            sev[a, p] = severity_of[p] * raw_p[i, a, p]
+                if active:
+                    made += calls_per_candidate[a]
+        for k in range(len(step_auditor)):
+            a, subject, mode, slot = step_auditor[k], step_subject[k], step_mode[k], step_slot[k]
+            for p in range(n_p):
+                cell = v[subject, p] != VERDICT_NONE
+                if mode == 1:
+                    cell &= v[subject, p] != VERDICT_SATISFIED
+                elif mode == 2:
+                    cell &= draws[i, k, p] < step_rate[k]
+                if cell:
+                    v[a, p] = aud_v[i, slot, p]
+                    conf[a, p] = aud_c[i, slot, p]
+                    sev[a, p] = severity_of[p] if aud_v[i, slot, p] == VERDICT_VIOLATED else zero
+                    made += 1
+        for p in range(n_p):
+            f, s, c, d = combine_cell(v[:, p], sev[:, p], conf[:, p], level)
+            verdict[e, candidate, p] = f
+            severity[e, candidate, p] = s
+            confidence[e, candidate, p] = c
+            disagreement[e, candidate, p] = d
+        valid[e, candidate] = True
+        calls[e] += made
 
 
 def rank_candidates(
@@ -270,13 +355,7 @@ def simulate_chunk(
 
     def assess(rows: np.ndarray, c: int) -> None:
         truth = _truth(plan, harmful[rows], complies[rows, c])
-        fv, fs, fc, fd, k = assess_candidate(plan, rng, truth, z_case[rows], z_model[:, rows])
-        batch.verdict[rows, c] = fv
-        batch.severity[rows, c] = fs
-        batch.confidence[rows, c] = fc
-        batch.disagreement[rows, c] = fd
-        batch.valid[rows, c] = True
-        calls[rows] += k
+        assess_candidate(plan, rng, truth, z_case[rows], z_model[:, rows], rows, c, batch, calls)
 
     everyone = np.arange(n)
     assess(everyone, 0)
@@ -303,7 +382,7 @@ def simulate_chunk(
         # only the candidates that exist so far, as the runtime passes them (trailing invalid
         # candidates would not change the decision, only its cost)
         existing = int(np.flatnonzero(batch.valid[s].any(axis=0)).max()) + 1
-        d = decide(_subset(batch, s, existing), plan.core)
+        d = decide(batch, plan.core, rows=s, candidates=existing)
         revise = d.action == ACTION_REVISE
         if plan.reviser is None:
             revise[:] = False
@@ -337,22 +416,6 @@ def simulate_chunk(
         open_ = nxt
     _tally(plan, config, rng, tally, harmful, complies, final_action, final_chosen,
            final_strategy, final_triggers, rounds_used, calls, first_index)  # fmt: skip
-
-
-def _subset(batch: FindingsBatch, s: np.ndarray, candidates: int) -> FindingsBatch:
-    c = slice(0, candidates)
-    return FindingsBatch(
-        verdict=batch.verdict[s, c],
-        severity=batch.severity[s, c],
-        confidence=batch.confidence[s, c],
-        disagreement=batch.disagreement[s, c],
-        valid=batch.valid[s, c],
-        judge_score=batch.judge_score[s, c],
-        judge_confidence=batch.judge_confidence[s],
-        context=batch.context[s],
-        audit_draw=batch.audit_draw[s],
-        rounds_left=batch.rounds_left[s],
-    )
 
 
 def _tally(

@@ -78,6 +78,32 @@ class JudgePlan:
 
 
 @dataclass
+class KernelTables:
+    """A :class:`Plan`'s reporters and audit steps as arrays (see ``engine.assess_candidate``)."""
+
+    assessors: np.ndarray
+    """intp ``[A]``: reporter index of each assessor of the base, in the runtime's order."""
+    columns: np.ndarray
+    """bool ``[R, P]``: the principles each assessor checks."""
+    calls_per_candidate: np.ndarray
+    """int64 ``[R]``: model calls of one assessment."""
+    step_auditor: np.ndarray
+    """intp ``[S]``: the auditor of each audit step."""
+    step_subject: np.ndarray
+    """intp ``[S]``: the reporter each step audits."""
+    step_mode: np.ndarray
+    """int8 ``[S]``: 0 every, 1 on-flag, 2 sample."""
+    step_rate: np.ndarray
+    """float32 ``[S]``: sampling rate of a ``sample`` step."""
+    step_slot: np.ndarray
+    """intp ``[S]``: the auditor's slot in the per-auditor draws (one per distinct auditor)."""
+    severity: np.ndarray
+    """float32 ``[P]``: principle severities."""
+    level: np.ndarray
+    """int32 ``[R]``: each reporter's level."""
+
+
+@dataclass
 class Plan:
     """Everything the engine needs, compiled once per configuration."""
 
@@ -103,6 +129,34 @@ class Plan:
     reviewers_per_case: int
     can_escalate: bool
     levels: dict[str, int] = field(default_factory=dict)
+    _tables: KernelTables | None = field(default=None, repr=False, compare=False)
+
+    def kernel_tables(self) -> KernelTables:
+        """The reporters and audit steps as arrays, for the engine's compiled kernel (cached)."""
+        if self._tables is None:
+            n_p = len(self.principle_ids)
+            columns = np.zeros((len(self.reporters), n_p), dtype=bool)
+            for i in self.assessors:
+                columns[i, self.reporters[i].columns] = True
+            modes = {"every": 0, "on-flag": 1, "on_flag": 1, "sample": 2}
+            slots: dict[int, int] = {}
+            for step in self.audits:
+                slots.setdefault(step.auditor, len(slots))
+            self._tables = KernelTables(
+                assessors=np.array(self.assessors, dtype=np.intp),
+                columns=columns,
+                calls_per_candidate=np.array(
+                    [r.calls_per_candidate for r in self.reporters], dtype=np.int64
+                ),
+                step_auditor=np.array([s.auditor for s in self.audits], dtype=np.intp),
+                step_subject=np.array([s.subject for s in self.audits], dtype=np.intp),
+                step_mode=np.array([modes.get(s.mode, 0) for s in self.audits], dtype=np.int8),
+                step_rate=np.array([s.rate for s in self.audits], dtype=np.float32),
+                step_slot=np.array([slots[s.auditor] for s in self.audits], dtype=np.intp),
+                severity=np.asarray(self.severity, dtype=np.float32),
+                level=np.array([r.level for r in self.reporters], dtype=np.int32),
+            )
+        return self._tables
 
     @property
     def depth(self) -> int:
@@ -242,7 +296,9 @@ def compile_plan(spec: Any, config: SimulationConfig, core: CompiledCore | None 
     seen = set(frontier)
     while frontier:
         next_frontier: set[str] = set()
-        for subject in sorted(frontier, key=lambda n: levels.get(n, 0)):
+        # ties of level in reporter order: set order would vary with PYTHONHASHSEED and with
+        # it the order of the random draws, i.e. a seed's result from one process to the next
+        for subject in sorted(frontier, key=lambda n: (levels.get(n, 0), index[n])):
             for e in edges:
                 auditor = _get(e, "supervisor")
                 if _get(e, "subject") != subject:
