@@ -162,28 +162,27 @@ def _combine_kernel(
     """:func:`combine_reports` on ``[E, R, X]`` reports, writing ``[E, X]`` findings."""
     n_e, _, n_x = verdict.shape
     for e in range(n_e):
+        v, s, c = verdict[e], severity[e], confidence[e]
         for x in range(n_x):
-            final[e, x], sev[e, x], conf[e, x], disagreement[e, x] = combine_cell(
-                verdict[e, :, x], severity[e, :, x], confidence[e, :, x], level
-            )
+            final[e, x], sev[e, x], conf[e, x], disagreement[e, x] = combine_cell(v, s, c, level, x)
 
 
 @_jit
 def combine_cell(
-    verdict: np.ndarray, severity: np.ndarray, confidence: np.ndarray, level: np.ndarray
+    verdict: np.ndarray, severity: np.ndarray, confidence: np.ndarray, level: np.ndarray, x: int
 ) -> tuple[int, np.float32, np.float32, bool]:  # pragma: no cover - compiled
-    """:func:`combine_reports` of one cell from its ``R`` reports (compiled; callable from other
-    compiled code, such as the simulator's assessment kernel)."""
-    n_r = len(verdict)
+    """:func:`combine_reports` of cell ``x`` from its ``R`` reports ``[R, X]`` (compiled;
+    callable from other compiled code, such as the simulator's assessment kernel)."""
+    n_r = verdict.shape[0]
     zero = np.float32(0.0)
     top = np.int32(-2147483648)
     for r in range(n_r):
-        lv = level[r] if verdict[r] != VERDICT_NONE else np.int32(-1)
+        lv = level[r] if verdict[r, x] != VERDICT_NONE else np.int32(-1)
         if lv > top:
             top = lv
     any_v = any_u = any_s = seen_v = seen_s = False
     for r in range(n_r):
-        vr = verdict[r]
+        vr = verdict[r, x]
         seen_v |= vr == VERDICT_VIOLATED
         seen_s |= vr == VERDICT_SATISFIED
         if vr != VERDICT_NONE and level[r] == top:
@@ -202,12 +201,12 @@ def combine_cell(
     n_agree = 0
     worst = zero
     for r in range(n_r):
-        vr = verdict[r]
+        vr = verdict[r, x]
         deciding = vr != VERDICT_NONE and level[r] == top
         if deciding and vr == out:
-            total += confidence[r]  # float32, in reporter order (numpy's order)
+            total += confidence[r, x]  # float32, in reporter order (numpy's order)
             n_agree += 1
-        s = severity[r] if deciding and vr == VERDICT_VIOLATED else zero
+        s = severity[r, x] if deciding and vr == VERDICT_VIOLATED else zero
         if r == 0 or s > worst:
             worst = s
     # the mean as numpy computed it: float32 sum / int64 count in float64, then float32

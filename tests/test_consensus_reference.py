@@ -185,3 +185,19 @@ def test_combine_reports_equals_the_reference(
         # not vacuous: both verdicts occur, and disagreements wherever two agents report
         assert (want[0] == 1).any() and (want[0] == 0).any()
         assert want[3].any() == (reporters > 1)
+
+
+def test_deciding_rows_equals_deciding_the_sliced_batch() -> None:
+    """``decide(batch, core, rows=..., candidates=...)`` (the simulator's open episodes)."""
+    rng = np.random.default_rng(17)
+    core = _core(rng, 8, contexts=2)
+    batch = _batch(rng, 2000, 4, 8, contexts=2)
+    rows = np.sort(rng.choice(2000, 700, replace=False))
+    sliced = FindingsBatch(
+        **{
+            f.name: getattr(batch, f.name)[rows][:, :3] if getattr(batch, f.name).ndim > 1
+            else getattr(batch, f.name)[rows]
+            for f in dataclasses.fields(FindingsBatch)
+        }
+    )  # fmt: skip
+    _assert_same(decide(batch, core, rows=rows, candidates=3), reference_decide(sliced, core))

@@ -109,3 +109,16 @@ def test_audit_order_does_not_depend_on_set_order(tmp_path: Path) -> None:
     subjects = [plan.reporters[s.subject] for s in plan.audits]
     keys = [(r.level, plan.reporters.index(r)) for r in subjects]
     assert keys == sorted(keys)
+
+
+def test_a_sweep_on_several_workers_gives_the_same_points(tmp_path: Path) -> None:
+    """All chunks of all points share one pool; the points are the same as in one process."""
+    from oversight.simulate import run_study
+
+    path = _recursive(tmp_path)
+    sweeps = [("accuracy", [0.8, 0.95]), ("correlation", [0.0, 0.6])]
+    one = run_study(path, SimulationConfig(episodes=3000, chunk_size=1000), sweeps)
+    two = run_study(path, SimulationConfig(episodes=3000, chunk_size=1000, workers=2), sweeps)
+    assert len(one.points) == 4
+    assert one.points == two.points
+    assert one.points[0]["result"] != one.points[3]["result"]

@@ -256,7 +256,7 @@ def _assessment_kernel(
                     sev[a, p] = severity_of[p] if aud_v[i, slot, p] == VERDICT_VIOLATED else zero
                     made += 1
         for p in range(n_p):
-            f, s, c, d = combine_cell(v[:, p], sev[:, p], conf[:, p], level)
+            f, s, c, d = combine_cell(v, sev, conf, level, p)
             verdict[e, candidate, p] = f
             severity[e, candidate, p] = s
             confidence[e, candidate, p] = c
@@ -496,6 +496,57 @@ def _chunk(args: tuple[Plan, SimulationConfig, int, int, int, int]) -> Tally:
     return tally
 
 
+def _jobs(
+    plan: Plan, config: SimulationConfig, seed: int | None
+) -> list[tuple[Plan, SimulationConfig, int, int, int, int]]:
+    """The chunks of one configuration: chunk ``k`` draws from a generator seeded ``(seed, k)``."""
+    base_seed = config.seed if seed is None else seed
+    jobs: list[tuple[Plan, SimulationConfig, int, int, int, int]] = []
+    done = 0
+    while done < config.episodes:
+        n = min(config.chunk_size, config.episodes - done)
+        jobs.append((plan, config, base_seed, len(jobs), n, done))
+        done += n
+    return jobs
+
+
+def run_plans(
+    points: list[tuple[Plan, SimulationConfig]],
+    *,
+    workers: int = 1,
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Tally]:
+    """Simulate several configurations (a sweep); one tally per configuration.
+
+    With ``workers > 1`` every chunk of every configuration goes to one pool of processes, so
+    the workers start once per study and stay busy across configurations. The result does not
+    depend on ``workers``: each chunk has its own generator and tallies are sums.
+    """
+    jobs = [(point, job) for point, (plan, config) in enumerate(points)
+            for job in _jobs(plan, config, seed)]  # fmt: skip
+    parts: list[list[Tally]] = [[] for _ in points]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # compile (or load) the kernels here first, so the workers find them in numba's cache
+        plan, config = points[0]
+        simulate_chunk(plan, config, np.random.default_rng(0), 64, 0, Tally())
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            for (point, _), tally in zip(jobs, pool.map(_chunk, [j for _, j in jobs]), strict=True):
+                parts[point].append(tally)
+                if progress is not None:
+                    progress(tally.episodes)
+    else:
+        for point, job in jobs:
+            parts[point].append(_chunk(job))
+            if progress is not None:
+                progress(job[4])
+    return [merge_tallies(p) for p in parts]
+
+
 def run_plan(
     plan: Plan,
     config: SimulationConfig,
@@ -509,27 +560,4 @@ def run_plan(
     the seed and the chunk size only (not on ``config.workers``), and memory on the chunk size
     (times the workers) only.
     """
-    base_seed = config.seed if seed is None else seed
-    jobs: list[tuple[Plan, SimulationConfig, int, int, int, int]] = []
-    done = 0
-    while done < config.episodes:
-        n = min(config.chunk_size, config.episodes - done)
-        jobs.append((plan, config, base_seed, len(jobs), n, done))
-        done += n
-    tallies: list[Tally] = []
-    if config.workers > 1 and len(jobs) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=context) as pool:
-            for tally in pool.map(_chunk, jobs):
-                tallies.append(tally)
-                if progress is not None:
-                    progress(tally.episodes)
-    else:
-        for job in jobs:
-            tallies.append(_chunk(job))
-            if progress is not None:
-                progress(job[4])
-    return merge_tallies(tallies)
+    return run_plans([(plan, config)], workers=config.workers, seed=seed, progress=progress)[0]
