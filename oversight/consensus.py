@@ -97,16 +97,36 @@ def verdict_from_probability(p_yes: Any, band: float = 0.1) -> tuple[np.ndarray,
     """Map P("Yes, it violates") to a verdict code and a confidence in [0, 1].
 
     ``p >= 0.5 + band`` is violated, ``p <= 0.5 - band`` satisfied, anything between uncertain;
-    the confidence is ``|2p - 1|`` (0 at a coin flip, 1 at certainty).
+    the confidence is ``|2p - 1|`` (0 at a coin flip, 1 at certainty). Probabilities and both
+    thresholds are float32 (:func:`verdict_of`, per value).
     """
     p = np.asarray(p_yes, dtype=np.float32)
-    verdict = np.where(
-        p >= 0.5 + band,
-        VERDICT_VIOLATED,
-        np.where(p <= 0.5 - band, VERDICT_SATISFIED, VERDICT_UNCERTAIN),
-    ).astype(np.int8)
-    confidence = np.abs(2.0 * p - 1.0).astype(np.float32)
+    verdict = np.empty(p.shape, dtype=np.int8)
+    confidence = np.empty(p.shape, dtype=np.float32)
+    high, low = np.float32(0.5 + band), np.float32(0.5 - band)
+    _verdict_kernel(p.reshape(-1), high, low, verdict.reshape(-1), confidence.reshape(-1))
     return verdict, confidence
+
+
+@_jit
+def verdict_of(p: np.float32, high: np.float32, low: np.float32) -> tuple[int, np.float32]:
+    """One probability's verdict and confidence (compiled; the rule of
+    :func:`verdict_from_probability`, also called by the simulator's kernels)."""
+    if p >= high:
+        verdict = VERDICT_VIOLATED
+    elif p <= low:
+        verdict = VERDICT_SATISFIED
+    else:
+        verdict = VERDICT_UNCERTAIN
+    return verdict, np.float32(abs(np.float32(2.0) * p - np.float32(1.0)))
+
+
+@_jit
+def _verdict_kernel(
+    p: np.ndarray, high: np.float32, low: np.float32, verdict: np.ndarray, confidence: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    for i in range(len(p)):
+        verdict[i], confidence[i] = verdict_of(p[i], high, low)
 
 
 def combine_reports(

@@ -22,6 +22,7 @@ import numpy as np
 from ..consensus import (
     _jit,
     combine_cell,
+    verdict_of,
 )
 from ..consensus import (
     ACTION_ESCALATE,
@@ -94,11 +95,12 @@ def _p_yes(
 def assess_candidate(
     plan: Plan,
     rng: np.random.Generator,
-    truth: np.ndarray,
-    z_case: np.ndarray,
-    z_model: np.ndarray,
     rows: np.ndarray,
     candidate: int,
+    harmful: np.ndarray,
+    complies: np.ndarray,
+    z_case: np.ndarray,
+    z_model: np.ndarray,
     batch: FindingsBatch,
     calls: np.ndarray,
 ) -> None:
@@ -111,91 +113,135 @@ def assess_candidate(
     find satisfied; ``sample``: a draw per cell). Severity as the runtime records it: critics and
     safety ``severity x P(yes)`` unless satisfied, audits ``severity`` when violated.
 
-    The random draws and the agents' probabilities are numpy, in the same order and shapes as
-    always (so a seed gives the same result); gating, audits and the merge run per episode in
-    one compiled pass (:func:`_assessment_kernel`).
+    The random draws are numpy's, in the order and shapes they always had (so a seed gives the
+    same result). The agents' probabilities (:mod:`.behaviour`'s formulas, float32 operation by
+    operation) and the gating, audits and merge are compiled, per episode; only ``exp`` (and
+    the log-odds ``bias``) stay numpy, so that they round exactly as the numpy formulas do.
     """
-    n, p_count = truth.shape
-    r_count = len(plan.reporters)
-    tables = plan.kernel_tables()
-    # raw reports: assessors' at their principles (the rest is never read), auditors' per slot
-    raw_v = np.empty((n, r_count, p_count), dtype=np.int8)
-    raw_c = np.empty((n, r_count, p_count), dtype=np.float32)
-    raw_p = np.empty((n, r_count, p_count), dtype=np.float32)
-    n_slots = int(tables.step_slot.max()) + 1 if len(plan.audits) else 1
-    aud_v = np.empty((n, n_slots, p_count), dtype=np.int8)
-    aud_c = np.empty((n, n_slots, p_count), dtype=np.float32)
-    n_a = len(plan.assessors)
-    on = np.ones((n, max(n_a, 1)), dtype=bool)
-    deferred = np.zeros(max(n_a, 1), dtype=bool)
+    t = plan.kernel_tables()
+    n = len(rows)
+    n_k = t.n_columns
+    eps = np.empty(n_k * n, dtype=np.float32)
+
+    def draw_block(block: int) -> None:
+        start, width = t.block_start[block], t.block_width[block]
+        rng.standard_normal(dtype=np.float32, out=eps[start * n : (start + width) * n].reshape(n, width))
+
+    on = np.ones((n, max(len(plan.assessors), 1)), dtype=bool)
     for j, i in enumerate(plan.assessors):
         r = plan.reporters[i]
-        if r.mode in ("on-flag", "on_flag"):
-            deferred[j] = True
+        if t.deferred[j]:
             continue
         if r.mode == "sample":
             on[:, j] = rng.random(n, dtype=np.float32) < r.rate
-        _reporter_probabilities(plan, rng, i, truth, z_case, z_model, raw_v, raw_c, raw_p)
-    for j, i in enumerate(plan.assessors):
-        if deferred[j]:
-            _reporter_probabilities(plan, rng, i, truth, z_case, z_model, raw_v, raw_c, raw_p)
-    n_s = len(plan.audits)
-    draws = np.zeros((n, max(n_s, 1), p_count), dtype=np.float32)
+        draw_block(j)
+    for j in range(len(plan.assessors)):
+        if t.deferred[j]:
+            draw_block(j)
+    draws = np.empty((max(len(plan.audits), 1), n, len(plan.principle_ids)), dtype=np.float32)
     seen: set[int] = set()
     for k, step in enumerate(plan.audits):
         if step.mode == "sample":
-            draws[:, k] = rng.random((n, p_count), dtype=np.float32)
+            rng.random(dtype=np.float32, out=draws[k])
         if step.auditor not in seen:
             seen.add(step.auditor)
-            eps = rng.standard_normal((n, p_count), dtype=np.float32)
-            a = plan.reporters[step.auditor]
-            v, conf = verdict_from_probability(_p_yes(plan, a, truth, z_case, z_model, eps), a.band)
-            aud_v[:, tables.step_slot[k]] = v
-            aud_c[:, tables.step_slot[k]] = conf
+            draw_block(len(plan.assessors) + int(t.step_slot[k]))
+    rows = np.asarray(rows, dtype=np.intp)
+    x = np.empty(n * n_k, dtype=np.float32)
+    says_yes = np.empty(n * n_k, dtype=bool)
+    _evidence_kernel(
+        rows, candidate, harmful, complies, plan.kinds, z_case, z_model, eps, t.block_start,
+        t.block_width, t.col_block, t.col_principle, t.col_group, t.col_weights,
+        t.col_thresholds, x, says_yes,
+    )  # fmt: skip
+    np.exp(x, out=x)
+    p_yes = np.empty(n * n_k, dtype=np.float32)
+    _p_yes_kernel(x, says_yes, t.col_confidence, n_k, p_yes)
+    for start, width, bias in t.biased_blocks:
+        block = p_yes.reshape(n, n_k)[:, start : start + width]
+        p_yes.reshape(n, n_k)[:, start : start + width] = bh.apply_bias(block, bias)
     _assessment_kernel(
-        np.asarray(rows, dtype=np.intp), candidate, raw_v, raw_c, raw_p, aud_v, aud_c, on,
-        deferred, draws, tables.assessors, tables.columns, tables.calls_per_candidate,
-        tables.step_auditor, tables.step_subject, tables.step_mode, tables.step_rate,
-        tables.step_slot, tables.severity, tables.level, batch.verdict, batch.severity,
-        batch.confidence, batch.disagreement, batch.valid, calls,
+        rows, candidate, p_yes, n_k, on, draws, t.assessors, t.deferred, t.assessor_col,
+        t.slot_col, t.col_band, t.calls_per_candidate, t.step_auditor, t.step_subject,
+        t.step_mode, t.step_rate, t.step_slot, t.severity, t.level, batch.verdict,
+        batch.severity, batch.confidence, batch.disagreement, batch.valid, calls,
     )  # fmt: skip
 
 
-def _reporter_probabilities(
-    plan: Plan, rng: np.random.Generator, i: int, truth: np.ndarray, z_case: np.ndarray,
-    z_model: np.ndarray, raw_v: np.ndarray, raw_c: np.ndarray, raw_p: np.ndarray,
-) -> None:  # fmt: skip
-    """Assessor ``i``'s draw, P(yes), verdict and confidence on its principles."""
-    r = plan.reporters[i]
-    cols = r.columns
-    eps = rng.standard_normal((len(truth), len(cols)), dtype=np.float32)
-    b = r.behaviour
-    z = bh.evidence(z_case[:, None], z_model[r.group][:, None], eps, b.correlation,
-                    b.model_correlation)  # fmt: skip
-    p_yes = bh.p_yes_from_evidence(
-        truth[:, cols], z, r.miss_threshold[cols][None, :],
-        r.false_alarm_threshold[cols][None, :], b,
-    )  # fmt: skip
-    v, conf = verdict_from_probability(p_yes, r.band)
-    raw_v[:, i, cols] = v
-    raw_c[:, i, cols] = conf
-    raw_p[:, i, cols] = p_yes
+@_jit
+def _evidence_kernel(
+    rows: np.ndarray,
+    candidate: int,
+    harmful: np.ndarray,
+    complies: np.ndarray,
+    kinds: np.ndarray,
+    z_case: np.ndarray,
+    z_model: np.ndarray,
+    eps: np.ndarray,
+    block_start: np.ndarray,
+    block_width: np.ndarray,
+    col_block: np.ndarray,
+    col_principle: np.ndarray,
+    col_group: np.ndarray,
+    col_weights: np.ndarray,
+    col_thresholds: np.ndarray,
+    x: np.ndarray,
+    says_yes: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
+    """Per reporter cell: the evidence ``z`` (:func:`.behaviour.evidence`), whether the agent
+    says yes, and the argument of ``exp`` in :func:`.behaviour.p_yes_from_evidence`."""
+    n = len(rows)
+    n_k = len(col_block)
+    lo, hi, slope = np.float32(-30.0), np.float32(30.0), np.float32(-1.702)
+    for i in range(n):
+        e = rows[i]
+        h = harmful[e]
+        c = complies[e, candidate]
+        zc = z_case[e]
+        for j in range(n_k):
+            b = col_block[j]
+            kind = kinds[col_principle[j]]
+            truth = (h and c) if kind == 0 else ((not h) and (not c)) if kind == 1 else False
+            noise = eps[block_start[b] * n + i * block_width[b] + (j - block_start[b])]
+            z = (col_weights[j, 0] * zc + col_weights[j, 1] * z_model[col_group[j], e]) + (
+                col_weights[j, 2] * noise
+            )
+            thr = col_thresholds[j, 0] if truth else col_thresholds[j, 1]
+            d = z - thr
+            if d < lo:
+                d = lo
+            elif d > hi:
+                d = hi
+            x[i * n_k + j] = slope * d
+            says_yes[i * n_k + j] = truth != (z < thr)
+
+
+@_jit
+def _p_yes_kernel(
+    e_x: np.ndarray, says_yes: np.ndarray, col_confidence: np.ndarray, n_k: int, p_yes: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """P("Yes") from ``exp(x)``: the calibrated confidence of the answer the agent gives."""
+    one, half = np.float32(1.0), np.float32(0.5)
+    for m in range(len(e_x)):
+        j = m % n_k
+        ease = one / (one + e_x[m])
+        conf = half + col_confidence[j, 0] * (col_confidence[j, 1] + col_confidence[j, 2] * ease)
+        p_yes[m] = conf if says_yes[m] else one - conf
 
 
 @_jit
 def _assessment_kernel(
     rows: np.ndarray,
     candidate: int,
-    raw_v: np.ndarray,
-    raw_c: np.ndarray,
-    raw_p: np.ndarray,
-    aud_v: np.ndarray,
-    aud_c: np.ndarray,
+    p_yes: np.ndarray,
+    n_k: int,
     on: np.ndarray,
-    deferred: np.ndarray,
     draws: np.ndarray,
     assessors: np.ndarray,
-    columns: np.ndarray,
+    deferred: np.ndarray,
+    assessor_col: np.ndarray,
+    slot_col: np.ndarray,
+    col_band: np.ndarray,
     calls_per_candidate: np.ndarray,
     step_auditor: np.ndarray,
     step_subject: np.ndarray,
@@ -212,13 +258,14 @@ def _assessment_kernel(
     calls: np.ndarray,
 ) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
     """Gate, audit and merge the reports of one candidate, episode by episode."""
-    n_r, n_p = raw_v.shape[1], raw_v.shape[2]
+    n_r, n_p = len(level), len(severity_of)
     v = np.empty((n_r, n_p), dtype=np.int8)
     sev = np.empty((n_r, n_p), dtype=np.float32)
     conf = np.empty((n_r, n_p), dtype=np.float32)
     zero = np.float32(0.0)
     for i in range(len(rows)):
         e = rows[i]
+        base = i * n_k
         v[:] = VERDICT_NONE
         sev[:] = zero
         conf[:] = zero
@@ -231,15 +278,18 @@ def _assessment_kernel(
                 a = assessors[j]
                 active = flagged if late == 1 else on[i, j]
                 for p in range(n_p):
-                    if not columns[a, p]:
+                    col = assessor_col[a, p]
+                    if col < 0:
                         continue
+                    pj = p_yes[base + col]
+                    vj, cj = verdict_of(pj, col_band[col, 0], col_band[col, 1])
                     if late == 0:
-                        flagged |= active and raw_v[i, a, p] != VERDICT_SATISFIED
+                        flagged |= active and vj != VERDICT_SATISFIED
                     if active:
-                        v[a, p] = raw_v[i, a, p]
-                        conf[a, p] = raw_c[i, a, p]
-                        if raw_v[i, a, p] != VERDICT_SATISFIED:
-                            sev[a, p] = severity_of[p] * raw_p[i, a, p]
+                        v[a, p] = vj
+                        conf[a, p] = cj
+                        if vj != VERDICT_SATISFIED:
+                            sev[a, p] = severity_of[p] * pj
                 if active:
                     made += calls_per_candidate[a]
         for k in range(len(step_auditor)):
@@ -249,11 +299,13 @@ def _assessment_kernel(
                 if mode == 1:
                     cell &= v[subject, p] != VERDICT_SATISFIED
                 elif mode == 2:
-                    cell &= draws[i, k, p] < step_rate[k]
+                    cell &= draws[k, i, p] < step_rate[k]
                 if cell:
-                    v[a, p] = aud_v[i, slot, p]
-                    conf[a, p] = aud_c[i, slot, p]
-                    sev[a, p] = severity_of[p] if aud_v[i, slot, p] == VERDICT_VIOLATED else zero
+                    col = slot_col[slot, p]
+                    vj, cj = verdict_of(p_yes[base + col], col_band[col, 0], col_band[col, 1])
+                    v[a, p] = vj
+                    conf[a, p] = cj
+                    sev[a, p] = severity_of[p] if vj == VERDICT_VIOLATED else zero
                     made += 1
         for p in range(n_p):
             f, s, c, d = combine_cell(v, sev, conf, level, p)
@@ -354,8 +406,7 @@ def simulate_chunk(
     calls = np.ones(n, dtype=np.int64)  # the draft
 
     def assess(rows: np.ndarray, c: int) -> None:
-        truth = _truth(plan, harmful[rows], complies[rows, c])
-        assess_candidate(plan, rng, truth, z_case[rows], z_model[:, rows], rows, c, batch, calls)
+        assess_candidate(plan, rng, rows, c, harmful, complies, z_case, z_model, batch, calls)
 
     everyone = np.arange(n)
     assess(everyone, 0)
