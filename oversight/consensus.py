@@ -60,6 +60,13 @@ def _jit(function: _F) -> _F:
     return cast(_F, _njit(cache=True, nogil=True)(function))
 
 
+def _jit_inline(function: _F) -> _F:
+    """:func:`_jit` for small helpers that compiled callers inline (one cell, one value)."""
+    if _njit is None:  # pragma: no cover
+        return function
+    return cast(_F, _njit(cache=True, nogil=True, inline="always")(function))
+
+
 VERDICT_NONE, VERDICT_SATISFIED, VERDICT_VIOLATED, VERDICT_UNCERTAIN = -1, 0, 1, 2
 ACTION_CONSENSUS, ACTION_REVISE, ACTION_ESCALATE = 0, 1, 2
 STRATEGY_NONE, STRATEGY_PRIORITY, STRATEGY_WEIGHTED, STRATEGY_REVIEW, STRATEGY_HUMAN = 0, 1, 2, 3, 4
@@ -108,7 +115,7 @@ def verdict_from_probability(p_yes: Any, band: float = 0.1) -> tuple[np.ndarray,
     return verdict, confidence
 
 
-@_jit
+@_jit_inline
 def verdict_of(p: np.float32, high: np.float32, low: np.float32) -> tuple[int, np.float32]:
     """One probability's verdict and confidence (compiled; the rule of
     :func:`verdict_from_probability`, also called by the simulator's kernels)."""
@@ -165,7 +172,12 @@ def combine_reports(
         disagreement,
     )
     shape = (n_e, *cells)
-    return final.reshape(shape), sev.reshape(shape), conf.reshape(shape), disagreement.reshape(shape)
+    return (
+        final.reshape(shape),
+        sev.reshape(shape),
+        conf.reshape(shape),
+        disagreement.reshape(shape),
+    )
 
 
 @_jit
@@ -187,7 +199,7 @@ def _combine_kernel(
             final[e, x], sev[e, x], conf[e, x], disagreement[e, x] = combine_cell(v, s, c, level, x)
 
 
-@_jit
+@_jit_inline
 def combine_cell(
     verdict: np.ndarray, severity: np.ndarray, confidence: np.ndarray, level: np.ndarray, x: int
 ) -> tuple[int, np.float32, np.float32, bool]:  # pragma: no cover - compiled
@@ -610,76 +622,74 @@ def _decide_kernel(
         for c in range(1, n_c):
             if cost[i, c] < cost[i, cheapest]:
                 cheapest = c
-
-        # 3a. priority ordering between candidates' exclusive violation sets; a winner beats
-        # every valid candidate with a different set, and at least one.
-        has_priority_winner = False
-        distinct_sets = False
-        for a in range(n_c):
-            wins = False
-            if valid[e, a]:
-                wins = True
-                beat_one = False
-                for b in range(n_c):
-                    if b == a or not valid[e, b]:
-                        continue
-                    same = True
-                    for w in range(n_w):
-                        same &= viol[a, w] == viol[b, w]
-                    if same:
-                        continue
-                    distinct_sets = True
-                    for w in range(n_w):
-                        cover[w] = 0
-                    excl_b_any = False
-                    for p in range(n_p):
-                        bit = one << np.uint64(p & 63)
-                        word = p >> 6
-                        if (viol[b, word] & bit) != 0 and (viol[a, word] & bit) == 0:
-                            excl_b_any = True
-                            for w in range(n_w):
-                                cover[w] |= dom_bits[k, p, w]
-                    beats = excl_b_any
-                    for w in range(n_w):
-                        beats &= (viol[a, w] & ~viol[b, w] & ~cover[w]) == 0
-                    if beats:
-                        beat_one = True
-                    else:
-                        wins = False
-                wins &= beat_one
-            pick[a] = judge[a] if wins else neg_inf
-            has_priority_winner |= wins
-        priority_winner = _first_max(pick) if n_c else 0
-
-        # 3b. weighted scoring with a margin, against the cheapest candidate that violates a
-        # different set of principles (candidates with the same set are ties, not rivals).
-        best_cost = cost[i, cheapest] if n_c else np.float32(np.inf)
-        runner_up = np.float32(np.inf)
-        for c in range(n_c):
-            if c == cheapest or not valid[e, c]:
-                continue
-            if valid[e, cheapest]:
-                same = True
-                for w in range(n_w):
-                    same &= viol[c, w] == viol[cheapest, w]
-                if same:
-                    continue
-            if cost[i, c] < runner_up:
-                runner_up = cost[i, c]
-        weighted_ok = np.isfinite(runner_up) and (
-            np.float32(runner_up - best_cost) >= weighted_margin
-        )
-
-        # 3c. hierarchical review by the judge.
-        review_ok = has_judge and judge_confidence[e] >= review_confidence
-        for c in range(n_c):
-            pick[c] = judge[c] if valid[e, c] else neg_inf
-        judge_pick = _first_max(pick) if n_c else 0
-
         conflict_stage = not any_acceptable and rounds_left[e] <= 0
         chosen_e = pick_acceptable if any_acceptable else cheapest
         strategy_e = STRATEGY_NONE
-        if conflict_stage:
+        distinct_sets = False
+        if conflict_stage:  # 3. only then do the strategies matter
+            # 3a. priority ordering between candidates' exclusive violation sets; a winner beats
+            # every valid candidate with a different set, and at least one.
+            has_priority_winner = False
+            for a in range(n_c):
+                wins = False
+                if valid[e, a]:
+                    wins = True
+                    beat_one = False
+                    for b in range(n_c):
+                        if b == a or not valid[e, b]:
+                            continue
+                        same = True
+                        for w in range(n_w):
+                            same &= viol[a, w] == viol[b, w]
+                        if same:
+                            continue
+                        distinct_sets = True
+                        for w in range(n_w):
+                            cover[w] = 0
+                        excl_b_any = False
+                        for p in range(n_p):
+                            bit = one << np.uint64(p & 63)
+                            word = p >> 6
+                            if (viol[b, word] & bit) != 0 and (viol[a, word] & bit) == 0:
+                                excl_b_any = True
+                                for w in range(n_w):
+                                    cover[w] |= dom_bits[k, p, w]
+                        beats = excl_b_any
+                        for w in range(n_w):
+                            beats &= (viol[a, w] & ~viol[b, w] & ~cover[w]) == 0
+                        if beats:
+                            beat_one = True
+                        else:
+                            wins = False
+                    wins &= beat_one
+                pick[a] = judge[a] if wins else neg_inf
+                has_priority_winner |= wins
+            priority_winner = _first_max(pick) if n_c else 0
+
+            # 3b. weighted scoring with a margin, against the cheapest candidate that violates a
+            # different set of principles (candidates with the same set are ties, not rivals).
+            best_cost = cost[i, cheapest] if n_c else np.float32(np.inf)
+            runner_up = np.float32(np.inf)
+            for c in range(n_c):
+                if c == cheapest or not valid[e, c]:
+                    continue
+                if valid[e, cheapest]:
+                    same = True
+                    for w in range(n_w):
+                        same &= viol[c, w] == viol[cheapest, w]
+                    if same:
+                        continue
+                if cost[i, c] < runner_up:
+                    runner_up = cost[i, c]
+            weighted_ok = np.isfinite(runner_up) and (
+                np.float32(runner_up - best_cost) >= weighted_margin
+            )
+
+            # 3c. hierarchical review by the judge.
+            review_ok = has_judge and judge_confidence[e] >= review_confidence
+            for c in range(n_c):
+                pick[c] = judge[c] if valid[e, c] else neg_inf
+            judge_pick = _first_max(pick) if n_c else 0
             if has_priority_winner:
                 strategy_e = STRATEGY_PRIORITY
                 chosen_e = priority_winner

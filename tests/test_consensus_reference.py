@@ -21,7 +21,6 @@ from _reference_core import reference_combine_reports
 from _reference_core import reference_decide as _reference_decide
 
 
-
 def reference_decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
     """The reference; batches with no valid candidate make it subtract inf from inf."""
     with np.errstate(invalid="ignore"):
@@ -72,7 +71,9 @@ def _batch(
     shape = (episodes, candidates, principles)
     batch = FindingsBatch.empty(episodes, candidates, principles)
     # few distinct violation patterns, so that candidates often share a set (ties)
-    patterns = rng.choice(np.array([-1, 0, 1, 2], dtype=np.int8), (4, principles), p=[0.2, 0.4, 0.3, 0.1])
+    patterns = rng.choice(
+        np.array([-1, 0, 1, 2], dtype=np.int8), (4, principles), p=[0.2, 0.4, 0.3, 0.1]
+    )
     batch.verdict = np.where(
         rng.random(shape) < 0.5,
         patterns[rng.integers(0, 4, (episodes, candidates))],
@@ -100,8 +101,12 @@ def _assert_same(got: Decisions, want: Decisions) -> None:
         a, b = getattr(got, f.name), getattr(want, f.name)
         assert a.dtype == b.dtype, f.name
         assert a.shape == b.shape, f.name
-        diff = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else (a == b)))
-        assert diff.size == 0, f"{f.name} differs at episodes {diff[:10]}: {a.ravel()[diff[:5]]} vs {b.ravel()[diff[:5]]}"
+        diff = np.flatnonzero(
+            ~((a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else (a == b))
+        )
+        assert diff.size == 0, (
+            f"{f.name} differs at episodes {diff[:10]}: {a.ravel()[diff[:5]]} vs {b.ravel()[diff[:5]]}"
+        )
 
 
 SHAPES = [(1, 1), (1, 4), (2, 3), (3, 8), (4, 8), (5, 9), (4, 13), (3, 70), (2, 150)]

@@ -66,8 +66,10 @@ CASES = {
     "level-1-only": (_recursive, {"depth": 1, "low_confidence": 0.5}),
     "biased-correlated": (
         _every_mode,
-        {"agent_options": {"bias": 0.4, "correlation": 0.5, "model_correlation": 0.3},
-         "sample_rate": 0.25},
+        {
+            "agent_options": {"bias": 0.4, "correlation": 0.5, "model_correlation": 0.3},
+            "sample_rate": 0.25,
+        },
     ),  # fmt: skip
 }
 

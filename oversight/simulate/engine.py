@@ -14,6 +14,7 @@ chunk.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -125,7 +126,9 @@ def assess_candidate(
 
     def draw_block(block: int) -> None:
         start, width = t.block_start[block], t.block_width[block]
-        rng.standard_normal(dtype=np.float32, out=eps[start * n : (start + width) * n].reshape(n, width))
+        rng.standard_normal(
+            dtype=np.float32, out=eps[start * n : (start + width) * n].reshape(n, width)
+        )
 
     on = np.ones((n, max(len(plan.assessors), 1)), dtype=bool)
     for j, i in enumerate(plan.assessors):
@@ -319,57 +322,148 @@ def _assessment_kernel(
 
 def rank_candidates(
     plan: Plan,
-    good: np.ndarray,
-    valid: np.ndarray,
+    rows: np.ndarray,
+    harmful: np.ndarray,
+    complies: np.ndarray,
     z_pair: np.ndarray,
     z_case: np.ndarray,
     z_model: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The judge's mean pairwise preference per candidate ``[S, C]``, confidence ``[S]``, calls.
+    batch: FindingsBatch,
+    calls: np.ndarray,
+) -> None:
+    """The judge's mean pairwise preference per candidate and its confidence, into ``batch``.
 
     Mirrors the judge agent and the runtime: only with two or more candidates; each pair judged
     in both orders (position bias cancels); score = mean preference over the candidate's pairs;
-    confidence = top minus runner-up.
+    confidence = top minus runner-up. Compiled per episode (:func:`_judge_kernel`) with
+    :func:`.behaviour.judge_prefers_first`'s formula; ``exp`` stays numpy (one per pair, as
+    both orders share the judge's evidence).
     """
     judge = plan.judge
-    n, c_count = valid.shape
-    scores = np.full((n, c_count), np.nan, dtype=np.float32)
-    confidence = np.zeros(n, dtype=np.float32)
-    calls = np.zeros(n, dtype=np.int64)
-    several = valid.sum(axis=1) > 1
-    if judge is None or not several.any():
-        return scores, confidence, calls
-    wins = np.zeros((n, c_count), dtype=np.float32)
-    counts = np.zeros((n, c_count), dtype=np.float32)
+    if judge is None:
+        return
+    c_count = batch.valid.shape[1]
+    pairs = np.array(
+        [(a, c) for a in range(c_count) for c in range(a + 1, c_count)], dtype=np.intp
+    ).reshape(-1, 2)
     b = judge.behaviour
-    for a in range(c_count):
-        for c in range(a + 1, c_count):
-            both = valid[:, a] & valid[:, c]
-            if not both.any():
+    own = max(0.0, 1.0 - b.correlation - b.model_correlation)
+    weights = np.array(
+        [math.sqrt(b.correlation), math.sqrt(b.model_correlation), math.sqrt(own)],
+        dtype=np.float32,
+    )
+    confidence = np.array(
+        [b.max_confidence - 0.5, 1.0 - b.calibration, b.calibration, b.position_bias],
+        dtype=np.float32,
+    )
+    x = np.zeros((len(rows), max(len(pairs), 1)), dtype=np.float32)
+    _judge_evidence_kernel(
+        rows, pairs, z_pair, z_case, z_model[judge.group], weights, np.float32(judge.threshold), x
+    )
+    np.exp(x, out=x)
+    _judge_kernel(
+        rows, pairs, harmful, complies, z_pair, z_case, z_model[judge.group], weights,
+        np.float32(judge.threshold), confidence, x, batch.valid, batch.judge_score,
+        batch.judge_confidence, calls,
+    )  # fmt: skip
+
+
+@_jit
+def _judge_evidence(
+    e: int, a: int, c: int, z_pair: np.ndarray, z_case: np.ndarray, z_model: np.ndarray,
+    weights: np.ndarray,
+) -> np.float32:  # fmt: skip  # pragma: no cover - compiled
+    """The judge's evidence on pair (a, c) of episode e (:func:`.behaviour.evidence`)."""
+    return (weights[0] * z_case[e] + weights[1] * z_model[e]) + weights[2] * z_pair[e, a, c]
+
+
+@_jit
+def _judge_evidence_kernel(
+    rows: np.ndarray, pairs: np.ndarray, z_pair: np.ndarray, z_case: np.ndarray,
+    z_model: np.ndarray, weights: np.ndarray, threshold: np.float32, x: np.ndarray,
+) -> None:  # fmt: skip  # pragma: no cover - compiled
+    """The argument of ``exp`` in :func:`.behaviour.judge_prefers_first`, per pair."""
+    lo, hi, slope = np.float32(-30.0), np.float32(30.0), np.float32(-1.702)
+    for i in range(len(rows)):
+        e = rows[i]
+        for k in range(len(pairs)):
+            d = _judge_evidence(e, pairs[k, 0], pairs[k, 1], z_pair, z_case, z_model, weights)
+            d = d - threshold
+            x[i, k] = slope * (lo if d < lo else hi if d > hi else d)
+
+
+@_jit
+def _judge_kernel(
+    rows: np.ndarray,
+    pairs: np.ndarray,
+    harmful: np.ndarray,
+    complies: np.ndarray,
+    z_pair: np.ndarray,
+    z_case: np.ndarray,
+    z_model: np.ndarray,
+    weights: np.ndarray,
+    threshold: np.float32,
+    behaviour: np.ndarray,
+    e_x: np.ndarray,
+    valid: np.ndarray,
+    judge_score: np.ndarray,
+    judge_confidence: np.ndarray,
+    calls: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
+    """Scores and confidence of the judge for each episode (see :func:`rank_candidates`)."""
+    n_c = valid.shape[1]
+    one, half, zero = np.float32(1.0), np.float32(0.5), np.float32(0.0)
+    wins = np.zeros(n_c, dtype=np.float32)
+    counts = np.zeros(n_c, dtype=np.float32)
+    for i in range(len(rows)):
+        e = rows[i]
+        n_valid = 0
+        for c in range(n_c):
+            n_valid += valid[e, c]
+        if n_valid <= 1:
+            for c in range(n_c):
+                judge_score[e, c] = np.nan
+            judge_confidence[e] = zero
+            continue
+        wins[:] = zero
+        counts[:] = zero
+        for k in range(len(pairs)):
+            a, c = pairs[k, 0], pairs[k, 1]
+            if not (valid[e, a] and valid[e, c]):
                 continue
-            z = bh.evidence(
-                z_case, z_model[judge.group], z_pair[:, a, c], b.correlation, b.model_correlation
-            )
-            differ = good[:, a] != good[:, c]
-            forward = bh.judge_prefers_first(
-                good[:, a] & ~good[:, c], differ, z, judge.threshold, b
-            )
-            backward = bh.judge_prefers_first(
-                good[:, c] & ~good[:, a], differ, z, judge.threshold, b
-            )
-            p_a = (forward + (1.0 - backward)) / 2.0
-            wins[:, a] += np.where(both, p_a, 0.0)
-            wins[:, c] += np.where(both, 1.0 - p_a, 0.0)
-            counts[:, a] += both
-            counts[:, c] += both
-            calls += both * 2
-    mean = np.where(counts > 0, wins / np.maximum(counts, 1), 1.0)
-    ranked = np.sort(np.where(valid, mean, -np.inf), axis=1)[:, ::-1]
-    top = ranked[:, 0]
-    second = np.where(np.isfinite(ranked[:, 1]), ranked[:, 1], 0.0) if c_count > 1 else 0.0
-    scores = np.where(valid & several[:, None], mean, np.nan).astype(np.float32)
-    confidence = np.where(several, np.clip(top - second, 0.0, 1.0), 0.0).astype(np.float32)
-    return scores, confidence, calls
+            good_a = complies[e, a] != harmful[e]
+            good_c = complies[e, c] != harmful[e]
+            z = _judge_evidence(e, a, c, z_pair, z_case, z_model, weights)
+            wrong = z < threshold
+            ease = one / (one + e_x[i, k])
+            conf = half + behaviour[0] * (behaviour[1] + behaviour[2] * ease)
+            if good_a != good_c:
+                forward = conf if (good_a and not good_c) != wrong else one - conf
+                backward = conf if (good_c and not good_a) != wrong else one - conf
+            else:
+                forward = backward = half
+            forward = min(max(forward + behaviour[3], zero), one)
+            backward = min(max(backward + behaviour[3], zero), one)
+            p_a = (forward + (one - backward)) / np.float32(2.0)
+            wins[a] += p_a
+            wins[c] += one - p_a
+            counts[a] += one
+            counts[c] += one
+            calls[e] += 2
+        top = second = np.float32(-np.inf)
+        for c in range(n_c):
+            mean = wins[c] / max(counts[c], one) if counts[c] > zero else one
+            if valid[e, c]:
+                judge_score[e, c] = mean
+                if mean > top:
+                    top, second = mean, top
+                elif mean > second:
+                    second = mean
+            else:
+                judge_score[e, c] = np.nan
+        if not np.isfinite(second):
+            second = zero
+        judge_confidence[e] = min(max(top - second, zero), one)
 
 
 def simulate_chunk(
@@ -422,13 +516,7 @@ def simulate_chunk(
     while True:
         s = open_
         if z_pair is not None:
-            good = complies[s] != harmful[s, None]
-            scores, jconf, judge_calls = rank_candidates(
-                plan, good, batch.valid[s], z_pair[s], z_case[s], z_model[:, s]
-            )
-            batch.judge_score[s] = scores
-            batch.judge_confidence[s] = jconf
-            calls[s] += judge_calls
+            rank_candidates(plan, s, harmful, complies, z_pair, z_case, z_model, batch, calls)
         batch.rounds_left[s] = plan.max_rounds - rounds
         # only the candidates that exist so far, as the runtime passes them (trailing invalid
         # candidates would not change the decision, only its cost)

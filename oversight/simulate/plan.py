@@ -190,12 +190,16 @@ class Plan:
             col_group[span] = r.group
             # the float32 constants numpy used in behaviour.evidence / p_yes_from_evidence
             col_weights[span] = [
-                math.sqrt(beh.correlation), math.sqrt(beh.model_correlation), math.sqrt(own)
+                math.sqrt(beh.correlation),
+                math.sqrt(beh.model_correlation),
+                math.sqrt(own),
             ]
             col_thresholds[span, 0] = r.miss_threshold[cols]
             col_thresholds[span, 1] = r.false_alarm_threshold[cols]
             col_confidence[span] = [
-                beh.max_confidence - 0.5, 1.0 - beh.calibration, beh.calibration
+                beh.max_confidence - 0.5,
+                1.0 - beh.calibration,
+                beh.calibration,
             ]
             col_band[span] = [0.5 + r.band, 0.5 - r.band]
             if b < len(self.assessors):
