@@ -8,12 +8,10 @@ the optimised engine must produce exactly the same tally (``tests/test_simulate_
 from __future__ import annotations
 
 import numpy as np
-
 from _reference_core import reference_combine_reports as combine_reports
 from _reference_core import reference_decide as decide
 
 from oversight.consensus import (
-    ACTION_ESCALATE,
     ACTION_REVISE,
     VERDICT_NONE,
     VERDICT_SATISFIED,

@@ -13,12 +13,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from _reference_core import reference_combine_reports
+from _reference_core import reference_decide as _reference_decide
 
 from oversight import consensus
 from oversight.consensus import CompiledCore, Decisions, FindingsBatch, combine_reports, decide
-
-from _reference_core import reference_combine_reports
-from _reference_core import reference_decide as _reference_decide
 
 
 def reference_decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
@@ -105,7 +104,7 @@ def _assert_same(got: Decisions, want: Decisions) -> None:
             ~((a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else (a == b))
         )
         assert diff.size == 0, (
-            f"{f.name} differs at episodes {diff[:10]}: {a.ravel()[diff[:5]]} vs {b.ravel()[diff[:5]]}"
+            f"{f.name} differs at {diff[:10]}: {a.ravel()[diff[:5]]} vs {b.ravel()[diff[:5]]}"
         )
 
 

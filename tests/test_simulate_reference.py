@@ -70,7 +70,7 @@ CASES = {
             "agent_options": {"bias": 0.4, "correlation": 0.5, "model_correlation": 0.3},
             "sample_rate": 0.25,
         },
-    ),  # fmt: skip
+    ),
 }
 
 

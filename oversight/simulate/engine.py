@@ -21,11 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..consensus import (
-    _jit,
-    combine_cell,
-    verdict_of,
-)
-from ..consensus import (
     ACTION_ESCALATE,
     ACTION_REVISE,
     STRATEGY_NAMES,
@@ -34,8 +29,10 @@ from ..consensus import (
     VERDICT_SATISFIED,
     VERDICT_VIOLATED,
     FindingsBatch,
+    _jit,
+    combine_cell,
     decide,
-    verdict_from_probability,
+    verdict_of,
 )
 from . import behaviour as bh
 from .config import SimulationConfig
