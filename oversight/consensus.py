@@ -207,25 +207,27 @@ def combine_cell(
     callable from other compiled code, such as the simulator's assessment kernel)."""
     n_r = verdict.shape[0]
     zero = np.float32(0.0)
+    # one pass for the top level that reported and the verdicts given there (bit 1 << verdict);
+    # an agent that did not report counts as level -1, as numpy's where(reported, level, -1) did
     top = np.int32(-2147483648)
-    for r in range(n_r):
-        lv = level[r] if verdict[r, x] != VERDICT_NONE else np.int32(-1)
-        if lv > top:
-            top = lv
-    any_v = any_u = any_s = seen_v = seen_s = False
+    seen = said = 0
     for r in range(n_r):
         vr = verdict[r, x]
-        seen_v |= vr == VERDICT_VIOLATED
-        seen_s |= vr == VERDICT_SATISFIED
-        if vr != VERDICT_NONE and level[r] == top:
-            any_v |= vr == VERDICT_VIOLATED
-            any_u |= vr == VERDICT_UNCERTAIN
-            any_s |= vr == VERDICT_SATISFIED
-    if any_v:
+        if vr == VERDICT_NONE:
+            if top < -1:
+                top, said = np.int32(-1), 0
+            continue
+        bit = 1 << vr
+        seen |= bit
+        if level[r] > top:
+            top, said = level[r], bit
+        elif level[r] == top:
+            said |= bit
+    if said & (1 << VERDICT_VIOLATED):
         out = VERDICT_VIOLATED
-    elif any_u:
+    elif said & (1 << VERDICT_UNCERTAIN):
         out = VERDICT_UNCERTAIN
-    elif any_s:
+    elif said & (1 << VERDICT_SATISFIED):
         out = VERDICT_SATISFIED
     else:
         out = VERDICT_NONE
@@ -243,7 +245,8 @@ def combine_cell(
             worst = s
     # the mean as numpy computed it: float32 sum / int64 count in float64, then float32
     mean = np.float32(np.float64(total) / n_agree) if n_agree > 0 else zero
-    return out, (worst if out == VERDICT_VIOLATED else zero), mean, seen_v and seen_s
+    both = (1 << VERDICT_VIOLATED) | (1 << VERDICT_SATISFIED)
+    return out, (worst if out == VERDICT_VIOLATED else zero), mean, (seen & both) == both
 
 
 @dataclass

@@ -161,9 +161,9 @@ def assess_candidate(
         block = p_yes.reshape(n, n_k)[:, start : start + width]
         p_yes.reshape(n, n_k)[:, start : start + width] = bh.apply_bias(block, bias)
     _assessment_kernel(
-        rows, candidate, p_yes, n_k, on, draws, t.assessors, t.deferred, t.assessor_col,
-        t.slot_col, t.col_band, t.calls_per_candidate, t.step_auditor, t.step_subject,
-        t.step_mode, t.step_rate, t.step_slot, t.severity, t.level, batch.verdict,
+        rows, candidate, p_yes, n_k, on, draws, t.assessors, t.deferred, t.block_start,
+        t.block_width, t.col_principle, t.col_band, t.calls_per_candidate, t.step_auditor,
+        t.step_subject, t.step_mode, t.step_rate, t.step_slot, t.severity, t.level, batch.verdict,
         batch.severity, batch.confidence, batch.disagreement, batch.valid, calls,
     )  # fmt: skip
 
@@ -239,8 +239,9 @@ def _assessment_kernel(
     draws: np.ndarray,
     assessors: np.ndarray,
     deferred: np.ndarray,
-    assessor_col: np.ndarray,
-    slot_col: np.ndarray,
+    block_start: np.ndarray,
+    block_width: np.ndarray,
+    col_principle: np.ndarray,
     col_band: np.ndarray,
     calls_per_candidate: np.ndarray,
     step_auditor: np.ndarray,
@@ -277,10 +278,8 @@ def _assessment_kernel(
                     continue
                 a = assessors[j]
                 active = flagged if late == 1 else on[i, j]
-                for p in range(n_p):
-                    col = assessor_col[a, p]
-                    if col < 0:
-                        continue
+                for col in range(block_start[j], block_start[j] + block_width[j]):
+                    p = col_principle[col]
                     pj = p_yes[base + col]
                     vj, cj = verdict_of(pj, col_band[col, 0], col_band[col, 1])
                     if late == 0:
@@ -293,7 +292,8 @@ def _assessment_kernel(
                 if active:
                     made += calls_per_candidate[a]
         for k in range(len(step_auditor)):
-            a, subject, mode, slot = step_auditor[k], step_subject[k], step_mode[k], step_slot[k]
+            a, subject, mode = step_auditor[k], step_subject[k], step_mode[k]
+            first = block_start[len(assessors) + step_slot[k]]
             for p in range(n_p):
                 cell = v[subject, p] != VERDICT_NONE
                 if mode == 1:
@@ -301,7 +301,7 @@ def _assessment_kernel(
                 elif mode == 2:
                     cell &= draws[k, i, p] < step_rate[k]
                 if cell:
-                    col = slot_col[slot, p]
+                    col = first + p
                     vj, cj = verdict_of(p_yes[base + col], col_band[col, 0], col_band[col, 1])
                     v[a, p] = vj
                     conf[a, p] = cj

@@ -111,8 +111,6 @@ class KernelTables:
     """``[K, 3]``: max_confidence - 0.5, 1 - calibration, calibration."""
     col_band: np.ndarray
     """``[K, 2]``: 0.5 + band, 0.5 - band (the verdict thresholds)."""
-    assessor_col: np.ndarray
-    slot_col: np.ndarray
     biased_blocks: list[tuple[int, int, float]]
     """(first column, width, bias) of reporters with a log-odds bias (applied with numpy)."""
 
@@ -155,7 +153,6 @@ class Plan:
         if self._tables is not None:
             return self._tables
         n_p = len(self.principle_ids)
-        n_r = len(self.reporters)
         modes = {"every": 0, "on-flag": 1, "on_flag": 1, "sample": 2}
         deferred = np.array(
             [self.reporters[i].mode in ("on-flag", "on_flag") for i in self.assessors] or [False]
@@ -177,8 +174,6 @@ class Plan:
         col_thresholds = np.zeros((n_k, 2), dtype=np.float32)
         col_confidence = np.zeros((n_k, 3), dtype=np.float32)
         col_band = np.zeros((n_k, 2), dtype=np.float32)
-        assessor_col = np.full((n_r, n_p), -1, dtype=np.intp)
-        slot_col = np.full((max(len(slots), 1), n_p), -1, dtype=np.intp)
         biased: list[tuple[int, int, float]] = []
         for b, (i, cols) in enumerate(blocks):
             r = self.reporters[i]
@@ -202,10 +197,6 @@ class Plan:
                 beh.calibration,
             ]
             col_band[span] = [0.5 + r.band, 0.5 - r.band]
-            if b < len(self.assessors):
-                assessor_col[i, cols] = np.arange(span.start, span.stop)
-            else:
-                slot_col[b - len(self.assessors), cols] = np.arange(span.start, span.stop)
             if beh.bias:
                 biased.append((span.start, span.stop - span.start, float(beh.bias)))
         self._tables = KernelTables(
@@ -231,8 +222,6 @@ class Plan:
             col_thresholds=col_thresholds,
             col_confidence=col_confidence,
             col_band=col_band,
-            assessor_col=assessor_col,
-            slot_col=slot_col,
             biased_blocks=biased,
         )
         return self._tables
