@@ -646,6 +646,21 @@ def _jobs(
     return jobs
 
 
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel, on a few episodes of a packaged
+    hierarchy; a no-op when that hierarchy cannot be loaded."""
+    from ..hierarchy import load_hierarchy
+    from ..paths import resolve_config
+    from .plan import compile_plan
+
+    try:
+        spec = load_hierarchy(resolve_config("roles/recursive.yaml"))
+    except Exception:  # pragma: no cover - a broken install; workers compile lazily instead
+        return
+    config = SimulationConfig(episodes=64, chunk_size=64)
+    simulate_chunk(compile_plan(spec, config), config, np.random.default_rng(0), 64, 0, Tally())
+
+
 def run_plans(
     points: list[tuple[Plan, SimulationConfig]],
     *,
@@ -666,10 +681,12 @@ def run_plans(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # compile (or load) the kernels here first, so the workers find them in numba's cache
+        # compile (or load) the kernels here first, so that numba's cache has them; the fork
+        # server loads them once (oversight.simulate._preload) and every worker inherits them
         plan, config = points[0]
         simulate_chunk(plan, config, np.random.default_rng(0), 64, 0, Tally())
         context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["oversight.simulate._preload"])
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
             for (point, _), tally in zip(jobs, pool.map(_chunk, [j for _, j in jobs]), strict=True):
                 parts[point].append(tally)
