@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .escalation.policy import EscalationPolicy
     from .priority import PriorityGraph
 
+_njit: Any
 try:  # the compiled kernels; without numba they run as plain Python (correct, much slower)
     from numba import njit as _njit
 except ImportError:  # pragma: no cover - numba is a dependency
