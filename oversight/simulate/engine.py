@@ -3,10 +3,14 @@
 Per chunk of ``E`` episodes: draw cases and latents, let the base draft, then for each round
 assess the newest candidate of the episodes still open (every reporter of the :class:`Plan`,
 audits gated by their supervision mode), merge the reports with
-:func:`oversight.consensus.combine_reports`, let the judge rank the candidates, and call
-:func:`oversight.consensus.decide` - the very function the live runtime calls. Episodes whose
-action is ``revise`` get a new candidate from the reviser; the rest are finished (consensus, or
-escalation to people, who decide with their own error rate).
+:func:`oversight.consensus.combine_cell` (the cell rule of ``combine_reports``), let the judge
+rank the candidates, and call :func:`oversight.consensus.decide` - the very function the live
+runtime calls. Episodes whose action is ``revise`` get a new candidate from the reviser; the
+rest are finished (consensus, or escalation to people, who decide with their own error rate).
+
+The per-episode work is compiled with numba (``_*_kernel``); numpy draws the random numbers (in
+the order and shapes of the original numpy engine, kept as ``tests/_reference_engine.py``, so a
+seed gives the same tally) and computes ``exp``, so every value rounds as before.
 
 Memory is bounded by the chunk size: only counters and a per-day escalation histogram outlive a
 chunk.
@@ -36,7 +40,7 @@ from ..consensus import (
 )
 from . import behaviour as bh
 from .config import SimulationConfig
-from .plan import Plan, Reporter
+from .plan import Plan
 
 
 @dataclass
@@ -67,27 +71,6 @@ class Tally:
     triggers: dict[str, int] = field(default_factory=lambda: {n: 0 for n in TRIGGER_NAMES.values()})
     strategies: dict[str, int] = field(default_factory=lambda: {n: 0 for n in STRATEGY_NAMES})
     daily_escalations: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-
-def _truth(plan: Plan, harmful: np.ndarray, complies: np.ndarray) -> np.ndarray:
-    """``[S, P]`` truth of each principle for candidates with behaviour ``complies[S]``."""
-    h = harmful[:, None]
-    c = complies[:, None]
-    k = plan.kinds[None, :]
-    return np.where(k == 0, h & c, np.where(k == 1, ~h & ~c, False))
-
-
-def _p_yes(
-    plan: Plan, r: Reporter, truth: np.ndarray, z_case: np.ndarray, z_model: np.ndarray,
-    eps: np.ndarray,
-) -> np.ndarray:  # fmt: skip
-    """P("Yes, violated") of reporter ``r`` on every principle ``[S, P]``."""
-    b = r.behaviour
-    z = bh.evidence(z_case[:, None], z_model[r.group][:, None], eps, b.correlation,
-                    b.model_correlation)  # fmt: skip
-    return bh.p_yes_from_evidence(
-        truth, z, r.miss_threshold[None, :], r.false_alarm_threshold[None, :], b
-    )
 
 
 def assess_candidate(
