@@ -54,18 +54,21 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def _jit(function: _F) -> _F:
-    """Compile a kernel with numba (cached on disk, GIL released) when it is installed."""
+def _jit(function: _F, **options: Any) -> _F:
+    """Compile a kernel with numba when it is installed: lazily on first call, GIL released,
+    cached on disk (next to the module, else numba's user-wide cache, else ``NUMBA_CACHE_DIR``;
+    where no cache directory is writable it compiles once per process instead)."""
     if _njit is None:  # pragma: no cover
         return function
-    return cast(_F, _njit(cache=True, nogil=True)(function))
+    try:
+        return cast(_F, _njit(cache=True, nogil=True, **options)(function))
+    except RuntimeError:  # pragma: no cover - "cannot cache ...: no locator available"
+        return cast(_F, _njit(nogil=True, **options)(function))
 
 
 def _jit_inline(function: _F) -> _F:
     """:func:`_jit` for small helpers that compiled callers inline (one cell, one value)."""
-    if _njit is None:  # pragma: no cover
-        return function
-    return cast(_F, _njit(cache=True, nogil=True, inline="always")(function))
+    return _jit(function, inline="always")
 
 
 VERDICT_NONE, VERDICT_SATISFIED, VERDICT_VIOLATED, VERDICT_UNCERTAIN = -1, 0, 1, 2
