@@ -34,9 +34,9 @@ The rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, cast, get_args
 
 import numpy as np
 
@@ -45,6 +45,33 @@ from .messages import Audit, Critique, SafetyAssessment, Strategy, TriggerName
 if TYPE_CHECKING:
     from .escalation.policy import EscalationPolicy
     from .priority import PriorityGraph
+
+_njit: Any
+try:  # the compiled kernels; without numba they run as plain Python (correct, much slower)
+    from numba import njit as _njit
+except ImportError:  # pragma: no cover - numba is a dependency
+    _njit = None
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _jit(function: _F, **options: Any) -> _F:
+    """Compile a kernel with numba when it is installed: lazily on first call, GIL released,
+    cached on disk (next to the module, else numba's user-wide cache, else ``NUMBA_CACHE_DIR``;
+    where no cache directory is writable it compiles once per process instead)."""
+    if _njit is None:  # pragma: no cover
+        return function
+    try:
+        return cast(_F, _njit(cache=True, nogil=True, **options)(function))
+    except RuntimeError:  # pragma: no cover - "cannot cache ...: no locator available"
+        return cast(_F, _njit(nogil=True, **options)(function))
+
+
+def _jit_inline(function: _F) -> _F:
+    """:func:`_jit` for small helpers that compiled callers inline (one cell, one value)."""
+    return _jit(function, inline="always")
+
 
 VERDICT_NONE, VERDICT_SATISFIED, VERDICT_VIOLATED, VERDICT_UNCERTAIN = -1, 0, 1, 2
 ACTION_CONSENSUS, ACTION_REVISE, ACTION_ESCALATE = 0, 1, 2
@@ -80,16 +107,36 @@ def verdict_from_probability(p_yes: Any, band: float = 0.1) -> tuple[np.ndarray,
     """Map P("Yes, it violates") to a verdict code and a confidence in [0, 1].
 
     ``p >= 0.5 + band`` is violated, ``p <= 0.5 - band`` satisfied, anything between uncertain;
-    the confidence is ``|2p - 1|`` (0 at a coin flip, 1 at certainty).
+    the confidence is ``|2p - 1|`` (0 at a coin flip, 1 at certainty). Probabilities and both
+    thresholds are float32 (:func:`verdict_of`, per value).
     """
     p = np.asarray(p_yes, dtype=np.float32)
-    verdict = np.where(
-        p >= 0.5 + band,
-        VERDICT_VIOLATED,
-        np.where(p <= 0.5 - band, VERDICT_SATISFIED, VERDICT_UNCERTAIN),
-    ).astype(np.int8)
-    confidence = np.abs(2.0 * p - 1.0).astype(np.float32)
+    verdict = np.empty(p.shape, dtype=np.int8)
+    confidence = np.empty(p.shape, dtype=np.float32)
+    high, low = np.float32(0.5 + band), np.float32(0.5 - band)
+    _verdict_kernel(p.reshape(-1), high, low, verdict.reshape(-1), confidence.reshape(-1))
     return verdict, confidence
+
+
+@_jit_inline
+def verdict_of(p: np.float32, high: np.float32, low: np.float32) -> tuple[int, np.float32]:
+    """One probability's verdict and confidence (compiled; the rule of
+    :func:`verdict_from_probability`, also called by the simulator's kernels)."""
+    if p >= high:
+        verdict = VERDICT_VIOLATED
+    elif p <= low:
+        verdict = VERDICT_SATISFIED
+    else:
+        verdict = VERDICT_UNCERTAIN
+    return verdict, np.float32(abs(np.float32(2.0) * p - np.float32(1.0)))
+
+
+@_jit
+def _verdict_kernel(
+    p: np.ndarray, high: np.float32, low: np.float32, verdict: np.ndarray, confidence: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    for i in range(len(p)):
+        verdict[i], confidence[i] = verdict_of(p[i], high, low)
 
 
 def combine_reports(
@@ -103,36 +150,106 @@ def combine_reports(
     satisfaction. The severity is the highest severity among the deciding violations, the
     confidence the mean confidence of the deciding reporters that agree with the result.
     ``disagreement`` is set where any two reporters, at any level, said violated and satisfied.
+
+    Any trailing shape after ``[E, R]`` works (the cells are flattened); verdicts are read as
+    int8, severities and confidences as float32. One compiled pass over the reports
+    (:func:`_combine_kernel`).
     """
-    verdict = np.asarray(verdict)
-    reported = verdict != VERDICT_NONE
-    lv = np.asarray(level, dtype=np.int32)[None, :, None, None]
-    top = np.where(reported, lv, -1).max(axis=1, keepdims=True)
-    deciding = reported & (lv == top)
-    any_v = (deciding & (verdict == VERDICT_VIOLATED)).any(axis=1)
-    any_u = (deciding & (verdict == VERDICT_UNCERTAIN)).any(axis=1)
-    any_s = (deciding & (verdict == VERDICT_SATISFIED)).any(axis=1)
-    final = np.where(
-        any_v,
-        VERDICT_VIOLATED,
-        np.where(any_u, VERDICT_UNCERTAIN, np.where(any_s, VERDICT_SATISFIED, VERDICT_NONE)),
-    ).astype(np.int8)
-    agree = deciding & (verdict == final[:, None])
-    n_agree = agree.sum(axis=1)
-    conf = np.where(
-        n_agree > 0,
-        (np.where(agree, confidence, 0.0).sum(axis=1) / np.maximum(n_agree, 1)),
-        0.0,
-    ).astype(np.float32)
-    sev = np.where(
-        final == VERDICT_VIOLATED,
-        np.where(deciding & (verdict == VERDICT_VIOLATED), severity, 0.0).max(axis=1),
-        0.0,
-    ).astype(np.float32)
-    disagreement = (reported & (verdict == VERDICT_VIOLATED)).any(axis=1) & (
-        reported & (verdict == VERDICT_SATISFIED)
-    ).any(axis=1)
-    return final, sev, conf, disagreement
+    v = np.asarray(verdict)
+    n_e, n_r = v.shape[:2]
+    cells = v.shape[2:]
+    n_x = int(np.prod(cells, dtype=np.int64))
+    flat = (n_e, n_r, n_x)
+    final = np.empty((n_e, n_x), dtype=np.int8)
+    sev = np.empty((n_e, n_x), dtype=np.float32)
+    conf = np.empty((n_e, n_x), dtype=np.float32)
+    disagreement = np.empty((n_e, n_x), dtype=bool)
+    _combine_kernel(
+        np.ascontiguousarray(v, dtype=np.int8).reshape(flat),
+        np.ascontiguousarray(severity, dtype=np.float32).reshape(flat),
+        np.ascontiguousarray(confidence, dtype=np.float32).reshape(flat),
+        np.ascontiguousarray(level, dtype=np.int32).reshape(n_r),
+        final,
+        sev,
+        conf,
+        disagreement,
+    )
+    shape = (n_e, *cells)
+    return (
+        final.reshape(shape),
+        sev.reshape(shape),
+        conf.reshape(shape),
+        disagreement.reshape(shape),
+    )
+
+
+@_jit
+def _combine_kernel(
+    verdict: np.ndarray,
+    severity: np.ndarray,
+    confidence: np.ndarray,
+    level: np.ndarray,
+    final: np.ndarray,
+    sev: np.ndarray,
+    conf: np.ndarray,
+    disagreement: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests run it through combine_reports)
+    """:func:`combine_reports` on ``[E, R, X]`` reports, writing ``[E, X]`` findings."""
+    n_e, _, n_x = verdict.shape
+    for e in range(n_e):
+        v, s, c = verdict[e], severity[e], confidence[e]
+        for x in range(n_x):
+            final[e, x], sev[e, x], conf[e, x], disagreement[e, x] = combine_cell(v, s, c, level, x)
+
+
+@_jit_inline
+def combine_cell(
+    verdict: np.ndarray, severity: np.ndarray, confidence: np.ndarray, level: np.ndarray, x: int
+) -> tuple[int, np.float32, np.float32, bool]:  # pragma: no cover - compiled
+    """:func:`combine_reports` of cell ``x`` from its ``R`` reports ``[R, X]`` (compiled;
+    callable from other compiled code, such as the simulator's assessment kernel)."""
+    n_r = verdict.shape[0]
+    zero = np.float32(0.0)
+    # one pass for the top level that reported and the verdicts given there (bit 1 << verdict);
+    # an agent that did not report counts as level -1, as numpy's where(reported, level, -1) did
+    top = np.int32(-2147483648)
+    seen = said = 0
+    for r in range(n_r):
+        vr = verdict[r, x]
+        if vr == VERDICT_NONE:
+            if top < -1:
+                top, said = np.int32(-1), 0
+            continue
+        bit = 1 << vr
+        seen |= bit
+        if level[r] > top:
+            top, said = level[r], bit
+        elif level[r] == top:
+            said |= bit
+    if said & (1 << VERDICT_VIOLATED):
+        out = VERDICT_VIOLATED
+    elif said & (1 << VERDICT_UNCERTAIN):
+        out = VERDICT_UNCERTAIN
+    elif said & (1 << VERDICT_SATISFIED):
+        out = VERDICT_SATISFIED
+    else:
+        out = VERDICT_NONE
+    total = zero
+    n_agree = 0
+    worst = zero
+    for r in range(n_r):
+        vr = verdict[r, x]
+        deciding = vr != VERDICT_NONE and level[r] == top
+        if deciding and vr == out:
+            total += confidence[r, x]  # float32, in reporter order (numpy's order)
+            n_agree += 1
+        s = severity[r, x] if deciding and vr == VERDICT_VIOLATED else zero
+        if r == 0 or s > worst:
+            worst = s
+    # the mean as numpy computed it: float32 sum / int64 count in float64, then float32
+    mean = np.float32(np.float64(total) / n_agree) if n_agree > 0 else zero
+    both = (1 << VERDICT_VIOLATED) | (1 << VERDICT_SATISFIED)
+    return out, (worst if out == VERDICT_VIOLATED else zero), mean, (seen & both) == both
 
 
 @dataclass
@@ -388,112 +505,359 @@ def _take(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     return values[np.arange(len(values)), index]
 
 
-def decide(batch: FindingsBatch, core: CompiledCore) -> Decisions:
-    """Decide every episode of the batch: consensus, revise or escalate, and why."""
-    verdict, valid = batch.verdict, batch.valid
-    n_episodes, n_candidates, _ = verdict.shape
-    violated = (verdict == VERDICT_VIOLATED) & valid[:, :, None]
-    cost = (violated * core.weights * batch.severity * batch.confidence).sum(axis=2)
-    cost = np.where(valid, cost, np.inf).astype(np.float32)
-    acceptable = valid & ~violated.any(axis=2)
-    any_acceptable = acceptable.any(axis=1)
+def decide(
+    batch: FindingsBatch,
+    core: CompiledCore,
+    *,
+    rows: np.ndarray | None = None,
+    candidates: int | None = None,
+) -> Decisions:
+    """Decide every episode of the batch: consensus, revise or escalate, and why.
 
-    judge = np.nan_to_num(batch.judge_score, nan=-1.0)
-    # 1. acceptable candidates: the judge's favourite, earliest on ties.
-    pick_acceptable = np.argmax(np.where(acceptable, judge, -np.inf), axis=1)
-    cheapest = np.argmin(cost, axis=1)
+    ``rows`` (episode indices) and ``candidates`` decide only those episodes over their first
+    ``candidates`` candidates: the same decisions as for the sliced batch, without copying it
+    (the simulator decides the episodes still open this way).
 
-    # 3a. priority ordering between candidates' exclusive violation sets.
-    dom = core.dominance[batch.context]  # [E, P, P]
-    va = violated[:, :, None, :]  # a
-    vb = violated[:, None, :, :]  # b
-    excl_a = va & ~vb  # [E, C, C, P]: violated by a only
-    excl_b = vb & ~va
-    n_p = violated.shape[2]
-    covered = (
-        np.matmul(
-            excl_b.reshape(n_episodes, n_candidates * n_candidates, n_p).astype(np.float32),
-            dom.astype(np.float32),
-        ).reshape(excl_b.shape)
-        > 0
+    The rules are the module docstring's, applied per episode in one compiled pass
+    (:func:`_decide_kernel`): violation sets as bit masks, the priority graph as one bit mask
+    per principle (:func:`dominance_bits`), no ``[E, C, C, P]`` intermediates. Thresholds
+    compare in float32, as the documented float32 inputs did under numpy's casting rules.
+    """
+    verdict = np.ascontiguousarray(batch.verdict, dtype=np.int8)
+    n_all, n_candidates, _ = verdict.shape
+    if candidates is not None:
+        n_candidates = min(int(candidates), n_candidates)
+    index = np.arange(n_all) if rows is None else np.asarray(rows, dtype=np.intp)
+    n_episodes = len(index)
+    action = np.empty(n_episodes, dtype=np.int8)
+    chosen = np.empty(n_episodes, dtype=np.int16)
+    strategy = np.empty(n_episodes, dtype=np.int8)
+    triggers = np.empty(n_episodes, dtype=np.int16)
+    cost = np.empty((n_episodes, n_candidates), dtype=np.float32)
+    conflict = np.empty(n_episodes, dtype=bool)
+    f32 = np.float32
+    _decide_kernel(
+        verdict,
+        np.ascontiguousarray(batch.severity, dtype=np.float32),
+        np.ascontiguousarray(batch.confidence, dtype=np.float32),
+        np.ascontiguousarray(batch.disagreement, dtype=bool),
+        np.ascontiguousarray(batch.valid, dtype=bool),
+        np.ascontiguousarray(batch.judge_score, dtype=np.float32),
+        np.ascontiguousarray(batch.judge_confidence, dtype=np.float32),
+        np.ascontiguousarray(batch.context, dtype=np.intp),
+        np.ascontiguousarray(batch.audit_draw, dtype=np.float32),
+        np.ascontiguousarray(batch.rounds_left, dtype=np.int64),
+        np.ascontiguousarray(core.weights, dtype=np.float32),
+        np.ascontiguousarray(core.severity_threshold, dtype=np.float32),
+        dominance_bits(core.dominance),
+        bool(core.disagreement),
+        f32(core.low_confidence),
+        bool(core.unresolved),
+        f32(core.audit_rate),
+        f32(core.weighted_margin),
+        f32(core.review_confidence),
+        index,
+        n_candidates,
+        action,
+        chosen,
+        strategy,
+        triggers,
+        cost,
+        conflict,
     )
-    beats = excl_b.any(axis=3) & (~excl_a | covered).all(axis=3)
-    pair_valid = valid[:, :, None] & valid[:, None, :]
-    eye = np.eye(n_candidates, dtype=bool)[None]
-    # Candidates that violate the same principles tie; a winner beats every other candidate
-    # except its ties, and beats at least one. Among tied winners the judge's favourite (then
-    # the earliest) is chosen.
-    same_set = pair_valid & ~(excl_a.any(axis=3) | excl_b.any(axis=3))
-    beats_all = (
-        ((beats & pair_valid) | same_set | eye | ~valid[:, None, :]).all(axis=2)
-        & (beats & pair_valid).any(axis=2)
-        & valid
-    )
-    has_priority_winner = beats_all.any(axis=1)
-    priority_winner = np.argmax(np.where(beats_all, judge, -np.inf), axis=1)
-
-    # 3b. weighted scoring with a margin, against the cheapest candidate that violates a
-    # different set of principles (candidates with the same set are ties, not rivals).
-    best_cost = _take(cost, cheapest)
-    rivals = ~_take(same_set | eye, cheapest)
-    runner_up = np.where(rivals & valid, cost, np.inf).min(axis=1)
-    weighted_ok = np.isfinite(runner_up) & ((runner_up - best_cost) >= core.weighted_margin)
-
-    # 3c. hierarchical review by the judge.
-    has_judge = ~np.isnan(np.where(valid, batch.judge_score, np.nan)).all(axis=1)
-    review_ok = has_judge & (batch.judge_confidence >= core.review_confidence)
-    judge_pick = np.argmax(np.where(valid, judge, -np.inf), axis=1)
-
-    conflict_stage = ~any_acceptable & (batch.rounds_left <= 0)
-    strategy = np.full(n_episodes, STRATEGY_NONE, dtype=np.int8)
-    chosen = np.where(any_acceptable, pick_acceptable, cheapest)
-    s_priority = conflict_stage & has_priority_winner
-    s_weighted = conflict_stage & ~s_priority & weighted_ok
-    s_review = conflict_stage & ~s_priority & ~s_weighted & review_ok
-    s_human = conflict_stage & ~s_priority & ~s_weighted & ~s_review
-    strategy[s_priority] = STRATEGY_PRIORITY
-    strategy[s_weighted] = STRATEGY_WEIGHTED
-    strategy[s_review] = STRATEGY_REVIEW
-    strategy[s_human] = STRATEGY_HUMAN
-    chosen = np.where(s_priority, priority_winner, chosen)
-    chosen = np.where(s_review, judge_pick, chosen)
-
-    distinct_sets = (excl_a.any(axis=3) & pair_valid).any(axis=(1, 2))
-    conflict = conflict_stage & distinct_sets
-
-    # 4. escalation triggers on the chosen candidate.
-    c_verdict = _take(verdict, chosen)  # [E, P]
-    c_conf = _take(batch.confidence, chosen)
-    c_sev = _take(batch.severity, chosen)
-    c_dis = _take(batch.disagreement, chosen)
-    assessed = c_verdict != VERDICT_NONE
-    triggers = np.zeros(n_episodes, dtype=np.int16)
-    if core.disagreement:
-        triggers |= np.where(c_dis.any(axis=1), TRIGGER_DISAGREEMENT, 0).astype(np.int16)
-    low = (assessed & (c_conf < core.low_confidence)).any(axis=1) | (
-        c_verdict == VERDICT_UNCERTAIN
-    ).any(axis=1)
-    triggers |= np.where(low, TRIGGER_LOW_CONFIDENCE, 0).astype(np.int16)
-    severe = ((c_verdict == VERDICT_VIOLATED) & (c_sev >= core.severity_threshold)).any(axis=1)
-    triggers |= np.where(severe, TRIGGER_SEVERITY, 0).astype(np.int16)
-    if core.unresolved:
-        triggers |= np.where(s_human, TRIGGER_UNRESOLVED, 0).astype(np.int16)
-    finishing = any_acceptable | conflict_stage
-    audit = finishing & (triggers == 0) & (batch.audit_draw < core.audit_rate)
-    triggers |= np.where(audit, TRIGGER_AUDIT, 0).astype(np.int16)
-
-    action = np.full(n_episodes, ACTION_CONSENSUS, dtype=np.int8)
-    action[~finishing] = ACTION_REVISE
-    action[finishing & (triggers != 0)] = ACTION_ESCALATE
-    triggers = np.where(finishing, triggers, 0).astype(np.int16)
     return Decisions(
         action=action,
-        chosen=chosen.astype(np.int16),
+        chosen=chosen,
         strategy=strategy,
         triggers=triggers,
         cost=cost,
         conflict=conflict,
     )
+
+
+def dominance_bits(dominance: np.ndarray) -> np.ndarray:
+    """``[K, P, W]`` uint64 bit masks of ``dominance[K, P, P]``: bit q of word ``q // 64`` of
+    ``[k, p]`` is set when p prevails over q in context k (``W = ceil(P / 64)``)."""
+    dom = np.asarray(dominance, dtype=bool)
+    n_k, n_p = dom.shape[0], dom.shape[-1]
+    n_w = max(1, (n_p + 63) // 64)
+    padded = np.zeros((n_k, n_p, n_w * 64), dtype=np.uint64)
+    padded[:, :, :n_p] = dom
+    shifts = np.arange(64, dtype=np.uint64)
+    return (padded.reshape(n_k, n_p, n_w, 64) << shifts).sum(axis=3, dtype=np.uint64)
+
+
+@_jit
+def _block_sum(values: np.ndarray, start: int, n: int) -> np.float32:  # pragma: no cover
+    """numpy's float32 pairwise sum of a block of at most 128 values (8 accumulators)."""
+    if n < 8:
+        res = np.float32(0.0)
+        for i in range(start, start + n):
+            res += values[i]
+        return res
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = start + i
+        r0 += values[j]
+        r1 += values[j + 1]
+        r2 += values[j + 2]
+        r3 += values[j + 3]
+        r4 += values[j + 4]
+        r5 += values[j + 5]
+        r6 += values[j + 6]
+        r7 += values[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += values[start + i]
+        i += 1
+    return res
+
+
+@_jit
+def _pairwise_sum(values: np.ndarray, n: int) -> np.float32:  # pragma: no cover - compiled
+    """numpy's float32 pairwise summation of ``values[:n]``, bit for bit (the order
+    ``ndarray.sum`` uses along a contiguous axis), so costs equal ``(...).sum(axis=2)``.
+
+    Blocks of up to 128 values are summed with 8 accumulators; longer runs split in two halves
+    (a multiple of 8 first), evaluated here with an explicit stack instead of recursion.
+    """
+    if n <= 128:
+        return _block_sum(values, 0, n)
+    starts = np.empty(64, dtype=np.int64)
+    sizes = np.empty(64, dtype=np.int64)
+    phase = np.zeros(64, dtype=np.int64)
+    partial = np.empty(64, dtype=np.float32)
+    top, done = 0, 0
+    starts[0], sizes[0], phase[0] = 0, n, 0
+    while top >= 0:
+        s, m = starts[top], sizes[top]
+        if m <= 128:
+            partial[done] = _block_sum(values, s, m)
+            done += 1
+            top -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if phase[top] == 0:
+            phase[top] = 1
+            top += 1
+            starts[top], sizes[top], phase[top] = s, half, 0
+        elif phase[top] == 1:
+            phase[top] = 2
+            top += 1
+            starts[top], sizes[top], phase[top] = s + half, m - half, 0
+        else:
+            done -= 1
+            partial[done - 1] = partial[done - 1] + partial[done]
+            top -= 1
+    return partial[0]
+
+
+@_jit
+def _first_max(values: np.ndarray) -> int:  # pragma: no cover - compiled
+    """``np.argmax``: the first index of the maximum."""
+    best, index = values[0], 0
+    for i in range(1, len(values)):
+        if values[i] > best:
+            best, index = values[i], i
+    return index
+
+
+@_jit
+def _decide_kernel(
+    verdict: np.ndarray,
+    severity: np.ndarray,
+    confidence: np.ndarray,
+    disagreement: np.ndarray,
+    valid: np.ndarray,
+    judge_score: np.ndarray,
+    judge_confidence: np.ndarray,
+    context: np.ndarray,
+    audit_draw: np.ndarray,
+    rounds_left: np.ndarray,
+    weights: np.ndarray,
+    severity_threshold: np.ndarray,
+    dom_bits: np.ndarray,
+    use_disagreement: bool,
+    low_confidence: np.float32,
+    use_unresolved: bool,
+    audit_rate: np.float32,
+    weighted_margin: np.float32,
+    review_confidence: np.float32,
+    rows: np.ndarray,
+    n_c: int,
+    action: np.ndarray,
+    chosen: np.ndarray,
+    strategy: np.ndarray,
+    triggers: np.ndarray,
+    cost: np.ndarray,
+    conflict: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests run it through decide)
+    """:func:`decide`, one episode at a time (see the module docstring for the rules)."""
+    n_p = verdict.shape[2]
+    n_w = dom_bits.shape[2]
+    one = np.uint64(1)
+    viol = np.zeros((n_c, n_w), dtype=np.uint64)
+    cover = np.zeros(n_w, dtype=np.uint64)
+    terms = np.zeros(max(n_p, 1), dtype=np.float32)
+    acceptable = np.zeros(n_c, dtype=np.bool_)
+    judge = np.zeros(n_c, dtype=np.float32)
+    pick = np.zeros(n_c, dtype=np.float32)
+    neg_inf = np.float32(-np.inf)
+    big = np.float32(_F32_MAX)
+    for i in range(len(rows)):
+        e = rows[i]
+        k = context[e]
+        any_acceptable = False
+        has_judge = False
+        for c in range(n_c):
+            for w in range(n_w):
+                viol[c, w] = 0
+            if valid[e, c]:
+                for p in range(n_p):
+                    if verdict[e, c, p] == VERDICT_VIOLATED:
+                        viol[c, p >> 6] |= one << np.uint64(p & 63)
+                        terms[p] = weights[p] * severity[e, c, p] * confidence[e, c, p]
+                    else:
+                        terms[p] = 0.0
+                cost[i, c] = _pairwise_sum(terms, n_p)
+                clean = True
+                for w in range(n_w):
+                    clean &= viol[c, w] == 0
+                acceptable[c] = clean
+                any_acceptable |= clean
+            else:
+                cost[i, c] = np.inf
+                acceptable[c] = False
+            s = judge_score[e, c]
+            has_judge |= valid[e, c] and not np.isnan(s)
+            if np.isnan(s):
+                judge[c] = -1.0  # np.nan_to_num(nan=-1.0), with its +-inf clipping
+            elif s == np.inf:
+                judge[c] = big
+            elif s == -np.inf:
+                judge[c] = -big
+            else:
+                judge[c] = s
+
+        # 1. acceptable candidates: the judge's favourite, earliest on ties.
+        for c in range(n_c):
+            pick[c] = judge[c] if acceptable[c] else neg_inf
+        pick_acceptable = _first_max(pick) if n_c else 0
+        cheapest = 0
+        for c in range(1, n_c):
+            if cost[i, c] < cost[i, cheapest]:
+                cheapest = c
+        conflict_stage = not any_acceptable and rounds_left[e] <= 0
+        chosen_e = pick_acceptable if any_acceptable else cheapest
+        strategy_e = STRATEGY_NONE
+        distinct_sets = False
+        if conflict_stage:  # 3. only then do the strategies matter
+            # 3a. priority ordering between candidates' exclusive violation sets; a winner beats
+            # every valid candidate with a different set, and at least one.
+            has_priority_winner = False
+            for a in range(n_c):
+                wins = False
+                if valid[e, a]:
+                    wins = True
+                    beat_one = False
+                    for b in range(n_c):
+                        if b == a or not valid[e, b]:
+                            continue
+                        same = True
+                        for w in range(n_w):
+                            same &= viol[a, w] == viol[b, w]
+                        if same:
+                            continue
+                        distinct_sets = True
+                        for w in range(n_w):
+                            cover[w] = 0
+                        excl_b_any = False
+                        for p in range(n_p):
+                            bit = one << np.uint64(p & 63)
+                            word = p >> 6
+                            if (viol[b, word] & bit) != 0 and (viol[a, word] & bit) == 0:
+                                excl_b_any = True
+                                for w in range(n_w):
+                                    cover[w] |= dom_bits[k, p, w]
+                        beats = excl_b_any
+                        for w in range(n_w):
+                            beats &= (viol[a, w] & ~viol[b, w] & ~cover[w]) == 0
+                        if beats:
+                            beat_one = True
+                        else:
+                            wins = False
+                    wins &= beat_one
+                pick[a] = judge[a] if wins else neg_inf
+                has_priority_winner |= wins
+            priority_winner = _first_max(pick) if n_c else 0
+
+            # 3b. weighted scoring with a margin, against the cheapest candidate that violates a
+            # different set of principles (candidates with the same set are ties, not rivals).
+            best_cost = cost[i, cheapest] if n_c else np.float32(np.inf)
+            runner_up = np.float32(np.inf)
+            for c in range(n_c):
+                if c == cheapest or not valid[e, c]:
+                    continue
+                if valid[e, cheapest]:
+                    same = True
+                    for w in range(n_w):
+                        same &= viol[c, w] == viol[cheapest, w]
+                    if same:
+                        continue
+                if cost[i, c] < runner_up:
+                    runner_up = cost[i, c]
+            weighted_ok = np.isfinite(runner_up) and (
+                np.float32(runner_up - best_cost) >= weighted_margin
+            )
+
+            # 3c. hierarchical review by the judge.
+            review_ok = has_judge and judge_confidence[e] >= review_confidence
+            for c in range(n_c):
+                pick[c] = judge[c] if valid[e, c] else neg_inf
+            judge_pick = _first_max(pick) if n_c else 0
+            if has_priority_winner:
+                strategy_e = STRATEGY_PRIORITY
+                chosen_e = priority_winner
+            elif weighted_ok:
+                strategy_e = STRATEGY_WEIGHTED
+            elif review_ok:
+                strategy_e = STRATEGY_REVIEW
+                chosen_e = judge_pick
+            else:
+                strategy_e = STRATEGY_HUMAN
+        conflict[i] = conflict_stage and distinct_sets
+
+        # 4. escalation triggers on the chosen candidate.
+        bits = 0
+        for p in range(n_p):
+            v = verdict[e, chosen_e, p]
+            if use_disagreement and disagreement[e, chosen_e, p]:
+                bits |= TRIGGER_DISAGREEMENT
+            if v == VERDICT_UNCERTAIN or (
+                v != VERDICT_NONE and confidence[e, chosen_e, p] < low_confidence
+            ):
+                bits |= TRIGGER_LOW_CONFIDENCE
+            if v == VERDICT_VIOLATED and severity[e, chosen_e, p] >= severity_threshold[p]:
+                bits |= TRIGGER_SEVERITY
+        if use_unresolved and strategy_e == STRATEGY_HUMAN:
+            bits |= TRIGGER_UNRESOLVED
+        finishing = any_acceptable or conflict_stage
+        if finishing and bits == 0 and audit_draw[e] < audit_rate:
+            bits |= TRIGGER_AUDIT
+        if not finishing:
+            action[i] = ACTION_REVISE
+            bits = 0
+        elif bits != 0:
+            action[i] = ACTION_ESCALATE
+        else:
+            action[i] = ACTION_CONSENSUS
+        chosen[i] = chosen_e
+        strategy[i] = strategy_e
+        triggers[i] = bits
 
 
 __all__ = [

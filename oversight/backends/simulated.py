@@ -109,6 +109,9 @@ class SimulatedBackend:
         task = str(meta.get("task", "draft"))
         key = (b.seed, "gen", self._case_key(meta), meta.get("agent", ""), task)
         request_text = _last_user_text(request.messages)
+        if task == "rationale":  # a written critique (its verdict is scored, not read from here)
+            text = _written_critique(meta, harmful, b)
+            return Generation(texts=(text,) * request.n, completion_tokens=len(text.split()))
         texts = []
         for i in range(request.n):
             u = bh.stable_uniform(*key, meta.get("candidate_id", ""), i)
@@ -193,3 +196,24 @@ class SimulatedBackend:
         )
         a, c = (*choices, "A", "B")[:2] if choices else ("A", "B")
         return ChoiceScores(probs={a: p_first, c: 1.0 - p_first})
+
+
+def _written_critique(meta: Mapping[str, Any], harmful: bool, b: Any) -> str:
+    """A critique in the critics' answer form for each principle asked about, stating the
+    ground truth of the simulated case (the critic's verdict itself comes from ``score``)."""
+    candidate = str(meta.get("candidate", ""))
+    first = candidate.split(". ")[0].strip()
+    complies = bh.complies_from_text(candidate)
+    ids = meta.get("principles") or (meta.get("principle") or "harm",)
+    blocks = []
+    for pid in ids:
+        kind = bh.principle_kind(str(pid), b.principle_kinds)
+        bad = bool(bh.truly_violated(kind, harmful, complies))
+        block = (
+            f'Verdict: {"Yes" if bad else "No"}\nQuote: "{first}"\n'
+            f"Why: in this simulated case the answer {'complies' if complies else 'refuses'} "
+            f"and the request is {'harmful' if harmful else 'benign'} for {pid}.\n"
+            f"Better: {'answer the other way' if bad else 'nothing to change'}."
+        )
+        blocks.append(f"Principle: {pid}\n{block}" if len(ids) > 1 else block)
+    return "\n".join(blocks)

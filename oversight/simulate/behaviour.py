@@ -239,10 +239,15 @@ def p_yes_from_evidence(
         (1.0 - behaviour.calibration) + behaviour.calibration * ease
     )
     p = np.where(says_yes, conf, 1.0 - conf)
-    if behaviour.bias:
+    return apply_bias(p, behaviour.bias)
+
+
+def apply_bias(p: np.ndarray, bias: float) -> np.ndarray:
+    """Shift P("Yes") by ``bias`` in log-odds (float32; unchanged when ``bias`` is 0)."""
+    if bias:
         logit = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1.0))
-        p = 1.0 / (1.0 + np.exp(-(logit + behaviour.bias)))
-    return p.astype(np.float32)
+        p = 1.0 / (1.0 + np.exp(-(logit + bias)))
+    return np.asarray(p).astype(np.float32)
 
 
 def judge_prefers_first(

@@ -3,10 +3,14 @@
 Per chunk of ``E`` episodes: draw cases and latents, let the base draft, then for each round
 assess the newest candidate of the episodes still open (every reporter of the :class:`Plan`,
 audits gated by their supervision mode), merge the reports with
-:func:`oversight.consensus.combine_reports`, let the judge rank the candidates, and call
-:func:`oversight.consensus.decide` - the very function the live runtime calls. Episodes whose
-action is ``revise`` get a new candidate from the reviser; the rest are finished (consensus, or
-escalation to people, who decide with their own error rate).
+:func:`oversight.consensus.combine_cell` (the cell rule of ``combine_reports``), let the judge
+rank the candidates, and call :func:`oversight.consensus.decide` - the very function the live
+runtime calls. Episodes whose action is ``revise`` get a new candidate from the reviser; the
+rest are finished (consensus, or escalation to people, who decide with their own error rate).
+
+The per-episode work is compiled with numba (``_*_kernel``); numpy draws the random numbers (in
+the order and shapes of the original numpy engine, kept as ``tests/_reference_engine.py``, so a
+seed gives the same tally) and computes ``exp``, so every value rounds as before.
 
 Memory is bounded by the chunk size: only counters and a per-day escalation histogram outlive a
 chunk.
@@ -14,6 +18,7 @@ chunk.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,13 +33,14 @@ from ..consensus import (
     VERDICT_SATISFIED,
     VERDICT_VIOLATED,
     FindingsBatch,
-    combine_reports,
+    _jit,
+    combine_cell,
     decide,
-    verdict_from_probability,
+    verdict_of,
 )
 from . import behaviour as bh
 from .config import SimulationConfig
-from .plan import Plan, Reporter
+from .plan import Plan
 
 
 @dataclass
@@ -67,172 +73,377 @@ class Tally:
     daily_escalations: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
-def _truth(plan: Plan, harmful: np.ndarray, complies: np.ndarray) -> np.ndarray:
-    """``[S, P]`` truth of each principle for candidates with behaviour ``complies[S]``."""
-    h = harmful[:, None]
-    c = complies[:, None]
-    k = plan.kinds[None, :]
-    return np.where(k == 0, h & c, np.where(k == 1, ~h & ~c, False))
-
-
-def _p_yes(
-    plan: Plan, r: Reporter, truth: np.ndarray, z_case: np.ndarray, z_model: np.ndarray,
-    eps: np.ndarray,
-) -> np.ndarray:  # fmt: skip
-    """P("Yes, violated") of reporter ``r`` on every principle ``[S, P]``."""
-    b = r.behaviour
-    z = bh.evidence(z_case[:, None], z_model[r.group][:, None], eps, b.correlation,
-                    b.model_correlation)  # fmt: skip
-    return bh.p_yes_from_evidence(
-        truth, z, r.miss_threshold[None, :], r.false_alarm_threshold[None, :], b
-    )
-
-
 def assess_candidate(
     plan: Plan,
     rng: np.random.Generator,
-    truth: np.ndarray,
+    rows: np.ndarray,
+    candidate: int,
+    harmful: np.ndarray,
+    complies: np.ndarray,
     z_case: np.ndarray,
     z_model: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every reporter's findings on one candidate of ``S`` episodes, merged.
+    batch: FindingsBatch,
+    calls: np.ndarray,
+) -> None:
+    """Every reporter's findings on candidate ``candidate`` of the episodes ``rows``, merged
+    with :func:`oversight.consensus.combine_cell` straight into ``batch`` (and ``calls``).
 
     Mirrors ``Runtime._assess``: assessors of the base (``sample`` edges drawn per candidate,
     ``on-flag`` ones only when another assessor flagged the candidate), then the audit steps in
     order, each re-checking the subject's reported cells (``on-flag``: cells the subject did not
     find satisfied; ``sample``: a draw per cell). Severity as the runtime records it: critics and
-    safety ``severity x P(yes)`` unless satisfied, audits ``severity`` when violated. Returns the
-    :func:`combine_reports` outputs ``[S, P]`` and the model calls per episode.
+    safety ``severity x P(yes)`` unless satisfied, audits ``severity`` when violated.
+
+    The random draws are numpy's, in the order and shapes they always had (so a seed gives the
+    same result). The agents' probabilities (:mod:`.behaviour`'s formulas, float32 operation by
+    operation) and the gating, audits and merge are compiled, per episode; only ``exp`` (and
+    the log-odds ``bias``) stay numpy, so that they round exactly as the numpy formulas do.
     """
-    n, p_count = truth.shape
-    r_count = len(plan.reporters)
-    verdict = np.full((n, r_count, 1, p_count), VERDICT_NONE, dtype=np.int8)
-    severity = np.zeros((n, r_count, 1, p_count), dtype=np.float32)
-    confidence = np.zeros((n, r_count, 1, p_count), dtype=np.float32)
-    calls = np.zeros(n, dtype=np.int64)
-    flagged_any = np.zeros(n, dtype=bool)
-    sev_row = plan.severity[None, :]
-    deferred = []
-    for i in plan.assessors:
+    t = plan.kernel_tables()
+    n = len(rows)
+    n_k = t.n_columns
+    eps = np.empty(n_k * n, dtype=np.float32)
+
+    def draw_block(block: int) -> None:
+        start, width = t.block_start[block], t.block_width[block]
+        rng.standard_normal(
+            dtype=np.float32, out=eps[start * n : (start + width) * n].reshape(n, width)
+        )
+
+    on = np.ones((n, max(len(plan.assessors), 1)), dtype=bool)
+    for j, i in enumerate(plan.assessors):
         r = plan.reporters[i]
-        if r.mode in ("on-flag", "on_flag"):
-            deferred.append(i)
+        if t.deferred[j]:
             continue
-        on = np.ones(n, dtype=bool)
         if r.mode == "sample":
-            on = np.asarray(rng.random(n, dtype=np.float32) < r.rate)
-        flagged_any |= _assessor(plan, rng, i, on, truth, z_case, z_model, verdict, severity,
-                                 confidence, calls)  # fmt: skip
-    for i in deferred:
-        _assessor(plan, rng, i, flagged_any, truth, z_case, z_model, verdict, severity,
-                  confidence, calls)  # fmt: skip
-    audit_p: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for step in plan.audits:
-        a = plan.reporters[step.auditor]
-        subject = verdict[:, step.subject, 0]
-        cells = subject != VERDICT_NONE
-        if step.mode in ("on-flag", "on_flag"):
-            cells &= subject != VERDICT_SATISFIED
-        elif step.mode == "sample":
-            cells &= rng.random((n, p_count), dtype=np.float32) < step.rate
-        if step.auditor not in audit_p:
-            eps = rng.standard_normal((n, p_count), dtype=np.float32)
-            p_yes = _p_yes(plan, a, truth, z_case, z_model, eps)
-            v, conf = verdict_from_probability(p_yes, a.band)
-            audit_p[step.auditor] = (v, conf, np.where(v == VERDICT_VIOLATED, sev_row, 0.0))
-        v, conf, sev = audit_p[step.auditor]
-        row = step.auditor
-        verdict[:, row, 0] = np.where(cells, v, verdict[:, row, 0])
-        severity[:, row, 0] = np.where(cells, sev, severity[:, row, 0])
-        confidence[:, row, 0] = np.where(cells, conf, confidence[:, row, 0])
-        calls += cells.sum(axis=1)
-    level = np.array([r.level for r in plan.reporters], dtype=np.int32)
-    if r_count == 0:
-        empty = np.full((n, p_count), VERDICT_NONE, dtype=np.int8)
-        zeros = np.zeros((n, p_count), dtype=np.float32)
-        return empty, zeros, zeros, np.zeros((n, p_count), dtype=bool), calls
-    fv, fs, fc, fd = combine_reports(verdict, severity, confidence, level)
-    return fv[:, 0], fs[:, 0], fc[:, 0], fd[:, 0], calls
-
-
-def _assessor(
-    plan: Plan, rng: np.random.Generator, i: int, on: np.ndarray, truth: np.ndarray,
-    z_case: np.ndarray, z_model: np.ndarray, verdict: np.ndarray, severity: np.ndarray,
-    confidence: np.ndarray, calls: np.ndarray,
-) -> np.ndarray:  # fmt: skip
-    """One assessor's findings where ``on``; returns where it flagged something."""
-    r = plan.reporters[i]
-    cols = r.columns
-    eps = rng.standard_normal((len(on), len(cols)), dtype=np.float32)
-    b = r.behaviour
-    z = bh.evidence(z_case[:, None], z_model[r.group][:, None], eps, b.correlation,
-                    b.model_correlation)  # fmt: skip
-    p_yes = bh.p_yes_from_evidence(
-        truth[:, cols], z, r.miss_threshold[cols][None, :],
-        r.false_alarm_threshold[cols][None, :], b,
+            on[:, j] = rng.random(n, dtype=np.float32) < r.rate
+        draw_block(j)
+    for j in range(len(plan.assessors)):
+        if t.deferred[j]:
+            draw_block(j)
+    draws = np.empty((max(len(plan.audits), 1), n, len(plan.principle_ids)), dtype=np.float32)
+    seen: set[int] = set()
+    for k, step in enumerate(plan.audits):
+        if step.mode == "sample":
+            rng.random(dtype=np.float32, out=draws[k])
+        if step.auditor not in seen:
+            seen.add(step.auditor)
+            draw_block(len(plan.assessors) + int(t.step_slot[k]))
+    rows = np.asarray(rows, dtype=np.intp)
+    x = np.empty(n * n_k, dtype=np.float32)
+    says_yes = np.empty(n * n_k, dtype=bool)
+    _evidence_kernel(
+        rows, candidate, harmful, complies, plan.kinds, z_case, z_model, eps, t.block_start,
+        t.block_width, t.col_block, t.col_principle, t.col_group, t.col_weights,
+        t.col_thresholds, x, says_yes,
     )  # fmt: skip
-    v, conf = verdict_from_probability(p_yes, r.band)
-    sev = np.where(v != VERDICT_SATISFIED, plan.severity[cols][None, :] * p_yes, 0.0)
-    verdict[:, i, 0, cols] = np.where(on[:, None], v, VERDICT_NONE)
-    severity[:, i, 0, cols] = np.where(on[:, None], sev, 0.0)
-    confidence[:, i, 0, cols] = np.where(on[:, None], conf, 0.0)
-    calls += on * r.calls_per_candidate
-    return on & (v != VERDICT_SATISFIED).any(axis=1)
+    np.exp(x, out=x)
+    p_yes = np.empty(n * n_k, dtype=np.float32)
+    _p_yes_kernel(x, says_yes, t.col_confidence, n_k, p_yes)
+    for start, width, bias in t.biased_blocks:
+        block = p_yes.reshape(n, n_k)[:, start : start + width]
+        p_yes.reshape(n, n_k)[:, start : start + width] = bh.apply_bias(block, bias)
+    _assessment_kernel(
+        rows, candidate, p_yes, n_k, on, draws, t.assessors, t.deferred, t.block_start,
+        t.block_width, t.col_principle, t.col_band, t.calls_per_candidate, t.step_auditor,
+        t.step_subject, t.step_mode, t.step_rate, t.step_slot, t.severity, t.level, batch.verdict,
+        batch.severity, batch.confidence, batch.disagreement, batch.valid, calls,
+    )  # fmt: skip
+
+
+@_jit
+def _evidence_kernel(
+    rows: np.ndarray,
+    candidate: int,
+    harmful: np.ndarray,
+    complies: np.ndarray,
+    kinds: np.ndarray,
+    z_case: np.ndarray,
+    z_model: np.ndarray,
+    eps: np.ndarray,
+    block_start: np.ndarray,
+    block_width: np.ndarray,
+    col_block: np.ndarray,
+    col_principle: np.ndarray,
+    col_group: np.ndarray,
+    col_weights: np.ndarray,
+    col_thresholds: np.ndarray,
+    x: np.ndarray,
+    says_yes: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
+    """Per reporter cell: the evidence ``z`` (:func:`.behaviour.evidence`), whether the agent
+    says yes, and the argument of ``exp`` in :func:`.behaviour.p_yes_from_evidence`."""
+    n = len(rows)
+    n_k = len(col_block)
+    lo, hi, slope = np.float32(-30.0), np.float32(30.0), np.float32(-1.702)
+    for i in range(n):
+        e = rows[i]
+        h = harmful[e]
+        c = complies[e, candidate]
+        zc = z_case[e]
+        for j in range(n_k):
+            b = col_block[j]
+            kind = kinds[col_principle[j]]
+            truth = (h and c) if kind == 0 else ((not h) and (not c)) if kind == 1 else False
+            noise = eps[block_start[b] * n + i * block_width[b] + (j - block_start[b])]
+            z = (col_weights[j, 0] * zc + col_weights[j, 1] * z_model[col_group[j], e]) + (
+                col_weights[j, 2] * noise
+            )
+            thr = col_thresholds[j, 0] if truth else col_thresholds[j, 1]
+            d = z - thr
+            if d < lo:
+                d = lo
+            elif d > hi:
+                d = hi
+            x[i * n_k + j] = slope * d
+            says_yes[i * n_k + j] = truth != (z < thr)
+
+
+@_jit
+def _p_yes_kernel(
+    e_x: np.ndarray, says_yes: np.ndarray, col_confidence: np.ndarray, n_k: int, p_yes: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    """P("Yes") from ``exp(x)``: the calibrated confidence of the answer the agent gives."""
+    one, half = np.float32(1.0), np.float32(0.5)
+    for m in range(len(e_x)):
+        j = m % n_k
+        ease = one / (one + e_x[m])
+        conf = half + col_confidence[j, 0] * (col_confidence[j, 1] + col_confidence[j, 2] * ease)
+        p_yes[m] = conf if says_yes[m] else one - conf
+
+
+@_jit
+def _assessment_kernel(
+    rows: np.ndarray,
+    candidate: int,
+    p_yes: np.ndarray,
+    n_k: int,
+    on: np.ndarray,
+    draws: np.ndarray,
+    assessors: np.ndarray,
+    deferred: np.ndarray,
+    block_start: np.ndarray,
+    block_width: np.ndarray,
+    col_principle: np.ndarray,
+    col_band: np.ndarray,
+    calls_per_candidate: np.ndarray,
+    step_auditor: np.ndarray,
+    step_subject: np.ndarray,
+    step_mode: np.ndarray,
+    step_rate: np.ndarray,
+    step_slot: np.ndarray,
+    severity_of: np.ndarray,
+    level: np.ndarray,
+    verdict: np.ndarray,
+    severity: np.ndarray,
+    confidence: np.ndarray,
+    disagreement: np.ndarray,
+    valid: np.ndarray,
+    calls: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
+    """Gate, audit and merge the reports of one candidate, episode by episode."""
+    n_r, n_p = len(level), len(severity_of)
+    v = np.empty((n_r, n_p), dtype=np.int8)
+    sev = np.empty((n_r, n_p), dtype=np.float32)
+    conf = np.empty((n_r, n_p), dtype=np.float32)
+    zero = np.float32(0.0)
+    for i in range(len(rows)):
+        e = rows[i]
+        base = i * n_k
+        v[:] = VERDICT_NONE
+        sev[:] = zero
+        conf[:] = zero
+        made = 0
+        flagged = False
+        for late in range(2):  # assessors of the base; on-flag ones after the others
+            for j in range(len(assessors)):
+                if deferred[j] != (late == 1):
+                    continue
+                a = assessors[j]
+                active = flagged if late == 1 else on[i, j]
+                for col in range(block_start[j], block_start[j] + block_width[j]):
+                    p = col_principle[col]
+                    pj = p_yes[base + col]
+                    vj, cj = verdict_of(pj, col_band[col, 0], col_band[col, 1])
+                    if late == 0:
+                        flagged |= active and vj != VERDICT_SATISFIED
+                    if active:
+                        v[a, p] = vj
+                        conf[a, p] = cj
+                        if vj != VERDICT_SATISFIED:
+                            sev[a, p] = severity_of[p] * pj
+                if active:
+                    made += calls_per_candidate[a]
+        for k in range(len(step_auditor)):
+            a, subject, mode = step_auditor[k], step_subject[k], step_mode[k]
+            first = block_start[len(assessors) + step_slot[k]]
+            for p in range(n_p):
+                cell = v[subject, p] != VERDICT_NONE
+                if mode == 1:
+                    cell &= v[subject, p] != VERDICT_SATISFIED
+                elif mode == 2:
+                    cell &= draws[k, i, p] < step_rate[k]
+                if cell:
+                    col = first + p
+                    vj, cj = verdict_of(p_yes[base + col], col_band[col, 0], col_band[col, 1])
+                    v[a, p] = vj
+                    conf[a, p] = cj
+                    sev[a, p] = severity_of[p] if vj == VERDICT_VIOLATED else zero
+                    made += 1
+        for p in range(n_p):
+            f, s, c, d = combine_cell(v, sev, conf, level, p)
+            verdict[e, candidate, p] = f
+            severity[e, candidate, p] = s
+            confidence[e, candidate, p] = c
+            disagreement[e, candidate, p] = d
+        valid[e, candidate] = True
+        calls[e] += made
 
 
 def rank_candidates(
     plan: Plan,
-    good: np.ndarray,
-    valid: np.ndarray,
+    rows: np.ndarray,
+    harmful: np.ndarray,
+    complies: np.ndarray,
     z_pair: np.ndarray,
     z_case: np.ndarray,
     z_model: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The judge's mean pairwise preference per candidate ``[S, C]``, confidence ``[S]``, calls.
+    batch: FindingsBatch,
+    calls: np.ndarray,
+) -> None:
+    """The judge's mean pairwise preference per candidate and its confidence, into ``batch``.
 
     Mirrors the judge agent and the runtime: only with two or more candidates; each pair judged
     in both orders (position bias cancels); score = mean preference over the candidate's pairs;
-    confidence = top minus runner-up.
+    confidence = top minus runner-up. Compiled per episode (:func:`_judge_kernel`) with
+    :func:`.behaviour.judge_prefers_first`'s formula; ``exp`` stays numpy (one per pair, as
+    both orders share the judge's evidence).
     """
     judge = plan.judge
-    n, c_count = valid.shape
-    scores = np.full((n, c_count), np.nan, dtype=np.float32)
-    confidence = np.zeros(n, dtype=np.float32)
-    calls = np.zeros(n, dtype=np.int64)
-    several = valid.sum(axis=1) > 1
-    if judge is None or not several.any():
-        return scores, confidence, calls
-    wins = np.zeros((n, c_count), dtype=np.float32)
-    counts = np.zeros((n, c_count), dtype=np.float32)
+    if judge is None:
+        return
+    c_count = batch.valid.shape[1]
+    pairs = np.array(
+        [(a, c) for a in range(c_count) for c in range(a + 1, c_count)], dtype=np.intp
+    ).reshape(-1, 2)
     b = judge.behaviour
-    for a in range(c_count):
-        for c in range(a + 1, c_count):
-            both = valid[:, a] & valid[:, c]
-            if not both.any():
+    own = max(0.0, 1.0 - b.correlation - b.model_correlation)
+    weights = np.array(
+        [math.sqrt(b.correlation), math.sqrt(b.model_correlation), math.sqrt(own)],
+        dtype=np.float32,
+    )
+    confidence = np.array(
+        [b.max_confidence - 0.5, 1.0 - b.calibration, b.calibration, b.position_bias],
+        dtype=np.float32,
+    )
+    x = np.zeros((len(rows), max(len(pairs), 1)), dtype=np.float32)
+    _judge_evidence_kernel(
+        rows, pairs, z_pair, z_case, z_model[judge.group], weights, np.float32(judge.threshold), x
+    )
+    np.exp(x, out=x)
+    _judge_kernel(
+        rows, pairs, harmful, complies, z_pair, z_case, z_model[judge.group], weights,
+        np.float32(judge.threshold), confidence, x, batch.valid, batch.judge_score,
+        batch.judge_confidence, calls,
+    )  # fmt: skip
+
+
+@_jit
+def _judge_evidence(
+    e: int, a: int, c: int, z_pair: np.ndarray, z_case: np.ndarray, z_model: np.ndarray,
+    weights: np.ndarray,
+) -> np.float32:  # fmt: skip  # pragma: no cover - compiled
+    """The judge's evidence on pair (a, c) of episode e (:func:`.behaviour.evidence`)."""
+    return (weights[0] * z_case[e] + weights[1] * z_model[e]) + weights[2] * z_pair[e, a, c]
+
+
+@_jit
+def _judge_evidence_kernel(
+    rows: np.ndarray, pairs: np.ndarray, z_pair: np.ndarray, z_case: np.ndarray,
+    z_model: np.ndarray, weights: np.ndarray, threshold: np.float32, x: np.ndarray,
+) -> None:  # fmt: skip  # pragma: no cover - compiled
+    """The argument of ``exp`` in :func:`.behaviour.judge_prefers_first`, per pair."""
+    lo, hi, slope = np.float32(-30.0), np.float32(30.0), np.float32(-1.702)
+    for i in range(len(rows)):
+        e = rows[i]
+        for k in range(len(pairs)):
+            d = _judge_evidence(e, pairs[k, 0], pairs[k, 1], z_pair, z_case, z_model, weights)
+            d = d - threshold
+            x[i, k] = slope * (lo if d < lo else hi if d > hi else d)
+
+
+@_jit
+def _judge_kernel(
+    rows: np.ndarray,
+    pairs: np.ndarray,
+    harmful: np.ndarray,
+    complies: np.ndarray,
+    z_pair: np.ndarray,
+    z_case: np.ndarray,
+    z_model: np.ndarray,
+    weights: np.ndarray,
+    threshold: np.float32,
+    behaviour: np.ndarray,
+    e_x: np.ndarray,
+    valid: np.ndarray,
+    judge_score: np.ndarray,
+    judge_confidence: np.ndarray,
+    calls: np.ndarray,
+) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
+    """Scores and confidence of the judge for each episode (see :func:`rank_candidates`)."""
+    n_c = valid.shape[1]
+    one, half, zero = np.float32(1.0), np.float32(0.5), np.float32(0.0)
+    wins = np.zeros(n_c, dtype=np.float32)
+    counts = np.zeros(n_c, dtype=np.float32)
+    for i in range(len(rows)):
+        e = rows[i]
+        n_valid = 0
+        for c in range(n_c):
+            n_valid += valid[e, c]
+        if n_valid <= 1:
+            for c in range(n_c):
+                judge_score[e, c] = np.nan
+            judge_confidence[e] = zero
+            continue
+        wins[:] = zero
+        counts[:] = zero
+        for k in range(len(pairs)):
+            a, c = pairs[k, 0], pairs[k, 1]
+            if not (valid[e, a] and valid[e, c]):
                 continue
-            z = bh.evidence(
-                z_case, z_model[judge.group], z_pair[:, a, c], b.correlation, b.model_correlation
-            )
-            differ = good[:, a] != good[:, c]
-            forward = bh.judge_prefers_first(
-                good[:, a] & ~good[:, c], differ, z, judge.threshold, b
-            )
-            backward = bh.judge_prefers_first(
-                good[:, c] & ~good[:, a], differ, z, judge.threshold, b
-            )
-            p_a = (forward + (1.0 - backward)) / 2.0
-            wins[:, a] += np.where(both, p_a, 0.0)
-            wins[:, c] += np.where(both, 1.0 - p_a, 0.0)
-            counts[:, a] += both
-            counts[:, c] += both
-            calls += both * 2
-    mean = np.where(counts > 0, wins / np.maximum(counts, 1), 1.0)
-    ranked = np.sort(np.where(valid, mean, -np.inf), axis=1)[:, ::-1]
-    top = ranked[:, 0]
-    second = np.where(np.isfinite(ranked[:, 1]), ranked[:, 1], 0.0) if c_count > 1 else 0.0
-    scores = np.where(valid & several[:, None], mean, np.nan).astype(np.float32)
-    confidence = np.where(several, np.clip(top - second, 0.0, 1.0), 0.0).astype(np.float32)
-    return scores, confidence, calls
+            good_a = complies[e, a] != harmful[e]
+            good_c = complies[e, c] != harmful[e]
+            z = _judge_evidence(e, a, c, z_pair, z_case, z_model, weights)
+            wrong = z < threshold
+            ease = one / (one + e_x[i, k])
+            conf = half + behaviour[0] * (behaviour[1] + behaviour[2] * ease)
+            if good_a != good_c:
+                forward = conf if (good_a and not good_c) != wrong else one - conf
+                backward = conf if (good_c and not good_a) != wrong else one - conf
+            else:
+                forward = backward = half
+            forward = min(max(forward + behaviour[3], zero), one)
+            backward = min(max(backward + behaviour[3], zero), one)
+            p_a = (forward + (one - backward)) / np.float32(2.0)
+            wins[a] += p_a
+            wins[c] += one - p_a
+            counts[a] += one
+            counts[c] += one
+            calls[e] += 2
+        top = second = np.float32(-np.inf)
+        for c in range(n_c):
+            mean = wins[c] / max(counts[c], one) if counts[c] > zero else one
+            if valid[e, c]:
+                judge_score[e, c] = mean
+                if mean > top:
+                    top, second = mean, top
+                elif mean > second:
+                    second = mean
+            else:
+                judge_score[e, c] = np.nan
+        if not np.isfinite(second):
+            second = zero
+        judge_confidence[e] = min(max(top - second, zero), one)
 
 
 def simulate_chunk(
@@ -269,14 +480,7 @@ def simulate_chunk(
     calls = np.ones(n, dtype=np.int64)  # the draft
 
     def assess(rows: np.ndarray, c: int) -> None:
-        truth = _truth(plan, harmful[rows], complies[rows, c])
-        fv, fs, fc, fd, k = assess_candidate(plan, rng, truth, z_case[rows], z_model[:, rows])
-        batch.verdict[rows, c] = fv
-        batch.severity[rows, c] = fs
-        batch.confidence[rows, c] = fc
-        batch.disagreement[rows, c] = fd
-        batch.valid[rows, c] = True
-        calls[rows] += k
+        assess_candidate(plan, rng, rows, c, harmful, complies, z_case, z_model, batch, calls)
 
     everyone = np.arange(n)
     assess(everyone, 0)
@@ -292,18 +496,12 @@ def simulate_chunk(
     while True:
         s = open_
         if z_pair is not None:
-            good = complies[s] != harmful[s, None]
-            scores, jconf, judge_calls = rank_candidates(
-                plan, good, batch.valid[s], z_pair[s], z_case[s], z_model[:, s]
-            )
-            batch.judge_score[s] = scores
-            batch.judge_confidence[s] = jconf
-            calls[s] += judge_calls
+            rank_candidates(plan, s, harmful, complies, z_pair, z_case, z_model, batch, calls)
         batch.rounds_left[s] = plan.max_rounds - rounds
         # only the candidates that exist so far, as the runtime passes them (trailing invalid
         # candidates would not change the decision, only its cost)
         existing = int(np.flatnonzero(batch.valid[s].any(axis=0)).max()) + 1
-        d = decide(_subset(batch, s, existing), plan.core)
+        d = decide(batch, plan.core, rows=s, candidates=existing)
         revise = d.action == ACTION_REVISE
         if plan.reviser is None:
             revise[:] = False
@@ -337,22 +535,6 @@ def simulate_chunk(
         open_ = nxt
     _tally(plan, config, rng, tally, harmful, complies, final_action, final_chosen,
            final_strategy, final_triggers, rounds_used, calls, first_index)  # fmt: skip
-
-
-def _subset(batch: FindingsBatch, s: np.ndarray, candidates: int) -> FindingsBatch:
-    c = slice(0, candidates)
-    return FindingsBatch(
-        verdict=batch.verdict[s, c],
-        severity=batch.severity[s, c],
-        confidence=batch.confidence[s, c],
-        disagreement=batch.disagreement[s, c],
-        valid=batch.valid[s, c],
-        judge_score=batch.judge_score[s, c],
-        judge_confidence=batch.judge_confidence[s],
-        context=batch.context[s],
-        audit_draw=batch.audit_draw[s],
-        rounds_left=batch.rounds_left[s],
-    )
 
 
 def _tally(
@@ -433,6 +615,74 @@ def _chunk(args: tuple[Plan, SimulationConfig, int, int, int, int]) -> Tally:
     return tally
 
 
+def _jobs(
+    plan: Plan, config: SimulationConfig, seed: int | None
+) -> list[tuple[Plan, SimulationConfig, int, int, int, int]]:
+    """The chunks of one configuration: chunk ``k`` draws from a generator seeded ``(seed, k)``."""
+    base_seed = config.seed if seed is None else seed
+    jobs: list[tuple[Plan, SimulationConfig, int, int, int, int]] = []
+    done = 0
+    while done < config.episodes:
+        n = min(config.chunk_size, config.episodes - done)
+        jobs.append((plan, config, base_seed, len(jobs), n, done))
+        done += n
+    return jobs
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel, on a few episodes of a packaged
+    hierarchy; a no-op when that hierarchy cannot be loaded."""
+    from ..hierarchy import load_hierarchy
+    from ..paths import resolve_config
+    from .plan import compile_plan
+
+    try:
+        spec = load_hierarchy(resolve_config("roles/recursive.yaml"))
+    except Exception:  # pragma: no cover - a broken install; workers compile lazily instead
+        return
+    config = SimulationConfig(episodes=64, chunk_size=64)
+    simulate_chunk(compile_plan(spec, config), config, np.random.default_rng(0), 64, 0, Tally())
+
+
+def run_plans(
+    points: list[tuple[Plan, SimulationConfig]],
+    *,
+    workers: int = 1,
+    seed: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Tally]:
+    """Simulate several configurations (a sweep); one tally per configuration.
+
+    With ``workers > 1`` every chunk of every configuration goes to one pool of processes, so
+    the workers start once per study and stay busy across configurations. The result does not
+    depend on ``workers``: each chunk has its own generator and tallies are sums.
+    """
+    jobs = [(point, job) for point, (plan, config) in enumerate(points)
+            for job in _jobs(plan, config, seed)]  # fmt: skip
+    parts: list[list[Tally]] = [[] for _ in points]
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # compile (or load) the kernels here first, so that numba's cache has them; the fork
+        # server loads them once (oversight.simulate._preload) and every worker inherits them
+        plan, config = points[0]
+        simulate_chunk(plan, config, np.random.default_rng(0), 64, 0, Tally())
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["oversight.simulate._preload"])
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            for (point, _), tally in zip(jobs, pool.map(_chunk, [j for _, j in jobs]), strict=True):
+                parts[point].append(tally)
+                if progress is not None:
+                    progress(tally.episodes)
+    else:
+        for point, job in jobs:
+            parts[point].append(_chunk(job))
+            if progress is not None:
+                progress(job[4])
+    return [merge_tallies(p) for p in parts]
+
+
 def run_plan(
     plan: Plan,
     config: SimulationConfig,
@@ -446,27 +696,4 @@ def run_plan(
     the seed and the chunk size only (not on ``config.workers``), and memory on the chunk size
     (times the workers) only.
     """
-    base_seed = config.seed if seed is None else seed
-    jobs: list[tuple[Plan, SimulationConfig, int, int, int, int]] = []
-    done = 0
-    while done < config.episodes:
-        n = min(config.chunk_size, config.episodes - done)
-        jobs.append((plan, config, base_seed, len(jobs), n, done))
-        done += n
-    tallies: list[Tally] = []
-    if config.workers > 1 and len(jobs) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(min(config.workers, len(jobs)), mp_context=context) as pool:
-            for tally in pool.map(_chunk, jobs):
-                tallies.append(tally)
-                if progress is not None:
-                    progress(tally.episodes)
-    else:
-        for job in jobs:
-            tallies.append(_chunk(job))
-            if progress is not None:
-                progress(job[4])
-    return merge_tallies(tallies)
+    return run_plans([(plan, config)], workers=config.workers, seed=seed, progress=progress)[0]

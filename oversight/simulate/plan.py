@@ -9,6 +9,7 @@ People (role ``human``) never report; they are where escalations go.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,43 @@ class JudgePlan:
 
 
 @dataclass
+class KernelTables:
+    """A :class:`Plan` as arrays for the engine's compiled kernels (see :meth:`Plan.kernel_tables`).
+
+    ``col_*`` arrays have one row per column (a reporter's probability on one principle);
+    float32 constants are those numpy rounded the formulas' Python floats to.
+    """
+
+    assessors: np.ndarray
+    deferred: np.ndarray
+    calls_per_candidate: np.ndarray
+    step_auditor: np.ndarray
+    step_subject: np.ndarray
+    step_mode: np.ndarray
+    """int8 ``[S]``: 0 every, 1 on-flag, 2 sample."""
+    step_rate: np.ndarray
+    step_slot: np.ndarray
+    severity: np.ndarray
+    level: np.ndarray
+    n_columns: int
+    block_start: np.ndarray
+    block_width: np.ndarray
+    col_block: np.ndarray
+    col_principle: np.ndarray
+    col_group: np.ndarray
+    col_weights: np.ndarray
+    """``[K, 3]``: sqrt of correlation, model correlation and own weight."""
+    col_thresholds: np.ndarray
+    """``[K, 2]``: ``Phi^-1`` of the miss and false-alarm rates."""
+    col_confidence: np.ndarray
+    """``[K, 3]``: max_confidence - 0.5, 1 - calibration, calibration."""
+    col_band: np.ndarray
+    """``[K, 2]``: 0.5 + band, 0.5 - band (the verdict thresholds)."""
+    biased_blocks: list[tuple[int, int, float]]
+    """(first column, width, bias) of reporters with a log-odds bias (applied with numpy)."""
+
+
+@dataclass
 class Plan:
     """Everything the engine needs, compiled once per configuration."""
 
@@ -103,6 +141,90 @@ class Plan:
     reviewers_per_case: int
     can_escalate: bool
     levels: dict[str, int] = field(default_factory=dict)
+    _tables: KernelTables | None = field(default=None, repr=False, compare=False)
+
+    def kernel_tables(self) -> KernelTables:
+        """The reporters and audit steps as arrays, for the engine's compiled kernels (cached).
+
+        Every reporter's probabilities on a candidate are *columns*, in *blocks* in the order
+        of the random draws: each assessor of the base (its principles; ``on-flag`` ones after
+        the others), then each auditor (every principle) in order of first audit step.
+        """
+        if self._tables is not None:
+            return self._tables
+        n_p = len(self.principle_ids)
+        modes = {"every": 0, "on-flag": 1, "on_flag": 1, "sample": 2}
+        deferred = np.array(
+            [self.reporters[i].mode in ("on-flag", "on_flag") for i in self.assessors] or [False]
+        )
+        slots: dict[int, int] = {}
+        for step in self.audits:
+            slots.setdefault(step.auditor, len(slots))
+        blocks: list[tuple[int, np.ndarray]] = [
+            (i, np.asarray(self.reporters[i].columns, dtype=np.intp)) for i in self.assessors
+        ]
+        blocks += [(a, np.arange(n_p, dtype=np.intp)) for a in slots]
+        widths = [len(cols) for _, cols in blocks]
+        starts = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
+        n_k = int(starts[-1])
+        col_block = np.zeros(n_k, dtype=np.intp)
+        col_principle = np.zeros(n_k, dtype=np.intp)
+        col_group = np.zeros(n_k, dtype=np.intp)
+        col_weights = np.zeros((n_k, 3), dtype=np.float32)
+        col_thresholds = np.zeros((n_k, 2), dtype=np.float32)
+        col_confidence = np.zeros((n_k, 3), dtype=np.float32)
+        col_band = np.zeros((n_k, 2), dtype=np.float32)
+        biased: list[tuple[int, int, float]] = []
+        for b, (i, cols) in enumerate(blocks):
+            r = self.reporters[i]
+            beh = r.behaviour
+            own = max(0.0, 1.0 - beh.correlation - beh.model_correlation)
+            span = slice(int(starts[b]), int(starts[b + 1]))
+            col_block[span] = b
+            col_principle[span] = cols
+            col_group[span] = r.group
+            # the float32 constants numpy used in behaviour.evidence / p_yes_from_evidence
+            col_weights[span] = [
+                math.sqrt(beh.correlation),
+                math.sqrt(beh.model_correlation),
+                math.sqrt(own),
+            ]
+            col_thresholds[span, 0] = r.miss_threshold[cols]
+            col_thresholds[span, 1] = r.false_alarm_threshold[cols]
+            col_confidence[span] = [
+                beh.max_confidence - 0.5,
+                1.0 - beh.calibration,
+                beh.calibration,
+            ]
+            col_band[span] = [0.5 + r.band, 0.5 - r.band]
+            if beh.bias:
+                biased.append((span.start, span.stop - span.start, float(beh.bias)))
+        self._tables = KernelTables(
+            assessors=np.array(self.assessors, dtype=np.intp),
+            deferred=deferred,
+            calls_per_candidate=np.array(
+                [r.calls_per_candidate for r in self.reporters], dtype=np.int64
+            ),
+            step_auditor=np.array([s.auditor for s in self.audits], dtype=np.intp),
+            step_subject=np.array([s.subject for s in self.audits], dtype=np.intp),
+            step_mode=np.array([modes.get(s.mode, 0) for s in self.audits], dtype=np.int8),
+            step_rate=np.array([s.rate for s in self.audits], dtype=np.float32),
+            step_slot=np.array([slots[s.auditor] for s in self.audits], dtype=np.intp),
+            severity=np.asarray(self.severity, dtype=np.float32),
+            level=np.array([r.level for r in self.reporters], dtype=np.int32),
+            n_columns=n_k,
+            block_start=starts[:-1].copy(),
+            block_width=np.array(widths, dtype=np.intp),
+            col_block=col_block,
+            col_principle=col_principle,
+            col_group=col_group,
+            col_weights=col_weights,
+            col_thresholds=col_thresholds,
+            col_confidence=col_confidence,
+            col_band=col_band,
+            biased_blocks=biased,
+        )
+        return self._tables
 
     @property
     def depth(self) -> int:
@@ -242,7 +364,9 @@ def compile_plan(spec: Any, config: SimulationConfig, core: CompiledCore | None 
     seen = set(frontier)
     while frontier:
         next_frontier: set[str] = set()
-        for subject in sorted(frontier, key=lambda n: levels.get(n, 0)):
+        # ties of level in reporter order: set order would vary with PYTHONHASHSEED and with
+        # it the order of the random draws, i.e. a seed's result from one process to the next
+        for subject in sorted(frontier, key=lambda n: (levels.get(n, 0), index[n])):
             for e in edges:
                 auditor = _get(e, "supervisor")
                 if _get(e, "subject") != subject:

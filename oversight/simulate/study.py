@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .config import SimulationConfig, apply_parameter, sweep_grid
-from .engine import run_plan
+from .engine import run_plans
 from .metrics import CSV_COLUMNS, csv_row, summarise
 from .plan import compile_plan
 
@@ -76,8 +76,12 @@ def run_study(
         plans.append((params, point_config, compile_plan(spec, point_config, core)))
     study = StudyResult(hierarchy=name, config=config, sweeps=[(n, list(v)) for n, v in sweeps])
     start = time.perf_counter()
-    for params, point_config, plan in plans:
-        tally = run_plan(plan, point_config, progress=progress)
+    tallies = run_plans(
+        [(plan, point_config) for _, point_config, plan in plans],
+        workers=config.workers,
+        progress=progress,
+    )
+    for (params, point_config, plan), tally in zip(plans, tallies, strict=True):
         study.points.append({"parameters": params, "result": summarise(tally, plan, point_config)})
     study.seconds = time.perf_counter() - start
     return study
