@@ -13,9 +13,7 @@ The JSON of an envelope is the journal format; ``oversight schema`` prints its J
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -49,25 +47,10 @@ Capability: TypeAlias = Literal["draft", "assess", "audit", "rank", "revise"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-_ids: Iterator[str] = iter(())
-
-
-def _reset_ids() -> None:
-    """A random 64-bit prefix for this process (drawn again in a forked child)."""
-    global _ids
-    prefix = os.urandom(8).hex()
-    _ids = (f"{prefix}{n:016x}" for n in itertools.count())
-
-
-_reset_ids()
-os.register_at_fork(after_in_child=_reset_ids)
-
-
 def new_id() -> str:
-    """A fresh message / episode id: 32 hex characters, a random 64-bit prefix drawn once per
-    process (again after a fork) followed by a 64-bit counter. Unique across processes and
-    machines without a system call per message."""
-    return next(_ids)
+    """A fresh message / episode / case id: 32 hex characters, 128 random bits (so any prefix,
+    e.g. the 8 characters reviewers see, is as random as the whole)."""
+    return os.urandom(16).hex()
 
 
 class _Message(BaseModel):
