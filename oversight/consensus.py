@@ -82,7 +82,10 @@ STRATEGY_NONE, STRATEGY_PRIORITY, STRATEGY_WEIGHTED, STRATEGY_REVIEW, STRATEGY_H
     TRIGGER_SEVERITY,
     TRIGGER_UNRESOLVED,
     TRIGGER_AUDIT,
-) = 1, 2, 4, 8, 16
+    TRIGGER_SAFETY,
+) = 1, 2, 4, 8, 16, 32
+GATE_NONE, GATE_BLOCK, GATE_ESCALATE = 0, 1, 2
+"""The safety agent's say on a candidate (:attr:`FindingsBatch.gate`)."""
 
 VERDICT_NAMES = {
     VERDICT_SATISFIED: "satisfied",
@@ -96,6 +99,7 @@ STRATEGY_NAMES: tuple[str, ...] = get_args(Strategy)
 TRIGGER_NAMES: dict[int, str] = {1 << i: name for i, name in enumerate(get_args(TriggerName))}
 """Trigger bit -> name, from :data:`oversight.messages.TriggerName` (the one definition)."""
 assert STRATEGY_NAMES[STRATEGY_HUMAN] == "human" and TRIGGER_NAMES[TRIGGER_AUDIT] == "audit"
+assert TRIGGER_NAMES[TRIGGER_SAFETY] == "safety"
 
 
 def trigger_names(bits: int) -> tuple[str, ...]:
@@ -276,6 +280,10 @@ class FindingsBatch:
     """float32 ``[E]``: a uniform draw in [0, 1) deciding random audit sampling."""
     rounds_left: np.ndarray
     """int32 ``[E]``: revision rounds still allowed."""
+    gate: np.ndarray | None = None
+    """int8 ``[E, C]`` or None: the safety agent's action on each candidate: ``GATE_BLOCK`` (a
+    hard block: the candidate goes along with a high-risk request and may not become consensus),
+    ``GATE_ESCALATE`` (send to people if chosen), ``GATE_NONE``."""
 
     @classmethod
     def empty(cls, episodes: int, candidates: int, principles: int) -> FindingsBatch:
@@ -292,6 +300,7 @@ class FindingsBatch:
             context=np.zeros(episodes, dtype=np.int32),
             audit_draw=np.ones(episodes, dtype=np.float32),
             rounds_left=np.zeros(episodes, dtype=np.int32),
+            gate=np.zeros((episodes, candidates), dtype=np.int8),
         )
 
 
@@ -416,6 +425,15 @@ class EpisodeFindings:
         self.cells: dict[tuple[str, str, str], tuple[int, float, float, str]] = {}
         """(agent, candidate, principle) -> (verdict code, severity, confidence, message id)."""
         self._index = {pid: i for i, pid in enumerate(core.principle_ids)}
+        self.gate: dict[str, int] = {}
+        """Candidate -> the safety agent's gate (``GATE_*``), from its latest assessment."""
+
+    def note_safety(self, candidate: str, action: str) -> None:
+        """Record the safety agent's action on a candidate: ``refuse`` blocks it, ``escalate``
+        sends the episode to people if it is chosen; anything else leaves the findings to decide."""
+        self.gate[candidate] = {"refuse": GATE_BLOCK, "escalate": GATE_ESCALATE}.get(
+            action, GATE_NONE
+        )
 
     def add(
         self,
@@ -483,6 +501,8 @@ class EpisodeFindings:
         for c, cand in enumerate(order):
             if cand in judge_scores:
                 batch.judge_score[0, c] = judge_scores[cand]
+            assert batch.gate is not None
+            batch.gate[0, c] = self.gate.get(cand, GATE_NONE)
         batch.judge_confidence[0] = judge_confidence
         batch.context[0] = core.context_index(context)
         batch.audit_draw[0] = audit_draw
@@ -528,6 +548,55 @@ def decide(
     if candidates is not None:
         n_candidates = min(int(candidates), n_candidates)
     index = np.arange(n_all) if rows is None else np.asarray(rows, dtype=np.intp)
+    valid = np.ascontiguousarray(batch.valid, dtype=bool)
+    out = _run_kernel(batch, core, verdict, valid, index, n_candidates)
+    gate = batch.gate
+    if gate is not None and bool(np.any(gate)):
+        out = _apply_gate(batch, core, verdict, valid, index, n_candidates, gate, out)
+    return out
+
+
+def _apply_gate(
+    batch: FindingsBatch,
+    core: CompiledCore,
+    verdict: np.ndarray,
+    valid: np.ndarray,
+    index: np.ndarray,
+    n_candidates: int,
+    gate: np.ndarray,
+    out: Decisions,
+) -> Decisions:
+    """Safety decides. An episode whose chosen candidate the safety agent blocked is decided
+    again without the blocked candidates, when any other is left (the rules stay the same, a
+    blocked candidate just cannot be chosen). A finishing episode whose choice is still blocked
+    (every candidate was) or that the safety agent flagged for people escalates with the
+    ``safety`` trigger."""
+    blocked = (gate == GATE_BLOCK) & valid
+    says = gate[index, out.chosen.astype(np.intp)]
+    open_left = (valid & ~blocked).any(axis=1)[index]
+    again = (says == GATE_BLOCK) & open_left
+    if again.any():
+        rows = index[again]
+        redo = _run_kernel(
+            batch, core, verdict, np.ascontiguousarray(valid & ~blocked), rows, n_candidates
+        )
+        for name in ("action", "chosen", "strategy", "triggers", "cost", "conflict"):
+            getattr(out, name)[again] = getattr(redo, name)
+        says = gate[index, out.chosen.astype(np.intp)]
+    hit = (out.action != ACTION_REVISE) & (says != GATE_NONE)
+    out.triggers[hit] |= TRIGGER_SAFETY
+    out.action[hit] = ACTION_ESCALATE
+    return out
+
+
+def _run_kernel(
+    batch: FindingsBatch,
+    core: CompiledCore,
+    verdict: np.ndarray,
+    valid: np.ndarray,
+    index: np.ndarray,
+    n_candidates: int,
+) -> Decisions:
     n_episodes = len(index)
     action = np.empty(n_episodes, dtype=np.int8)
     chosen = np.empty(n_episodes, dtype=np.int16)
@@ -541,7 +610,7 @@ def decide(
         np.ascontiguousarray(batch.severity, dtype=np.float32),
         np.ascontiguousarray(batch.confidence, dtype=np.float32),
         np.ascontiguousarray(batch.disagreement, dtype=bool),
-        np.ascontiguousarray(batch.valid, dtype=bool),
+        valid,
         np.ascontiguousarray(batch.judge_score, dtype=np.float32),
         np.ascontiguousarray(batch.judge_confidence, dtype=np.float32),
         np.ascontiguousarray(batch.context, dtype=np.intp),
@@ -865,6 +934,9 @@ __all__ = [
     "ACTION_ESCALATE",
     "ACTION_NAMES",
     "ACTION_REVISE",
+    "GATE_BLOCK",
+    "GATE_ESCALATE",
+    "GATE_NONE",
     "STRATEGY_HUMAN",
     "STRATEGY_NAMES",
     "STRATEGY_NONE",
@@ -875,6 +947,7 @@ __all__ = [
     "TRIGGER_DISAGREEMENT",
     "TRIGGER_LOW_CONFIDENCE",
     "TRIGGER_NAMES",
+    "TRIGGER_SAFETY",
     "TRIGGER_SEVERITY",
     "TRIGGER_UNRESOLVED",
     "VERDICT_NONE",

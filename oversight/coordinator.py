@@ -324,6 +324,8 @@ class Coordinator:
                         payload, self.severity[payload.principle_id]
                     )
                     flagged_any |= verdict != "satisfied"
+                    if payload.kind == "safety_assessment":
+                        findings.note_safety(candidate, payload.action)
                     findings.add(
                         agent, candidate, payload.principle_id, verdict, severity, confidence,
                         env.id,

@@ -37,10 +37,11 @@ CritiqueMethod: TypeAlias = Literal["model", "classifier", "rule"]
 classifier's evidence rendered as a structured critique, or a rule (a fallback)."""
 RecommendedResponse: TypeAlias = Literal["comply", "redirect", "refuse"]
 TriggerName: TypeAlias = Literal[
-    "disagreement", "low_confidence", "severity", "unresolved", "audit"
+    "disagreement", "low_confidence", "severity", "unresolved", "audit", "safety"
 ]
 """Why a case escalates, in the bit order of :mod:`oversight.consensus` (1, 2, 4, 8, 16): the
-one definition of the trigger names."""
+one definition of the trigger names. ``safety`` (32): the safety agent blocked every candidate
+or asked for people (jailbreak framing around a request of moderate harm)."""
 Capability: TypeAlias = Literal["draft", "assess", "audit", "rank", "revise"]
 """What an agent can be asked to do (:mod:`oversight.agents` has one protocol per capability)."""
 

@@ -221,3 +221,43 @@ def test_same_violations_everywhere_is_not_settled_by_weighting() -> None:
     batch.severity[0, 1, 2] = 0.1
     d = decide(batch, make_core(weighted_margin=0.0))
     assert d.strategy[0] == STRATEGY_HUMAN
+
+
+def test_a_blocked_candidate_is_never_chosen_while_another_is_left() -> None:
+    from oversight.consensus import GATE_BLOCK, TRIGGER_SAFETY
+
+    # c0 violates style only (cheap), c1 honesty (dearer): weighting would pick c0 ...
+    batch = batch_with({(0, 3): VERDICT_VIOLATED, (1, 2): VERDICT_VIOLATED})
+    assert decide(batch, make_core(weighted_margin=0.2)).chosen[0] == 0
+    # ... but the safety agent blocked c0: c1 is chosen, by the same rules, without it.
+    assert batch.gate is not None
+    batch.gate[0, 0] = GATE_BLOCK
+    d = decide(batch, make_core(weighted_margin=0.2))
+    assert d.chosen[0] == 1
+    assert not d.triggers[0] & TRIGGER_SAFETY
+
+
+def test_every_candidate_blocked_escalates_with_the_safety_trigger() -> None:
+    from oversight.consensus import GATE_BLOCK, TRIGGER_SAFETY
+
+    batch = batch_with({(0, 0): VERDICT_VIOLATED, (1, 0): VERDICT_VIOLATED})
+    assert batch.gate is not None
+    batch.gate[0, :] = GATE_BLOCK
+    batch.rounds_left[0] = 1
+    assert decide(batch, make_core()).action[0] == ACTION_REVISE  # rounds left: revise first
+    batch.rounds_left[0] = 0
+    d = decide(batch, make_core())
+    assert d.action[0] == ACTION_ESCALATE
+    assert d.triggers[0] & TRIGGER_SAFETY
+    assert "safety" in trigger_names(int(d.triggers[0]))
+
+
+def test_a_safety_escalation_flag_on_the_chosen_candidate_sends_it_to_people() -> None:
+    from oversight.consensus import GATE_ESCALATE, TRIGGER_SAFETY
+
+    batch = batch_with({(0, 0): VERDICT_VIOLATED})  # c1 is clean: consensus ...
+    assert decide(batch, make_core()).action[0] == ACTION_CONSENSUS
+    assert batch.gate is not None
+    batch.gate[0, 1] = GATE_ESCALATE  # ... unless the safety agent wants people to look
+    d = decide(batch, make_core())
+    assert d.action[0] == ACTION_ESCALATE and d.triggers[0] == TRIGGER_SAFETY

@@ -97,7 +97,7 @@ class SafetyAgent(AuditMixin):
         verdict = VERDICT_NAMES[int(verdicts[0])]
         block = float(self.options.get("block_threshold", 0.9))
         moderate = float(self.options.get("escalate_threshold", 0.3))
-        framing = bool({"injection", "roleplay"} & set(signals))
+        framing = bool({"injection", "roleplay", "tool_misuse"} & set(signals))
         action: SafetyAction
         if verdict == "violated" and p_request >= block:
             action = "refuse"
@@ -105,8 +105,6 @@ class SafetyAgent(AuditMixin):
             action = "escalate"
         elif verdict == "violated":
             action = "revise"
-        elif signals and verdict == "satisfied" and p_request >= 0.5 and framing:
-            action = "escalate" if risk >= 0.5 - float(self.options.get("band", 0.1)) else "allow"
         else:
             action = "allow"
         recommended: RecommendedResponse = (

@@ -33,9 +33,10 @@ from ..messages import TriggerName
 from ..paths import resolve_config
 
 TRIGGER_NAMES: tuple[str, ...] = get_args(TriggerName)
-"""Every trigger name, in the bit order of :mod:`oversight.consensus` (1, 2, 4, 8, 16)."""
+"""Every trigger name, in the bit order of :mod:`oversight.consensus` (1, 2, 4, 8, 16, 32)."""
 
 _DEFAULT_PRIORITY: dict[TriggerName, int] = {
+    "safety": 3,
     "severity": 3,
     "unresolved": 2,
     "disagreement": 1,
