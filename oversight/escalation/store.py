@@ -21,10 +21,13 @@ Tables (names carry a prefix, ``queue_`` by default, so several queues can share
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections import namedtuple
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +146,47 @@ def build_tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     }
 
 
+def from_json(value: Any) -> Any:
+    """A JSON column's value as Python: SQLite's driver returns the text, psycopg the value."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@lru_cache(maxsize=256)
+def _row_type(columns: tuple[str, ...]) -> Any:
+    return namedtuple("Row", columns)
+
+
+class RawTransaction:
+    """Statements run on the driver's own cursor inside one transaction of
+    :meth:`QueueStore.raw`: the queue's per-request path (authenticate, claim, decide), where
+    SQLAlchemy's per-statement and per-transaction bookkeeping cost several times the
+    database's own work. SQL is written once with ``:name`` parameters
+    (:meth:`QueueStore.prepare`); rows come back as named tuples."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def all(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        """Every row of a query."""
+        cursor = self._cursor
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        make = _row_type(tuple(d[0] for d in cursor.description))._make
+        return [make(r) for r in rows]
+
+    def one_or_none(self, sql: str, params: Mapping[str, Any]) -> Any:
+        """The first row of a query, or None."""
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def run(self, sql: str, params: Mapping[str, Any]) -> int:
+        """Run a statement that changes rows; returns how many it changed."""
+        self._cursor.execute(sql, params)
+        return int(self._cursor.rowcount)
+
+
 def _where(url: sa.URL) -> str:
     """A name for the database that is safe to print (file path, or URL without password)."""
     if url.get_backend_name() == "sqlite":
@@ -188,6 +232,7 @@ class QueueStore:
         """Prefix of every table name; tables that live beside the queue use it too."""
         self.metadata, self.tables = build_tables(table_prefix)
         self.engine = self._create_engine()
+        self._dbapi: Any = self.engine.dialect.loaded_dbapi
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         # PostgreSQL reads see one snapshot across the statements that build a case.
         self._read_engine = (
@@ -292,15 +337,59 @@ class QueueStore:
                 yield conn
             return
         if not self._write_lock.acquire(timeout=self.busy_timeout):
-            raise QueueStoreError(
-                f"{self.where} is busy: this process's other writers held it for more than "
-                f"{self.busy_timeout:g} s; retry, or raise busy_timeout"
-            )
+            raise self._busy()
         try:
             with self.translate_errors(), self._write_engine.begin() as conn:
                 yield conn
         finally:
             self._write_lock.release()
+
+    def prepare(self, sql: str) -> str:
+        """SQL written with ``:name`` parameters and a ``{lock}`` marker after a ``SELECT``
+        that must lock its rows, in this database's dialect (``FOR UPDATE`` on PostgreSQL;
+        SQLite locks the whole database with ``BEGIN IMMEDIATE`` instead)."""
+        sql = sql.replace("{lock}", "" if self.is_sqlite else " FOR UPDATE")
+        return sql if self.is_sqlite else re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
+
+    @contextlib.contextmanager
+    def raw(self, *, write: bool) -> Iterator[RawTransaction]:
+        """One transaction on a pooled driver connection, committed on success: the same
+        locking as :meth:`write` (this process's writer lock, then ``BEGIN IMMEDIATE`` on
+        SQLite) and the same error translation, without SQLAlchemy's per-statement work."""
+        locked = write and self.is_sqlite
+        if locked and not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise self._busy()
+        try:
+            with self.translate_errors():
+                conn = self.engine.raw_connection()
+                try:
+                    cursor = conn.cursor()
+                    try:
+                        if self.is_sqlite:
+                            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                        yield RawTransaction(cursor)
+                        conn.commit()
+                    except self._dbapi.Error as exc:
+                        conn.rollback()
+                        raise sa.exc.DBAPIError.instance(
+                            None, None, exc, self._dbapi.Error, dialect=self.engine.dialect
+                        ) from exc
+                    except BaseException:
+                        conn.rollback()
+                        raise
+                    finally:
+                        cursor.close()
+                finally:
+                    conn.close()  # back to the pool
+        finally:
+            if locked:
+                self._write_lock.release()
+
+    def _busy(self) -> QueueStoreError:
+        return QueueStoreError(
+            f"{self.where} is busy: this process's other writers held it for more than "
+            f"{self.busy_timeout:g} s; retry, or raise busy_timeout"
+        )
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -356,4 +445,11 @@ class QueueStore:
         self.engine.dispose()
 
 
-__all__ = ["DEFAULT_URL", "SCHEMA_VERSION", "QueueStore", "build_tables"]
+__all__ = [
+    "DEFAULT_URL",
+    "SCHEMA_VERSION",
+    "QueueStore",
+    "RawTransaction",
+    "build_tables",
+    "from_json",
+]
