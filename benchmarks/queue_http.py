@@ -66,9 +66,7 @@ def machine() -> dict[str, Any]:
     model, flags = platform.processor() or "unknown", set[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("unknown", ""):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("model name"):
+            if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
             elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
@@ -301,10 +299,9 @@ def run_one(
     errors = [e for _, _, errs in collected for e in errs]
     with HumanQueue(url) as hq:
         decided = hq.counts().decided
-        decisions = hq.store.engine.connect().execute(
-            sa.select(sa.func.count()).select_from(hq.store.tables["decisions"])
-        )
-        decision_rows = int(decisions.scalar_one())
+        with hq.store.read() as conn:
+            count = sa.select(sa.func.count()).select_from(hq.store.tables["decisions"])
+            decision_rows = int(conn.execute(count).scalar_one())
     server_cpu = (
         None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
     )

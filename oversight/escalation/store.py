@@ -25,6 +25,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -44,6 +45,8 @@ DEFAULT_URL = "sqlite:///runs/queue.db"
 """Where the queue lives when neither ``--queue`` nor ``$OVERSIGHT_QUEUE`` says otherwise."""
 
 _WRITE = "oversight_queue_write"
+_PING_AFTER = 10.0
+"""Seconds a pooled PostgreSQL connection may sit idle before its next checkout tests it."""
 
 
 def build_tables(prefix: str) -> tuple[sa.MetaData, dict[str, sa.Table]]:
@@ -156,6 +159,10 @@ def _row_type(columns: tuple[str, ...]) -> Any:
     return namedtuple("Row", columns)
 
 
+_ROW_MAKERS: dict[str, Any] = {}
+"""Row constructor per SQL text (a query's columns never change)."""
+
+
 class RawTransaction:
     """Statements run on the driver's own cursor inside one transaction of
     :meth:`QueueStore.raw`: the queue's per-request path (authenticate, claim, decide), where
@@ -173,7 +180,9 @@ class RawTransaction:
         rows = cursor.fetchall()
         if not rows:
             return []
-        make = _row_type(tuple(d[0] for d in cursor.description))._make
+        make = _ROW_MAKERS.get(sql)
+        if make is None:
+            make = _ROW_MAKERS[sql] = _row_type(tuple(d[0] for d in cursor.description))._make
         return [make(r) for r in rows]
 
     def one_or_none(self, sql: str, params: Mapping[str, Any]) -> Any:
@@ -185,6 +194,32 @@ class RawTransaction:
         """Run a statement that changes rows; returns how many it changed."""
         self._cursor.execute(sql, params)
         return int(self._cursor.rowcount)
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Test a pooled connection before reuse when it sat idle for more than ``_PING_AFTER``
+    seconds (a server restart in the meantime leaves it dead); the pool then replaces a dead
+    one. SQLAlchemy's ``pool_pre_ping`` tests every checkout: one more round trip per
+    transaction, which under load is most of a claim's database time."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < _PING_AFTER:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"idle connection is dead: {exc}") from exc
 
 
 def _where(url: sa.URL) -> str:
@@ -255,12 +290,14 @@ class QueueStore:
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
             try:
-                return sa.create_engine(self.url, pool_pre_ping=True)
+                engine = sa.create_engine(self.url)
             except (ImportError, sa.exc.NoSuchModuleError) as exc:
                 raise QueueStoreError(
                     f"{self.where}: the database driver is not installed ({exc}); for "
                     "PostgreSQL run: pip install 'oversight[postgres]'"
                 ) from exc
+            _ping_idle_connections(engine)
+            return engine
         database = self.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
             path = Path(database).expanduser()
@@ -370,7 +407,10 @@ class QueueStore:
                         yield RawTransaction(cursor)
                         conn.commit()
                     except self._dbapi.Error as exc:
-                        conn.rollback()
+                        if self.engine.dialect.is_disconnect(exc, conn.dbapi_connection, cursor):
+                            conn.invalidate(exc)  # the pool opens a new one next time
+                        else:
+                            conn.rollback()
                         raise sa.exc.DBAPIError.instance(
                             None, None, exc, self._dbapi.Error, dialect=self.engine.dialect
                         ) from exc

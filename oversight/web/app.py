@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, FastAPI, Form, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -222,19 +222,19 @@ class ApiCredentials:
     changes_state: bool
 
 
-def api_credentials(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_csrf_token: Annotated[str | None, Header()] = None,
-) -> ApiCredentials:
-    """The API caller's credentials; 401 at once when there are none."""
+def api_credentials(request: Request) -> ApiCredentials:
+    """The API caller's credentials (``Authorization: Bearer <session>``, or the session
+    cookie with an ``X-CSRF-Token`` header); 401 at once when there are none."""
+    headers = request.headers
+    authorization = headers.get("authorization")
     bearer = None
     if authorization and authorization.lower().startswith("bearer "):
         bearer = authorization[7:].strip()
     cookie = None if bearer is not None else request.cookies.get(COOKIE)
     if not bearer and not cookie:
         raise HTTPException(401, "log in: POST /api/login with your token")
-    return ApiCredentials(bearer, cookie, x_csrf_token, request.method not in ("GET", "HEAD"))
+    changes_state = request.method not in ("GET", "HEAD")
+    return ApiCredentials(bearer, cookie, headers.get("x-csrf-token"), changes_state)
 
 
 def api_session(accounts: ReviewerAccounts, credentials: ApiCredentials) -> Session:
@@ -258,6 +258,8 @@ def api_session(accounts: ReviewerAccounts, credentials: ApiCredentials) -> Sess
 
 PageSession = Annotated[Session, Depends(page_session)]
 Credentials = Annotated[ApiCredentials, Depends(api_credentials)]
+"""Read from the headers before the body is parsed, so a request without any credentials gets
+401 whatever its body; the session itself is checked in the worker thread (``api_call``)."""
 
 
 def training_rows(runs_dir: Path, case: Case) -> list[dict[str, Any]]:
