@@ -262,10 +262,21 @@ def run_one(
     if workers > 1:
         cmd += ["--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # ``python -c`` puts the working directory first on sys.path: start the server from a
+    # folder without an ``oversight`` package, so PYTHONPATH decides which code serves.
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=pythonpath.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     ctx = mp.get_context("fork")
     try:
         wait_ready(port, proc)
+        served_by = subprocess.run(
+            [sys.executable, "-c", "import oversight; print(oversight.__file__)"],
+            env=env,
+            cwd=pythonpath.parent,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         sessions = [login(port, t) for t in tokens]
         counter = ctx.Value("i", 0)
         gate = ctx.Barrier(reviewers + 1)
@@ -307,6 +318,7 @@ def run_one(
     )
     return {
         "code": code,
+        "served_from": served_by,
         "workers": workers,
         "decided": decided,
         "decision_rows": decision_rows,

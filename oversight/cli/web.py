@@ -140,7 +140,15 @@ def serve(
             return
         os.environ[_WORKER_SETTINGS] = json.dumps(settings)
         uvicorn.run(
-            f"{__name__}:worker_app", factory=True, host=host, port=port, workers=workers, **options
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # uvicorn restarts a worker that does not answer its health check in time; a fresh
+            # worker imports the app first, which takes more than uvicorn's 5 s on a busy CPU.
+            timeout_worker_healthcheck=60,
+            **options,
         )
 
 
