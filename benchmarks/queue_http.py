@@ -313,9 +313,7 @@ def run_one(
         with hq.store.read() as conn:
             count = sa.select(sa.func.count()).select_from(hq.store.tables["decisions"])
             decision_rows = int(conn.execute(count).scalar_one())
-    server_cpu = (
-        None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
-    )
+    server_cpu = None if server_cpu0 is None or server_cpu1 is None else server_cpu1 - server_cpu0
     return {
         "code": code,
         "served_from": served_by,
