@@ -119,11 +119,11 @@ class _ChangeSQL:
             f"SELECT slot, reviewer, expires_at, decided FROM {slots} "
             "WHERE case_id = :case ORDER BY slot"
         )
+        # The case's decisions and, in the same round trip, an earlier use of the request id
+        # (on any case: a request id may be applied once in the whole queue).
         self.decisions = q(
-            f"SELECT {_DECISION_COLUMNS} FROM {decisions} WHERE case_id = :case ORDER BY seq"
-        )
-        self.decision_by_request = q(
-            f"SELECT {_DECISION_COLUMNS} FROM {decisions} WHERE request_id = :request"
+            f"SELECT {_DECISION_COLUMNS} FROM {decisions} "
+            "WHERE case_id = :case OR request_id = :request ORDER BY seq"
         )
         take = (
             f"UPDATE {slots} SET reviewer = :reviewer, claimed_at = :now, expires_at = :expires "
@@ -711,13 +711,10 @@ class HumanQueue:
         now = self._clock()
         with self.store.raw(write=True) as tx:
             case = self._lock_case(tx, case_id, candidates=True)
-            every = tx.all(self._change.decisions, {"case": case_id})
+            rows = tx.all(self._change.decisions, {"case": case_id, "request": request_id})
+            every = [r for r in rows if r.case_id == case_id]
             if request_id is not None:
-                prior = next((r for r in every if r.request_id == request_id), None)
-                if prior is None:
-                    prior = tx.one_or_none(
-                        self._change.decision_by_request, {"request": request_id}
-                    )
+                prior = next((r for r in rows if r.request_id == request_id), None)
                 if prior is not None:
                     if prior.case_id != case_id or prior.reviewer != reviewer:
                         raise EscalationError(
