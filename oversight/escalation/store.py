@@ -171,10 +171,6 @@ def _row_type(columns: tuple[str, ...]) -> Any:
     return namedtuple("Row", columns)
 
 
-_ROW_MAKERS: dict[str, Any] = {}
-"""Row constructor per SQL text (a query's columns never change)."""
-
-
 class RawTransaction:
     """Statements run on the driver's own cursor inside one transaction of
     :meth:`QueueStore.raw`: the queue's per-request path (authenticate, claim, decide), where
@@ -182,8 +178,9 @@ class RawTransaction:
     database's own work. SQL is written once with ``:name`` parameters
     (:meth:`QueueStore.prepare`); rows come back as named tuples."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, row_makers: dict[str, Any]) -> None:
         self._cursor = cursor
+        self._makers = row_makers  # the store's row constructor per SQL text
 
     def all(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         """Every row of a query."""
@@ -192,9 +189,9 @@ class RawTransaction:
         rows = cursor.fetchall()
         if not rows:
             return []
-        make = _ROW_MAKERS.get(sql)
+        make = self._makers.get(sql)
         if make is None:
-            make = _ROW_MAKERS[sql] = _row_type(tuple(d[0] for d in cursor.description))._make
+            make = self._makers[sql] = _row_type(tuple(d[0] for d in cursor.description))._make
         return [make(r) for r in rows]
 
     def one_or_none(self, sql: str, params: Mapping[str, Any]) -> Any:
@@ -281,6 +278,7 @@ class QueueStore:
         self.synchronous = synchronous
         self._write_lock = threading.Lock()
         self._turns_fd: int | None = None
+        self._row_makers: dict[str, Any] = {}
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,30}", table_prefix):
             raise QueueStoreError(
@@ -455,7 +453,7 @@ class QueueStore:
                     try:
                         if self.is_sqlite:
                             cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                        yield RawTransaction(cursor)
+                        yield RawTransaction(cursor, self._row_makers)
                         conn.commit()
                     except self._dbapi.Error as exc:
                         if self.engine.dialect.is_disconnect(exc, conn.dbapi_connection, cursor):
