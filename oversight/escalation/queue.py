@@ -38,6 +38,7 @@ from .models import CaseStatus as CaseStatus
 from .models import CaseSubmission as CaseSubmission
 from .models import Decision as Decision
 from .models import DecisionRecord as DecisionRecord
+from .models import EventKind as EventKind
 from .models import FinalDecision as FinalDecision
 from .models import Lease as Lease
 from .models import QueueCounts as QueueCounts
