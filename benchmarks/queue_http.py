@@ -24,6 +24,7 @@ module for every script in this folder, and networkx imports ``queue``.)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
@@ -265,7 +266,12 @@ def run_one(
     # ``python -c`` puts the working directory first on sys.path: start the server from a
     # folder without an ``oversight`` package, so PYTHONPATH decides which code serves.
     proc = subprocess.Popen(
-        cmd, env=env, cwd=pythonpath.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cmd,
+        env=env,
+        cwd=pythonpath.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the server and its workers form one process group
     )
     ctx = mp.get_context("fork")
     try:
@@ -301,10 +307,11 @@ def run_one(
         load_after = os.getloadavg()
     finally:
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30 + 10 * workers)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # any worker left behind
+        proc.wait(30)
     claims = [ms for c, _, _ in collected for ms in c]
     decides = [ms for _, d, _ in collected for ms in d]
     errors = [e for _, _, errs in collected for e in errs]

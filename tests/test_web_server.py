@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -59,10 +60,12 @@ class ServerProcess:
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
         if self.log is None:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
         else:
             with self.log.open("ab") as out:
-                self.proc = subprocess.Popen(args, stdout=out, stderr=out)
+                self.proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
         timeout *= self.workers  # each worker process imports the app first
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -77,18 +80,21 @@ class ServerProcess:
         raise RuntimeError(f"server on {self.base} did not answer in {timeout} s")
 
     def kill(self) -> None:
-        """``kill -9``: no shutdown handlers run."""
+        """``kill -9`` of the server and its worker processes: no shutdown handlers run."""
         if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: workers die with it
             self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(10 * self.workers)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # any worker the server left behind
 
     def __enter__(self) -> ServerProcess:
         return self.start()
