@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,8 +41,11 @@ def free_port() -> int:
 class ServerProcess:
     """``oversight queue serve`` in a child process on 127.0.0.1 (for tests and benchmarks)."""
 
-    def __init__(self, url: str, *, runs_dir: Path | None = None, log: Path | None = None):
+    def __init__(
+        self, url: str, *, runs_dir: Path | None = None, log: Path | None = None, workers: int = 1
+    ):
         self.url = url
+        self.workers = workers
         self.runs_dir = runs_dir
         self.log = log
         self.port = free_port()
@@ -52,11 +57,16 @@ class ServerProcess:
         args += ["--port", str(self.port)]
         if self.runs_dir is not None:
             args += ["--runs-dir", str(self.runs_dir)]
+        if self.workers > 1:
+            args += ["--workers", str(self.workers)]
         if self.log is None:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
         else:
             with self.log.open("ab") as out:
-                self.proc = subprocess.Popen(args, stdout=out, stderr=out)
+                self.proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+        timeout *= self.workers  # each worker process imports the app first
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -66,21 +76,25 @@ class ServerProcess:
                     return self
             except httpx.TransportError:
                 time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"server on {self.base} did not answer in {timeout} s")
 
     def kill(self) -> None:
-        """``kill -9``: no shutdown handlers run."""
+        """``kill -9`` of the server and its worker processes: no shutdown handlers run."""
         if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: workers die with it
             self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(10 * self.workers)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # any worker the server left behind
 
     def __enter__(self) -> ServerProcess:
         return self.start()
@@ -157,6 +171,58 @@ def test_two_reviewers_racing_for_one_place_exactly_one_wins(
         for case_id in cases:
             case = queue.get(case_id)
             assert case.status == "decided" and len(case.decisions) == 1
+
+
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_several_server_processes_decide_each_case_exactly_once(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if store == "sqlite":
+        url = f"sqlite:///{tmp_path / 'queue.db'}"
+    else:  # a fresh schema, so the server's default table names cannot meet other tests'
+        import sqlalchemy as sa
+
+        base = request.getfixturevalue("postgres_url")
+        schema = f"ws_{uuid.uuid4().hex[:10]}"
+        admin = sa.create_engine(base)
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        query = {"options": f"-csearch_path={schema}"}
+        url = sa.make_url(base).update_query_dict(query).render_as_string(hide_password=False)
+        request.addfinalizer(lambda: drop_schema(admin, schema))
+    cases = make_cases(url, 24, reviewers=2)
+    names = [f"r{i}" for i in range(6)]
+    with ServerProcess(url, log=tmp_path / "server.log", workers=2) as server:
+        clients = [api_session(server.base, t) for t in tokens(url, *names)]
+        try:
+            for case_id in cases:  # six reviewers race for two places, then all decide
+                claims = race(
+                    *[lambda c=c, k=case_id: c.post(f"/api/cases/{k}/claim") for c in clients]
+                )
+                assert sorted(r.status_code for r in claims) == [200] * 2 + [409] * 4
+                decided = race(
+                    *[
+                        lambda c=c, i=i, k=case_id: c.post(
+                            f"/api/cases/{k}/decide",
+                            json={"choice": "a", "request_id": f"{k}-{i}"},
+                        )
+                        for i, c in enumerate(clients)
+                    ]
+                )
+                assert sorted(r.status_code for r in decided) == [200] * 2 + [409] * 4
+        finally:
+            for client in clients:
+                client.close()
+    with HumanQueue(url) as queue:
+        for case_id in cases:
+            case = queue.get(case_id)
+            assert case.status == "decided" and len(case.decisions) == 2
+
+
+def drop_schema(engine: Any, schema: str) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    engine.dispose()
 
 
 def race_each(cases: list[str], alice: httpx.Client, bob: httpx.Client) -> None:

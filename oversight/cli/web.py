@@ -7,9 +7,11 @@ root app has no ``queue`` group yet, :func:`register` mounts it first. They take
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,9 +19,14 @@ from ..errors import PrerequisiteError
 from .queue import QueueOption, cli_errors, open_queue, queue_app
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from ..escalation import Case
 
 _WEB_EXTRA = "pip install 'oversight[web]'"
+_WORKER_SETTINGS = "OVERSIGHT_SERVE_SETTINGS"
+"""Environment variable through which ``serve --workers N`` hands its settings to the worker
+processes (uvicorn starts each one fresh and builds its app with :func:`worker_app`)."""
 
 
 def priority_edges_from(constitution_path: str) -> Callable[[Case], Iterable[tuple[str, str]]]:
@@ -47,6 +54,32 @@ def priority_edges_from(constitution_path: str) -> Callable[[Case], Iterable[tup
     return edges
 
 
+def _build_app(settings: dict[str, Any]) -> tuple[FastAPI, Any]:
+    """The review app and its queue for one server process."""
+    from ..escalation import HumanQueue
+    from ..escalation.accounts import ReviewerAccounts
+    from ..web import create_app
+
+    human_queue = HumanQueue(settings["url"], lease_seconds=settings["lease_seconds"])
+    accounts = ReviewerAccounts(human_queue.store)
+    constitution = settings.get("constitution")
+    app = create_app(
+        human_queue,
+        accounts,
+        runs_dir=settings["runs_dir"],
+        priority_edges=priority_edges_from(constitution) if constitution else None,
+        secure_cookies=settings["secure_cookies"],
+    )
+    return app, human_queue
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``serve --workers N`` (a uvicorn factory): its
+    settings come from the parent through the environment."""
+    app, _queue = _build_app(json.loads(os.environ[_WORKER_SETTINGS]))
+    return app
+
+
 def serve(
     ctx: typer.Context,
     queue: QueueOption = None,
@@ -63,6 +96,14 @@ def serve(
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark cookies Secure (when served behind HTTPS).")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (each with its own database connections); "
+            "use about one per CPU core.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the review web page and JSON API (log in with `queue add-reviewer`'s token)."""
     with cli_errors():
@@ -71,27 +112,44 @@ def serve(
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise PrerequisiteError(f"the web page needs uvicorn: {_WEB_EXTRA}") from exc
         try:
-            from ..web import create_app
+            from ..web import create_app  # noqa: F401
         except ImportError as exc:  # pragma: no cover
             raise PrerequisiteError(f"the web page needs FastAPI and Jinja2: {_WEB_EXTRA}") from exc
-        from ..escalation.accounts import ReviewerAccounts
 
-        human_queue = open_queue(ctx, queue, lease_seconds=lease_seconds)
-        accounts = ReviewerAccounts(human_queue.store)
-        edges = priority_edges_from(constitution) if constitution else None
-        app = create_app(
-            human_queue,
-            accounts,
-            runs_dir=runs_dir,
-            priority_edges=edges,
-            secure_cookies=secure_cookies,
+        # Open the queue once here: a bad URL or database fails now, before any worker starts,
+        # and the tables are created by one process.
+        with open_queue(ctx, queue, lease_seconds=lease_seconds) as checked:
+            url = checked.url
+        if constitution:
+            priority_edges_from(constitution)  # a bad constitution fails here, once
+        settings = {
+            "url": url,
+            "lease_seconds": lease_seconds,
+            "runs_dir": str(runs_dir),
+            "constitution": constitution,
+            "secure_cookies": secure_cookies,
+        }
+        typer.echo(f"serving {url} on http://{host}:{port}/ with {workers} worker(s)", err=True)
+        options: dict[str, Any] = {"log_level": "warning", "access_log": False}
+        if workers == 1:
+            app, human_queue = _build_app(settings)
+            try:
+                uvicorn.run(app, host=host, port=port, **options)
+            finally:
+                human_queue.close()
+            return
+        os.environ[_WORKER_SETTINGS] = json.dumps(settings)
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # uvicorn restarts a worker that does not answer its health check in time; a fresh
+            # worker imports the app first, which takes more than uvicorn's 5 s on a busy CPU.
+            timeout_worker_healthcheck=60,
+            **options,
         )
-
-        typer.echo(f"serving {human_queue.url} on http://{host}:{port}/", err=True)
-        try:
-            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-        finally:
-            human_queue.close()
 
 
 def add_reviewer(
@@ -126,4 +184,4 @@ def register(app: typer.Typer) -> None:
         queue_app.command("add-reviewer")(add_reviewer)
 
 
-__all__ = ["add_reviewer", "priority_edges_from", "register", "serve"]
+__all__ = ["add_reviewer", "priority_edges_from", "register", "serve", "worker_app"]

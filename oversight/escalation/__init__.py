@@ -14,24 +14,24 @@ from .agreement import case_agreement as case_agreement
 from .agreement import cohen_kappa as cohen_kappa
 from .agreement import fleiss_kappa as fleiss_kappa
 from .agreement import queue_agreement as queue_agreement
+from .models import CASE_STATUSES as CASE_STATUSES
+from .models import Candidate as Candidate
+from .models import Case as Case
+from .models import CaseStatus as CaseStatus
+from .models import CaseSubmission as CaseSubmission
+from .models import Decision as Decision
+from .models import DecisionRecord as DecisionRecord
+from .models import FinalDecision as FinalDecision
+from .models import Lease as Lease
+from .models import QueueCounts as QueueCounts
+from .models import QueueEvent as QueueEvent
+from .models import final_decision as final_decision
 from .policy import TRIGGER_NAMES as TRIGGER_NAMES
 from .policy import EscalationPolicy as EscalationPolicy
 from .policy import EscalationTriggers as EscalationTriggers
 from .policy import TriggerName as TriggerName
 from .policy import load_policy as load_policy
-from .queue import CASE_STATUSES as CASE_STATUSES
-from .queue import Candidate as Candidate
-from .queue import Case as Case
-from .queue import CaseStatus as CaseStatus
-from .queue import CaseSubmission as CaseSubmission
-from .queue import Decision as Decision
-from .queue import DecisionRecord as DecisionRecord
-from .queue import FinalDecision as FinalDecision
 from .queue import HumanQueue as HumanQueue
-from .queue import Lease as Lease
-from .queue import QueueCounts as QueueCounts
-from .queue import QueueEvent as QueueEvent
-from .queue import final_decision as final_decision
 from .store import DEFAULT_URL as DEFAULT_URL
 
 __all__ = [

@@ -90,6 +90,10 @@ class ReviewerAccounts:
         )
         with store.write() as conn:
             self.metadata.create_all(conn)
+        self._authenticate_sql = store.prepare(
+            f"SELECT s.reviewer, s.csrf, s.expires_at, r.admin FROM {self.sessions.name} s "
+            f"JOIN {self.reviewers.name} r ON r.name = s.reviewer WHERE s.secret_hash = :digest"
+        )
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -159,13 +163,9 @@ class ReviewerAccounts:
         """The session whose cookie secret is ``secret``, or ``None`` (unknown or expired)."""
         if not secret:
             return None
-        t, s = self.reviewers, self.sessions
-        with self.store.read() as conn:
-            row = conn.execute(
-                sa.select(s.c.reviewer, s.c.csrf, s.c.expires_at, t.c.admin)
-                .join(t, t.c.name == s.c.reviewer)
-                .where(s.c.secret_hash == _digest(secret))
-            ).first()
+        # Every API request comes through here: one prepared query on the driver's cursor.
+        with self.store.raw(write=False) as tx:
+            row = tx.one_or_none(self._authenticate_sql, {"digest": _digest(secret)})
         if row is None or row.expires_at <= self._clock():
             return None
         return Session(Reviewer(row.reviewer, bool(row.admin)), secret, row.csrf, row.expires_at)

@@ -24,7 +24,7 @@ from itertools import combinations
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import EscalationError
-from .queue import Case
+from .models import Case
 
 
 class _Model(BaseModel):

@@ -1,4 +1,6 @@
-"""The human escalation queue: cases, claims with leases, decisions by one or more reviewers.
+"""The human escalation queue manager: cases, claims with leases, decisions by one or more
+reviewers. The data it stores and returns (``Case``, ``Decision``, ...) is in
+:mod:`oversight.escalation.models`; the names are re-exported here so old imports keep working.
 
 ``HumanQueue(url)`` is shaped like Inspect AI's approval manager: ``submit`` a case and get its
 id, ``await wait(id)`` for the decided case, reviewers ``claim`` (a lease that expires) and
@@ -20,362 +22,38 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import anyio
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import Connection
 
 from ..errors import CaseNotFound, EscalationError, LeaseError
-from ..messages import Adjudication, Turn, new_id
-from .store import DEFAULT_URL, QueueStore
+from ..messages import Turn, new_id
+from .models import CASE_STATUSES as CASE_STATUSES
+from .models import TERMINAL_STATUSES as TERMINAL_STATUSES
+from .models import Candidate as Candidate
+from .models import Case as Case
+from .models import CaseStatus as CaseStatus
+from .models import CaseSubmission as CaseSubmission
+from .models import Decision as Decision
+from .models import DecisionRecord as DecisionRecord
+from .models import EventKind as EventKind
+from .models import FinalDecision as FinalDecision
+from .models import Lease as Lease
+from .models import QueueCounts as QueueCounts
+from .models import QueueEvent as QueueEvent
+from .models import final_decision as final_decision
+from .store import DEFAULT_URL, QueueStore, RawTransaction, from_json
 
 logger = logging.getLogger(__name__)
 
-CaseStatus: TypeAlias = Literal["open", "decided", "tie", "withdrawn"]
-"""``open``: waiting for reviewers; ``decided``: final; ``tie``: reviewers disagree with no
-majority, an admin must break the tie; ``withdrawn``: taken back by the submitter."""
-
-EventKind: TypeAlias = Literal["submit", "claim", "release", "decide", "withdraw"]
-
-CASE_STATUSES: tuple[CaseStatus, ...] = ("open", "decided", "tie", "withdrawn")
-TERMINAL_STATUSES: frozenset[str] = frozenset({"decided", "withdrawn"})
-
-_NAME = Field(min_length=1, max_length=200)
 _CHUNK = 500
 """Case ids per ``IN (...)`` query, under every driver's limit on bound parameters."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
 def _dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-class Candidate(_Model):
-    """One answer offered to reviewers."""
-
-    id: str = _NAME
-    """Candidate id within the episode (``c0`` for the draft, ``c1``... for revisions)."""
-    text: str
-    """The answer as the user would see it."""
-    source: str = "model"
-    """Where it came from (``draft``, ``model``, ``few_shot``, ``template``, ...)."""
-
-
-class CaseSubmission(_Model):
-    """What the runtime sends to the queue when an episode escalates."""
-
-    run: str = _NAME
-    """Run the episode belongs to."""
-    episode: str = _NAME
-    """Episode id; ``(run, episode)`` identifies a case, so submitting again is a no-op."""
-    prompt: tuple[Turn, ...] = Field(min_length=1)
-    """The whole conversation (multi-turn prompts carry every earlier turn)."""
-    candidates: tuple[Candidate, ...] = Field(min_length=1)
-    """The answers reviewers choose between (or edit)."""
-    proposed: str | None = None
-    """The candidate id the agents proposed, if any."""
-    triggers: tuple[str, ...] = ()
-    """Why the case escalated (``disagreement``, ``low_confidence``, ``severity``, ...)."""
-    principles: tuple[str, ...] = ()
-    """Principle ids involved (filterable)."""
-    priority: int = 0
-    """Higher is more urgent; lists show higher priority first, then older cases first."""
-    reviewers_required: int = Field(default=1, ge=1, le=50)
-    """How many different reviewers must decide (k); with k > 1, agreement is recorded."""
-    details: dict[str, Any] = Field(default_factory=dict)
-    """JSON of the critiques, safety assessments, conflict and resolution envelopes: the agents'
-    internal reasoning, shown to reviewers and labelled internal, never to end users."""
-    message_ids: tuple[str, ...] = ()
-    """Ids of the envelopes behind the case (the audit chain)."""
-    prompt_id: str | None = None
-    """The prompt's id in its prompt set, for provenance."""
-    reason: str = ""
-    """A sentence for the reviewer explaining the escalation."""
-
-    @field_validator("details")
-    @classmethod
-    def _json_details(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"details must be JSON (dicts, lists, strings, numbers); {exc}. Dump envelopes "
-                "with model_dump(mode='json')"
-            ) from exc
-        return value
-
-    @model_validator(mode="after")
-    def _check_candidates(self) -> CaseSubmission:
-        ids = [c.id for c in self.candidates]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"candidate ids must be unique, got {ids}")
-        if self.proposed is not None and self.proposed not in ids:
-            raise ValueError(f"proposed={self.proposed!r} is not one of the candidates {ids}")
-        return self
-
-
-class Decision(_Model):
-    """A reviewer's decision: choose a candidate, or write an edited answer."""
-
-    choice: str | None = None
-    """The chosen candidate id (leave None when giving ``edited_text``)."""
-    edited_text: str | None = None
-    """An answer written or edited by the reviewer (leave None when choosing)."""
-    rationale: str = ""
-    """Why (kept for the audit trail; never a training target)."""
-    principle_tags: tuple[str, ...] = ()
-    """Principle ids the reviewer cites."""
-
-    @model_validator(mode="after")
-    def _one_of(self) -> Decision:
-        if (self.choice is None) == (self.edited_text is None):
-            raise ValueError("give exactly one of choice (a candidate id) or edited_text")
-        if self.edited_text is not None and not self.edited_text.strip():
-            raise ValueError("edited_text is empty; write the answer or choose a candidate")
-        return self
-
-    @property
-    def key(self) -> str:
-        """What two decisions must share to agree: the candidate id, or the edited text."""
-        if self.choice is not None:
-            return f"choice:{self.choice}"
-        return f"edit:{(self.edited_text or '').strip()}"
-
-
-class Lease(_Model):
-    """A reviewer's claim on a case, valid until ``expires_at``."""
-
-    case_id: str
-    """The case claimed."""
-    reviewer: str
-    """Who holds the claim."""
-    slot: int
-    """Which of the case's ``reviewers_required`` places the claim holds (0-based)."""
-    claimed_at: datetime
-    """When the claim was made or last renewed (UTC)."""
-    expires_at: datetime
-    """When the case returns to the pool unless decided (UTC)."""
-
-
-class DecisionRecord(_Model):
-    """A decision as stored."""
-
-    id: str
-    """Decision id."""
-    case_id: str
-    """The case decided."""
-    reviewer: str
-    """Who decided."""
-    choice: str | None
-    """Chosen candidate id, or None for an edited answer."""
-    edited_text: str | None
-    """The reviewer's answer when they wrote one."""
-    rationale: str
-    """Why."""
-    principle_tags: tuple[str, ...]
-    """Principles the reviewer cited."""
-    request_id: str | None
-    """The idempotency key the decision was made with, if any."""
-    tie_break: bool
-    """True for an admin's tie-break decision."""
-    case_status: CaseStatus
-    """The case's status right after this decision was applied."""
-    created_at: datetime
-    """When it was stored (UTC)."""
-
-    @property
-    def key(self) -> str:
-        """What two decisions must share to agree (see :attr:`Decision.key`)."""
-        if self.choice is not None:
-            return f"choice:{self.choice}"
-        return f"edit:{(self.edited_text or '').strip()}"
-
-
-class Case(_Model):
-    """An escalated case with its current claims and decisions."""
-
-    id: str
-    """Case id."""
-    run: str
-    """Run of the episode."""
-    episode: str
-    """Episode id."""
-    prompt_id: str | None
-    """The prompt's id, when the submitter gave it."""
-    status: CaseStatus
-    """``open``, ``decided``, ``tie`` or ``withdrawn``."""
-    priority: int
-    """Higher is more urgent."""
-    reviewers_required: int
-    """How many reviewers must decide."""
-    prompt: tuple[Turn, ...]
-    """The conversation."""
-    candidates: tuple[Candidate, ...]
-    """The answers offered."""
-    proposed: str | None
-    """The agents' proposed candidate id."""
-    triggers: tuple[str, ...]
-    """Why it escalated."""
-    principles: tuple[str, ...]
-    """Principles involved."""
-    details: dict[str, Any]
-    """Agents' internal reasoning (critiques, assessments, conflict, resolution): internal."""
-    message_ids: tuple[str, ...]
-    """Envelope ids behind the case."""
-    reason: str
-    """The escalation's explanation for reviewers."""
-    created_at: datetime
-    """When it was submitted (UTC)."""
-    updated_at: datetime
-    """Last change (UTC)."""
-    decided_at: datetime | None
-    """When it became decided."""
-    withdrawn_reason: str | None
-    """Why it was withdrawn."""
-    final_decision_id: str | None
-    """Id of the decision that stands (the majority's first, or the tie-break)."""
-    leases: tuple[Lease, ...]
-    """Unexpired claims by reviewers who have not decided yet."""
-    decisions: tuple[DecisionRecord, ...]
-    """Every decision, oldest first."""
-
-    def candidate(self, candidate_id: str) -> Candidate:
-        """The candidate with that id (``EscalationError`` when none)."""
-        for c in self.candidates:
-            if c.id == candidate_id:
-                return c
-        raise EscalationError(
-            f"case {self.id} has no candidate {candidate_id!r}; "
-            f"choose one of {[c.id for c in self.candidates]}"
-        )
-
-    @property
-    def open_slots(self) -> int:
-        """How many more reviewers may claim the case now."""
-        if self.status != "open":
-            return 0
-        reviews = sum(1 for d in self.decisions if not d.tie_break)
-        return max(0, self.reviewers_required - reviews - len(self.leases))
-
-
-class FinalDecision(_Model):
-    """The decision that stands for a decided case, ready to become a training row."""
-
-    case_id: str
-    """The case."""
-    run: str
-    """Its run."""
-    episode: str
-    """Its episode."""
-    prompt_id: str | None
-    """The prompt's id, when known."""
-    prompt: tuple[Turn, ...]
-    """The conversation the answer continues."""
-    choice: str | None
-    """The chosen candidate id, or None when the answer was written by a reviewer."""
-    edited_text: str | None
-    """The reviewer's own answer, when one was written."""
-    text: str
-    """The final answer: the chosen candidate's text or the edited text."""
-    rejected: tuple[str, ...]
-    """Candidate ids not chosen (DPO rejected sides); every candidate when the answer was
-    edited."""
-    decision_id: str
-    """The standing decision's id."""
-    reviewer: str
-    """Who made the standing decision."""
-    reviewers: tuple[str, ...]
-    """Everyone who decided the case (the tie-breaker last)."""
-    rationale: str
-    """The standing decision's rationale."""
-    principle_tags: tuple[str, ...]
-    """Principles cited by the standing decision."""
-    tie_break: bool
-    """Whether an admin broke a tie."""
-    agreement: float
-    """Fraction of the (non tie-break) reviewers whose decision matches the standing one."""
-    decided_at: datetime
-    """When the case was decided (UTC)."""
-    message_ids: tuple[str, ...]
-    """Envelope ids behind the case (for provenance)."""
-    source: Literal["human"] = "human"
-    """Provenance source of rows built from this decision."""
-
-    def to_adjudication(self) -> Adjudication:
-        """The ``Adjudication`` payload to journal for this decision."""
-        return Adjudication(
-            case_id=self.case_id,
-            reviewer=self.reviewer,
-            choice=self.choice,
-            edited_text=self.edited_text,
-            rationale=self.rationale,
-            principle_tags=self.principle_tags,
-        )
-
-
-class QueueCounts(_Model):
-    """How many cases are in each state."""
-
-    open: int = 0
-    """Cases waiting for reviewers (including claimed ones)."""
-    claimed: int = 0
-    """Open cases with at least one unexpired claim."""
-    decided: int = 0
-    """Decided cases."""
-    tie: int = 0
-    """Cases waiting for an admin tie-break."""
-    withdrawn: int = 0
-    """Withdrawn cases."""
-    total: int = 0
-    """All cases."""
-
-
-class QueueEvent(_Model):
-    """An in-process notification sent to ``on_change`` callbacks after a commit."""
-
-    kind: EventKind
-    """What happened."""
-    case_id: str
-    """The case it happened to."""
-    status: CaseStatus
-    """The case's status afterwards."""
-    reviewer: str | None = None
-    """The reviewer who acted, if any."""
-
-
-def final_decision(case: Case) -> FinalDecision | None:
-    """The decision that stands for ``case``, or None when it is not decided."""
-    if case.status != "decided" or case.final_decision_id is None:
-        return None
-    chosen = next(d for d in case.decisions if d.id == case.final_decision_id)
-    reviews = [d for d in case.decisions if not d.tie_break]
-    agree = sum(1 for d in reviews if d.key == chosen.key)
-    text = case.candidate(chosen.choice).text if chosen.choice is not None else chosen.edited_text
-    return FinalDecision(
-        case_id=case.id,
-        run=case.run,
-        episode=case.episode,
-        prompt_id=case.prompt_id,
-        prompt=case.prompt,
-        choice=chosen.choice,
-        edited_text=chosen.edited_text,
-        text=text or "",
-        rejected=tuple(c.id for c in case.candidates if c.id != chosen.choice),
-        decision_id=chosen.id,
-        reviewer=chosen.reviewer,
-        reviewers=tuple(d.reviewer for d in case.decisions),
-        rationale=chosen.rationale,
-        principle_tags=chosen.principle_tags,
-        tie_break=chosen.tie_break,
-        agreement=agree / len(reviews) if reviews else 1.0,
-        decided_at=case.decided_at or chosen.created_at,
-        message_ids=case.message_ids,
-    )
 
 
 def _outcome(keys: Sequence[str], required: int) -> int | None:
@@ -387,58 +65,15 @@ def _outcome(keys: Sequence[str], required: int) -> int | None:
 
 
 class _Statements:
-    """The hot statements, built once with bound parameters: SQLAlchemy then reuses their
-    cache keys and compiled forms (about 30 us per execution instead of about 170 us)."""
+    """The reading statements, built once with bound parameters: SQLAlchemy then reuses their
+    cache keys and compiled forms."""
 
     def __init__(self, t: dict[str, sa.Table]) -> None:
         cases, slots, decisions = t["cases"], t["slots"], t["decisions"]
         p = sa.bindparam
         self.case = sa.select(cases).where(cases.c.id == p("b_case"))
-        self.lock_case = self.case.with_for_update()
         self.case_by_episode = sa.select(cases.c.id).where(
             cases.c.run == p("b_run"), cases.c.episode == p("b_episode")
-        )
-        self.slots = sa.select(slots).where(slots.c.case_id == p("b_case")).order_by(slots.c.slot)
-        self.decisions = (
-            sa.select(decisions).where(decisions.c.case_id == p("b_case")).order_by(decisions.c.seq)
-        )
-        self.decision_by_request = sa.select(decisions).where(
-            decisions.c.request_id == p("b_request")
-        )
-        place = (
-            slots.c.case_id == p("b_case"),
-            slots.c.slot == p("b_slot"),
-            slots.c.decided.is_(False),
-        )
-        take: dict[str, Any] = {
-            "reviewer": p("b_reviewer"),
-            "claimed_at": p("b_now"),
-            "expires_at": p("b_expires"),
-        }
-        self.take_free = sa.update(slots).where(*place, slots.c.reviewer.is_(None)).values(**take)
-        self.renew_own = (
-            sa.update(slots).where(*place, slots.c.reviewer == p("b_reviewer")).values(**take)
-        )
-        self.take_expired = (
-            sa.update(slots)
-            .where(*place, slots.c.reviewer == p("b_holder"), slots.c.expires_at <= p("b_now"))
-            .values(**take)
-        )
-        self.mark_decided = (
-            sa.update(slots)
-            .where(slots.c.case_id == p("b_case"), slots.c.slot == p("b_slot"))
-            .values(decided=True, expires_at=p("b_now"))
-        )
-        self.insert_decision = sa.insert(decisions)
-        self.set_status = (
-            sa.update(cases)
-            .where(cases.c.id == p("b_case"))
-            .values(
-                status=p("b_status"),
-                updated_at=p("b_now"),
-                final_decision_id=p("b_final"),
-                decided_at=p("b_decided_at"),
-            )
         )
         ids: sa.BindParameter[Any] = p("b_ids", expanding=True)
         self.slots_of = (
@@ -455,6 +90,73 @@ class _Statements:
             sa.select(decisions)
             .where(decisions.c.case_id.in_(ids))
             .order_by(decisions.c.case_id, decisions.c.seq)
+        )
+
+
+_DECISION_COLUMNS = (
+    "id, case_id, seq, reviewer, choice, edited_text, rationale, principle_tags, request_id, "
+    "tie_break, case_status, created_at"
+)
+
+
+class _ChangeSQL:
+    """The statements of every state change (claim, decide, release, withdraw), as SQL text
+    for :meth:`QueueStore.raw`: each request runs a handful of them, and on the driver's
+    cursor they cost a fraction of SQLAlchemy's execution path. ``{lock}`` becomes
+    ``FOR UPDATE`` on PostgreSQL."""
+
+    def __init__(self, store: QueueStore) -> None:
+        t = store.tables
+        cases, slots, decisions = t["cases"].name, t["slots"].name, t["decisions"].name
+        q = store.prepare
+        self.lock_case = q(
+            f"SELECT id, status, reviewers_required FROM {cases} WHERE id = :case{{lock}}"
+        )
+        self.lock_case_candidates = q(
+            f"SELECT id, status, reviewers_required, candidates FROM {cases} "
+            f"WHERE id = :case{{lock}}"
+        )
+        self.slots = q(
+            f"SELECT slot, reviewer, expires_at, decided FROM {slots} "
+            "WHERE case_id = :case ORDER BY slot"
+        )
+        # The case's decisions and, in the same round trip, an earlier use of the request id
+        # (on any case: a request id may be applied once in the whole queue).
+        self.decisions = q(
+            f"SELECT {_DECISION_COLUMNS} FROM {decisions} "
+            "WHERE case_id = :case OR request_id = :request ORDER BY seq"
+        )
+        take = (
+            f"UPDATE {slots} SET reviewer = :reviewer, claimed_at = :now, expires_at = :expires "
+            "WHERE case_id = :case AND slot = :slot AND decided = :no AND "
+        )
+        self.take_free = q(take + "reviewer IS NULL")
+        self.renew_own = q(take + "reviewer = :reviewer")
+        self.take_expired = q(take + "reviewer = :holder AND expires_at <= :now")
+        self.mark_decided = q(
+            f"UPDATE {slots} SET decided = :yes, expires_at = :now "
+            "WHERE case_id = :case AND slot = :slot"
+        )
+        self.release = q(
+            f"UPDATE {slots} SET reviewer = NULL, claimed_at = NULL, expires_at = NULL "
+            "WHERE case_id = :case AND reviewer = :reviewer AND decided = :no"
+        )
+        self.release_all = q(
+            f"UPDATE {slots} SET reviewer = NULL, claimed_at = NULL, expires_at = NULL "
+            "WHERE case_id = :case AND decided = :no"
+        )
+        self.insert_decision = q(
+            f"INSERT INTO {decisions} ({_DECISION_COLUMNS}) VALUES (:id, :case_id, :seq, "
+            ":reviewer, :choice, :edited_text, :rationale, :principle_tags, :request_id, "
+            ":tie_break, :case_status, :created_at)"
+        )
+        self.set_status = q(
+            f"UPDATE {cases} SET status = :status, updated_at = :now, final_decision_id = :final, "
+            "decided_at = :decided_at WHERE id = :case"
+        )
+        self.withdraw = q(
+            f"UPDATE {cases} SET status = 'withdrawn', withdrawn_reason = :reason, "
+            "updated_at = :now WHERE id = :case"
         )
 
 
@@ -494,6 +196,7 @@ class HumanQueue:
         self._clock = clock
         self._t = self.store.tables
         self._sql = _Statements(self._t)
+        self._change = _ChangeSQL(self.store)
         self._listeners: list[Callable[[QueueEvent], None]] = []
         self._listeners_lock = threading.Lock()
 
@@ -829,7 +532,7 @@ class HumanQueue:
         )
 
     @staticmethod
-    def _record(d: sa.Row[Any]) -> DecisionRecord:
+    def _record(d: Any) -> DecisionRecord:
         return DecisionRecord(
             id=d.id,
             case_id=d.case_id,
@@ -837,7 +540,7 @@ class HumanQueue:
             choice=d.choice,
             edited_text=d.edited_text,
             rationale=d.rationale,
-            principle_tags=tuple(d.principle_tags),
+            principle_tags=tuple(from_json(d.principle_tags)),
             request_id=d.request_id,
             tie_break=bool(d.tie_break),
             case_status=d.case_status,
@@ -846,21 +549,23 @@ class HumanQueue:
 
     # -- claims -------------------------------------------------------------------------
 
-    def _lock_case(self, conn: Connection, case_id: str) -> sa.Row[Any]:
-        """Read and lock the case row for the rest of the transaction."""
-        row = conn.execute(self._sql.lock_case, {"b_case": case_id}).one_or_none()
+    def _lock_case(self, tx: RawTransaction, case_id: str, *, candidates: bool = False) -> Any:
+        """Read and lock the case row (id, status, reviewers_required, and the candidates when
+        asked) for the rest of the transaction."""
+        sql = self._change.lock_case_candidates if candidates else self._change.lock_case
+        row = tx.one_or_none(sql, {"case": case_id})
         if row is None:
             raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
         return row
 
-    def _slots(self, conn: Connection, case_id: str) -> list[sa.Row[Any]]:
-        return list(conn.execute(self._sql.slots, {"b_case": case_id}).all())
+    def _slots(self, tx: RawTransaction, case_id: str) -> list[Any]:
+        return tx.all(self._change.slots, {"case": case_id})
 
     def _take_slot(
         self,
-        conn: Connection,
-        case: sa.Row[Any],
-        places: list[sa.Row[Any]],
+        tx: RawTransaction,
+        case: Any,
+        places: list[Any],
         reviewer: str,
         now: float,
         expires: float,
@@ -885,19 +590,20 @@ class HumanQueue:
         for place in candidates:
             # Compare-and-swap: only succeeds if nobody took the place since we looked.
             params = {
-                "b_case": case.id,
-                "b_slot": place.slot,
-                "b_reviewer": reviewer,
-                "b_now": now,
-                "b_expires": expires,
+                "case": case.id,
+                "slot": place.slot,
+                "reviewer": reviewer,
+                "now": now,
+                "expires": expires,
+                "no": False,
             }
             if place.reviewer is None:
-                taken = conn.execute(self._sql.take_free, params)
+                taken = tx.run(self._change.take_free, params)
             elif place.reviewer == reviewer:
-                taken = conn.execute(self._sql.renew_own, params)
+                taken = tx.run(self._change.renew_own, params)
             else:
-                taken = conn.execute(self._sql.take_expired, {**params, "b_holder": place.reviewer})
-            if taken.rowcount == 1:
+                taken = tx.run(self._change.take_expired, {**params, "holder": place.reviewer})
+            if taken == 1:
                 return Lease(
                     case_id=case.id,
                     reviewer=reviewer,
@@ -928,10 +634,10 @@ class HumanQueue:
         for _ in range(3):
             now = self._clock()
             try:
-                with self.store.write() as conn:
-                    case = self._lock_case(conn, case_id)
-                    places = self._slots(conn, case_id)
-                    lease = self._take_slot(conn, case, places, reviewer, now, now + seconds)
+                with self.store.raw(write=True) as tx:
+                    case = self._lock_case(tx, case_id)
+                    places = self._slots(tx, case_id)
+                    lease = self._take_slot(tx, case, places, reviewer, now, now + seconds)
                 break
             except sa.exc.IntegrityError:
                 continue  # the same reviewer claimed concurrently elsewhere: look again
@@ -942,18 +648,10 @@ class HumanQueue:
 
     def release(self, case_id: str, reviewer: str) -> bool:
         """Give a claim back before it expires; returns whether the reviewer held one."""
-        slots = self._t["slots"]
-        with self.store.write() as conn:
-            case = self._lock_case(conn, case_id)
-            released = conn.execute(
-                sa.update(slots)
-                .where(
-                    slots.c.case_id == case_id,
-                    slots.c.reviewer == reviewer,
-                    slots.c.decided.is_(False),
-                )
-                .values(reviewer=None, claimed_at=None, expires_at=None)
-            ).rowcount
+        with self.store.raw(write=True) as tx:
+            case = self._lock_case(tx, case_id)
+            params = {"case": case_id, "reviewer": reviewer, "no": False}
+            released = tx.run(self._change.release, params)
         if released:
             self._notify(
                 QueueEvent(kind="release", case_id=case_id, status=case.status, reviewer=reviewer)
@@ -1012,15 +710,12 @@ class HumanQueue:
         """Apply a decision in one transaction; returns the record and whether it was applied
         now (False: ``request_id`` had been applied before, its record is returned)."""
         now = self._clock()
-        with self.store.write() as conn:
-            case = self._lock_case(conn, case_id)
-            every = conn.execute(self._sql.decisions, {"b_case": case_id}).all()
+        with self.store.raw(write=True) as tx:
+            case = self._lock_case(tx, case_id, candidates=True)
+            rows = tx.all(self._change.decisions, {"case": case_id, "request": request_id})
+            every = [r for r in rows if r.case_id == case_id]
             if request_id is not None:
-                prior = next((r for r in every if r.request_id == request_id), None)
-                if prior is None:
-                    prior = conn.execute(
-                        self._sql.decision_by_request, {"b_request": request_id}
-                    ).one_or_none()
+                prior = next((r for r in rows if r.request_id == request_id), None)
                 if prior is not None:
                     if prior.case_id != case_id or prior.reviewer != reviewer:
                         raise EscalationError(
@@ -1028,7 +723,7 @@ class HumanQueue:
                             f"on case {prior.case_id}; use a fresh request id per decision"
                         )
                     return self._record(prior), False
-            candidate_ids = [c["id"] for c in case.candidates]
+            candidate_ids = [c["id"] for c in from_json(case.candidates)]
             if decision.choice is not None and decision.choice not in candidate_ids:
                 raise EscalationError(
                     f"case {case_id} has no candidate {decision.choice!r}; "
@@ -1052,7 +747,7 @@ class HumanQueue:
                     raise LeaseError(f"case {case_id} is {case.status}{extra}; not deciding")
                 if any(r.reviewer == reviewer for r in reviews):
                     raise LeaseError(f"reviewer {reviewer!r} has already decided case {case_id}")
-                places = self._slots(conn, case_id)
+                places = self._slots(tx, case_id)
                 own = next((p for p in places if p.reviewer == reviewer), None)
                 if own is not None and own.expires_at is not None and own.expires_at > now:
                     slot = own.slot
@@ -1063,11 +758,12 @@ class HumanQueue:
                     )
                 else:
                     lease = self._take_slot(
-                        conn, case, places, reviewer, now, now + self.lease_seconds
+                        tx, case, places, reviewer, now, now + self.lease_seconds
                     )
                     slot = lease.slot
-                conn.execute(
-                    self._sql.mark_decided, {"b_case": case_id, "b_slot": slot, "b_now": now}
+                tx.run(
+                    self._change.mark_decided,
+                    {"case": case_id, "slot": slot, "now": now, "yes": True},
                 )
                 keys = [self._record(r).key for r in reviews] + [decision.key]
                 ids = [r.id for r in reviews] + [decision_id]
@@ -1085,21 +781,21 @@ class HumanQueue:
                 "choice": decision.choice,
                 "edited_text": decision.edited_text,
                 "rationale": decision.rationale,
-                "principle_tags": list(decision.principle_tags),
+                "principle_tags": json.dumps(list(decision.principle_tags)),
                 "request_id": request_id,
                 "tie_break": tie_break,
                 "case_status": status,
                 "created_at": now,
             }
-            conn.execute(self._sql.insert_decision, values)
-            conn.execute(
-                self._sql.set_status,
+            tx.run(self._change.insert_decision, values)
+            tx.run(
+                self._change.set_status,
                 {
-                    "b_case": case_id,
-                    "b_status": status,
-                    "b_now": now,
-                    "b_final": final_id,
-                    "b_decided_at": now if status == "decided" else None,
+                    "case": case_id,
+                    "status": status,
+                    "now": now,
+                    "final": final_id,
+                    "decided_at": now if status == "decided" else None,
                 },
             )
         record = DecisionRecord(
@@ -1120,24 +816,15 @@ class HumanQueue:
     def withdraw(self, case_id: str, reason: str) -> Case:
         """Take a case back (e.g. its run was cancelled). Decided cases cannot be withdrawn;
         withdrawing twice is a no-op."""
-        cases, slots = self._t["cases"], self._t["slots"]
         now = self._clock()
-        with self.store.write() as conn:
-            case = self._lock_case(conn, case_id)
+        with self.store.raw(write=True) as tx:
+            case = self._lock_case(tx, case_id)
             if case.status == "decided":
                 raise EscalationError(f"case {case_id} is already decided; it cannot be withdrawn")
             changed = case.status != "withdrawn"
             if changed:
-                conn.execute(
-                    sa.update(cases)
-                    .where(cases.c.id == case_id)
-                    .values(status="withdrawn", withdrawn_reason=reason, updated_at=now)
-                )
-                conn.execute(
-                    sa.update(slots)
-                    .where(slots.c.case_id == case_id, slots.c.decided.is_(False))
-                    .values(reviewer=None, claimed_at=None, expires_at=None)
-                )
+                tx.run(self._change.withdraw, {"case": case_id, "reason": reason, "now": now})
+                tx.run(self._change.release_all, {"case": case_id, "no": False})
         if changed:
             self._notify(QueueEvent(kind="withdraw", case_id=case_id, status="withdrawn"))
         return self.get(case_id)

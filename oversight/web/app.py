@@ -21,15 +21,18 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, FastAPI, Form, Header, HTTPException, Query, Request
+import anyio
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import CaseNotFound, EscalationError, LeaseError, QueueStoreError
 from ..escalation import Case, Decision, DecisionRecord, HumanQueue, Lease, final_decision
@@ -54,6 +57,42 @@ SECURITY_HEADERS = {
 }
 
 PriorityEdges = Callable[[Case], Iterable[tuple[str, str]]]
+T = TypeVar("T")
+
+API_THREADS = 8
+"""Worker threads per server process for API requests (authentication plus the queue operation
+run together in one of them). SQLite admits one writer at a time, so more threads only queue
+up on its lock and on the GIL."""
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every response, ``Cache-Control: no-store`` on
+    all but static files. (A plain ASGI wrapper: Starlette's ``BaseHTTPMiddleware`` runs each
+    request through extra tasks and memory streams, a third of the server's time per request.)
+    """
+
+    _HEADERS = tuple((k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items())
+    _NO_STORE = (b"cache-control", b"no-store")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(self._HEADERS)
+        if not scope["path"].startswith("/static/"):
+            extra.append(self._NO_STORE)
+        names = {name for name, _ in extra}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [h for h in message.get("headers", ()) if h[0].lower() not in names]
+                message["headers"] = kept + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class _Body(BaseModel):
@@ -172,22 +211,44 @@ def page_session(request: Request) -> Session:
     return session
 
 
-def api_session(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_csrf_token: Annotated[str | None, Header()] = None,
-) -> Session:
-    """The API caller's session: ``Authorization: Bearer``, or the cookie plus
-    ``X-CSRF-Token`` on requests that change state; otherwise 401 / 403."""
-    accounts = _accounts(request)
+@dataclass(frozen=True)
+class ApiCredentials:
+    """What an API request presented: a bearer session, or the cookie plus its CSRF header.
+    Read from the headers without touching the database; :func:`api_session` checks them."""
+
+    bearer: str | None
+    cookie: str | None
+    csrf: str | None
+    changes_state: bool
+
+
+def api_credentials(request: Request) -> ApiCredentials:
+    """The API caller's credentials (``Authorization: Bearer <session>``, or the session
+    cookie with an ``X-CSRF-Token`` header); 401 at once when there are none."""
+    headers = request.headers
+    authorization = headers.get("authorization")
+    bearer = None
     if authorization and authorization.lower().startswith("bearer "):
-        session = accounts.authenticate(authorization[7:].strip())
+        bearer = authorization[7:].strip()
+    cookie = None if bearer is not None else request.cookies.get(COOKIE)
+    if not bearer and not cookie:
+        raise HTTPException(401, "log in: POST /api/login with your token")
+    changes_state = request.method not in ("GET", "HEAD")
+    return ApiCredentials(bearer, cookie, headers.get("x-csrf-token"), changes_state)
+
+
+def api_session(accounts: ReviewerAccounts, credentials: ApiCredentials) -> Session:
+    """The session behind ``credentials``: ``Authorization: Bearer``, or the cookie plus
+    ``X-CSRF-Token`` on requests that change state; otherwise 401 / 403. Reads the database:
+    call it in a worker thread, on every request."""
+    if credentials.bearer is not None:
+        session = accounts.authenticate(credentials.bearer)
     else:
-        session = accounts.authenticate(request.cookies.get(COOKIE))
+        session = accounts.authenticate(credentials.cookie)
         if (
             session is not None
-            and request.method not in ("GET", "HEAD")
-            and not check_csrf(session, x_csrf_token)
+            and credentials.changes_state
+            and not check_csrf(session, credentials.csrf)
         ):
             raise HTTPException(403, "missing or wrong X-CSRF-Token header")
     if session is None:
@@ -196,7 +257,9 @@ def api_session(
 
 
 PageSession = Annotated[Session, Depends(page_session)]
-ApiSession = Annotated[Session, Depends(api_session)]
+Credentials = Annotated[ApiCredentials, Depends(api_credentials)]
+"""Read from the headers before the body is parsed, so a request without any credentials gets
+401 whatever its body; the session itself is checked in the worker thread (``api_call``)."""
 
 
 def training_rows(runs_dir: Path, case: Case) -> list[dict[str, Any]]:
@@ -249,14 +312,8 @@ def create_app(
     app.state.accounts = accounts
     app.state.started = datetime.now(UTC)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        if not request.url.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
-        return response
+    app.add_middleware(SecurityHeaders)
+    api_threads = anyio.CapacityLimiter(API_THREADS)
 
     def page(
         name: str, session: Session | None, status_code: int = 200, **context: Any
@@ -503,7 +560,7 @@ def create_app(
 
     # -- JSON API ---------------------------------------------------------------------------
 
-    def api_call(action: Callable[[], Any]) -> Any:
+    def api_errors(action: Callable[[], T]) -> T:
         try:
             return action()
         except CaseNotFound as exc:
@@ -517,10 +574,20 @@ def create_app(
         except ValidationError as exc:
             raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from exc
 
+    async def api_call(credentials: ApiCredentials, action: Callable[[Session], T]) -> T:
+        """Authenticate, then run ``action(session)``: both in one worker thread, so a request
+        crosses from the event loop to a thread once."""
+
+        def work() -> T:
+            session = api_errors(lambda: api_session(accounts, credentials))
+            return api_errors(lambda: action(session))
+
+        return await anyio.to_thread.run_sync(work, limiter=api_threads)
+
     @app.post("/api/login", tags=["api"])
     def api_login(body: LoginRequest) -> LoginReply:
         """Exchange a one-time token for a session (send it as ``Authorization: Bearer``)."""
-        session = api_call(lambda: accounts.login(body.token))
+        session = api_errors(lambda: accounts.login(body.token))
         return LoginReply(
             reviewer=session.reviewer.name,
             admin=session.reviewer.admin,
@@ -529,8 +596,8 @@ def create_app(
         )
 
     @app.get("/api/cases", tags=["api"])
-    def api_list(
-        session: ApiSession,
+    async def api_list(
+        credentials: Credentials,
         status: str = "open",
         run: str | None = None,
         principle: str | None = None,
@@ -545,43 +612,60 @@ def create_app(
             "principle": principle,
             "trigger": trigger,
         }
-        cases = api_call(lambda: queue.list_cases(**filters, limit=limit, offset=offset))
-        return CaseList(
-            cases=[_summary(c, session) for c in cases], total=queue.count_cases(**filters)
-        )
+
+        def listing(session: Session) -> CaseList:
+            cases = queue.list_cases(**filters, limit=limit, offset=offset)
+            return CaseList(
+                cases=[_summary(c, session) for c in cases], total=queue.count_cases(**filters)
+            )
+
+        return await api_call(credentials, listing)
 
     @app.get("/api/cases/{case_id}", tags=["api"])
-    def api_show(case_id: str, session: ApiSession) -> dict[str, Any]:
+    async def api_show(case_id: str, credentials: Credentials) -> dict[str, Any]:
         """One case with prompt, candidates and the agents' internal reasoning (``details``).
 
         Other reviewers' decisions are left out until you decided or the case is settled."""
-        case: Case = api_call(lambda: queue.get(case_id))
-        data = case.model_dump(mode="json")
-        data["decisions"] = [d.model_dump(mode="json") for d in _visible_decisions(case, session)]
-        data["internal_reasoning"] = True
-        final = final_decision(case)
-        data["final_decision"] = final.model_dump(mode="json") if final else None
-        return data
 
-    @app.post("/api/cases/{case_id}/claim", tags=["api"])
-    def api_claim(
-        case_id: str, session: ApiSession, body: ClaimRequest | None = None
-    ) -> dict[str, Any]:
+        def show(session: Session) -> dict[str, Any]:
+            case = queue.get(case_id)
+            data = case.model_dump(mode="json")
+            visible = _visible_decisions(case, session)
+            data["decisions"] = [d.model_dump(mode="json") for d in visible]
+            data["internal_reasoning"] = True
+            final = final_decision(case)
+            data["final_decision"] = final.model_dump(mode="json") if final else None
+            return data
+
+        return await api_call(credentials, show)
+
+    @app.post("/api/cases/{case_id}/claim", tags=["api"], response_model=dict[str, Any])
+    async def api_claim(
+        case_id: str, credentials: Credentials, body: ClaimRequest | None = None
+    ) -> Response:
         """Claim the case (a lease); claiming again renews your lease."""
         seconds = body.lease_seconds if body else None
-        lease = api_call(lambda: queue.claim(case_id, session.reviewer.name, seconds))
-        return _lease_json(lease) | {"case_id": case_id, "slot": lease.slot}
+
+        def claim(session: Session) -> Lease:
+            return queue.claim(case_id, session.reviewer.name, seconds)
+
+        lease = await api_call(credentials, claim)
+        return JSONResponse(_lease_json(lease) | {"case_id": case_id, "slot": lease.slot})
 
     @app.post("/api/cases/{case_id}/release", tags=["api"])
-    def api_release(case_id: str, session: ApiSession) -> dict[str, bool]:
+    async def api_release(case_id: str, credentials: Credentials) -> dict[str, bool]:
         """Give your claim back."""
-        return {"released": api_call(lambda: queue.release(case_id, session.reviewer.name))}
 
-    @app.post("/api/cases/{case_id}/decide", tags=["api"])
-    def api_decide(case_id: str, body: DecideRequest, session: ApiSession) -> dict[str, Any]:
+        def release(session: Session) -> bool:
+            return queue.release(case_id, session.reviewer.name)
+
+        return {"released": await api_call(credentials, release)}
+
+    @app.post("/api/cases/{case_id}/decide", tags=["api"], response_model=dict[str, Any])
+    async def api_decide(case_id: str, body: DecideRequest, credentials: Credentials) -> Response:
         """Decide a case you hold a claim on; idempotent per ``request_id``."""
 
-        def decide() -> DecisionRecord:
+        def decide(session: Session) -> DecisionRecord:
             decision = Decision(
                 choice=body.choice,
                 edited_text=body.edited_text,
@@ -590,8 +674,8 @@ def create_app(
             )
             return apply_decision(case_id, session, decision, body.request_id, body.tie_break)
 
-        record: DecisionRecord = api_call(decide)
-        return record.model_dump(mode="json")
+        record = await api_call(credentials, decide)
+        return Response(record.model_dump_json(), media_type="application/json")
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
