@@ -6,6 +6,7 @@ import base64
 
 import pytest
 import typer
+from conftest import requires
 from typer.testing import CliRunner
 
 import oversight.backends.classifier  # noqa: F401  (registers 'classifier')
@@ -16,7 +17,7 @@ from oversight.safety import SafetyClassifier, weights_available
 from oversight.safety.seed import generate_seed
 from oversight.safety.train import drop_near_duplicates, normalise_text
 
-needs_weights = pytest.mark.skipif(not weights_available(), reason="safety weights not trained")
+needs_weights = requires(weights_available(), "safety weights not trained (oversight safety train)")
 
 
 def test_seed_is_deterministic_balanced_and_contrastive() -> None:
