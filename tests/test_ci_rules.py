@@ -13,7 +13,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 
-NEEDY = '''
+NEEDY = """
 from conftest import import_or_fail, requires, skip_or_fail
 
 
@@ -33,7 +33,7 @@ def test_imported():
 @requires(True, "never shown")
 def test_present():
     pass
-'''
+"""
 
 
 def _pytest(folder: Path, ci: str) -> subprocess.CompletedProcess[str]:
