@@ -54,7 +54,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         calibration: Annotated[
             Path | None,
-            typer.Option(help="JSON of measured confusion rates per model (docs/simulation.md)."),
+            typer.Option(
+                help="JSON of measured confusion rates per model, e.g. the calibration.json of "
+                "`oversight evaluate` (docs/simulation.md); or `calibration:` in --settings."
+            ),
         ] = None,
         chunk_size: Annotated[
             int, typer.Option(min=1, help="Episodes simulated at once (bounds memory).")
@@ -77,8 +80,17 @@ def register(app: typer.Typer) -> None:
         try:
             data = _load_settings(settings)
             data.update(episodes=episodes, seed=seed, chunk_size=chunk_size, workers=workers)
+            if calibration is None and data.get("calibration") is not None:
+                # ``calibration:`` in the settings file, relative to that file
+                assert settings is not None
+                calibration = settings.parent / str(data["calibration"])
+            data.pop("calibration", None)
             if calibration is not None:
-                measured = load_calibration(calibration)
+                from ..hierarchy import load_hierarchy
+                from ..paths import resolve_config
+
+                spec = load_hierarchy(resolve_config(hierarchy))
+                measured = load_calibration(calibration, hierarchy=spec)
                 data["model_options"] = {**data.get("model_options", {}), **measured}
             config = validate_config(data, path=settings)
             sweeps = [parse_sweep(s) for s in sweep or []]
