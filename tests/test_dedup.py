@@ -10,6 +10,7 @@ import pytest
 from conftest import import_or_fail, requires
 
 from oversight.dedup import NearDuplicateCheck, content_words, evaluation_check, normalise_text
+from oversight.evaluation.sets import available_sets
 from oversight.training.config import SFTSettings
 from oversight.training.data import render_card
 
@@ -134,7 +135,7 @@ def test_cli_train_accepts_data_dir(tmp_path: Path) -> None:
     assert "--data-dir" in res.output
 
 
-@requires(evaluation_check() is not None, "evaluation sets not found (set $OVERSIGHT_DATA)")
+@requires(bool(available_sets()), "evaluation sets not found (set $OVERSIGHT_DATA)")
 def test_minilm_embedding_catches_a_paraphrase_of_a_real_eval_prompt() -> None:
     import_or_fail("transformers")
     check = evaluation_check()
