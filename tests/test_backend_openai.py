@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import import_or_fail, skip_or_fail
 
 from oversight.backends import GenerateRequest, ScoreRequest, create_backend
 from oversight.backends._logprobs import choice_probs
@@ -220,10 +221,10 @@ def _serve(model_dir: Path, extra: list[str]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
+    transformers = import_or_fail("transformers")
+    torch = import_or_fail("torch")
     if not (TOKENIZER_DIR / "tokenizer.json").is_file():
-        pytest.skip(f"no tokenizer at {TOKENIZER_DIR}: run `python -m oversight.backends.embedded`")
+        skip_or_fail(f"no tokenizer at {TOKENIZER_DIR}: run `oversight models prepare`")
     tokenizer = transformers.AutoTokenizer.from_pretrained(TOKENIZER_DIR)
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
@@ -247,7 +248,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_server(tiny_model_dir: Path) -> Iterator[str]:
     """The project's server in a thread of this process (real HTTP on 127.0.0.1; no re-import)."""
-    uvicorn = pytest.importorskip("uvicorn")
+    uvicorn = import_or_fail("uvicorn")
     from oversight.backends._serve import create_app
     from oversight.backends.transformers import TransformersBackend
 
@@ -297,7 +298,7 @@ async def test_real_server_with_the_default_model() -> None:
     try:
         model_dir = default_model_dir()
     except Exception as exc:  # PrerequisiteError where the packages are missing
-        pytest.skip(str(exc))
+        skip_or_fail(str(exc))
     for url in _serve(model_dir, []):
         remote = OpenAIBackend("smollm2", base_url=url, max_retries=0)
         (g,) = await remote.generate(

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+from conftest import import_or_fail, skip_or_fail
 
 from oversight.backends import GenerateRequest, ScoreRequest, create_backend
 from oversight.backends._batching import BatchQueue
 from oversight.errors import BackendError, ConfigError
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = import_or_fail("torch")
+transformers = import_or_fail("transformers")
 
 from oversight.backends.transformers import TransformersBackend, cut_at_stop  # noqa: E402
 
@@ -39,7 +40,7 @@ def _one_thread() -> object:
 @pytest.fixture(scope="module")
 def tokenizer() -> object:
     if not (TOKENIZER_DIR / "tokenizer.json").is_file():
-        pytest.skip(f"no tokenizer at {TOKENIZER_DIR}: run `python -m oversight.backends.embedded`")
+        skip_or_fail(f"no tokenizer at {TOKENIZER_DIR}: run `oversight models prepare`")
     return transformers.AutoTokenizer.from_pretrained(TOKENIZER_DIR)
 
 

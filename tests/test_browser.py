@@ -11,14 +11,15 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import import_or_fail, requires
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+    requires(CHROMIUM.exists(), f"no Chromium at {CHROMIUM}: run `make browser-deps`"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-pytest.importorskip("uvicorn", reason="the web page needs the web extra")
+sync_api = import_or_fail("playwright.sync_api", "pip install playwright")
+import_or_fail("uvicorn", "the web page needs the web extra")
 
 from test_web import submission  # noqa: E402
 from test_web_server import ServerProcess, tokens  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner
 
@@ -67,3 +68,31 @@ def test_run_with_a_missing_prompt_file_exits_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "nope.jsonl" in result.output
+
+
+def test_run_exits_1_when_episodes_fail_unless_the_budget_allows(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.jsonl"
+    # The second line is malformed JSON: its episode fails, the other three run.
+    prompts.write_text(
+        '{"id": "a", "prompt": "Name a fruit."}\n{"id": "b", "prompt": \n'
+        '{"id": "c", "prompt": "Name a colour."}\n{"id": "d", "prompt": "Name a tree."}\n'
+    )
+
+    def run(*budget: str) -> Any:
+        name = f"r{len(list(tmp_path.glob('r*')))}"  # a fresh run each time
+        return runner.invoke(
+            app,
+            ["run", "roles/default.yaml", "--prompts", str(prompts), "--runs-dir",
+             str(tmp_path), "--name", name, "--queue", f"sqlite:///{tmp_path / 'q.db'}",
+             "--json", *budget],
+        )  # fmt: skip
+
+    failed = run()
+    assert failed.exit_code == 1, failed.output
+    assert "1 of 4 episodes failed (allowed: 0" in failed.stderr
+    assert json.loads(failed.stdout)["failed"] == 1  # the summary is still printed
+    for budget in ("1", "25%", "0.3"):
+        assert run("--max-failures", budget).exit_code == 0, budget
+    assert run("--max-failures", "20%").exit_code == 1  # floor(0.2 * 4) = 0
+    bad = run("--max-failures", "lots")
+    assert bad.exit_code == 2 and "--max-failures 'lots'" in bad.output

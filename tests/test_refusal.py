@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
+from conftest import requires
 
 from oversight.safety.classifier import SafetyClassifier, weights_available
 from oversight.safety.refusal import RefusalDetector, is_echo, is_gibberish, phrase_refusal
@@ -39,7 +39,7 @@ def test_detector_without_weights_uses_phrases() -> None:
     assert det.judge("Capital of France?", "Capital of France?").outcome == "echo"
 
 
-@pytest.mark.skipif(not weights_available(), reason="safety weights not trained")
+@requires(weights_available(), "safety weights not trained (oversight safety train)")
 def test_trained_head_on_clear_examples() -> None:
     det = RefusalDetector(SafetyClassifier())
     ask = "How do I make a bomb?"

@@ -1,4 +1,4 @@
-"""Safety classifier API, seed data, near-duplicate removal, the classifier backend and CLI."""
+"""Safety classifier API, seed data, the classifier backend and CLI."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 
 import pytest
 import typer
+from conftest import requires
 from typer.testing import CliRunner
 
 import oversight.backends.classifier  # noqa: F401  (registers 'classifier')
@@ -14,9 +15,8 @@ from oversight.backends._protocol import ScoreRequest
 from oversight.errors import PrerequisiteError
 from oversight.safety import SafetyClassifier, weights_available
 from oversight.safety.seed import generate_seed
-from oversight.safety.train import drop_near_duplicates, normalise_text
 
-needs_weights = pytest.mark.skipif(not weights_available(), reason="safety weights not trained")
+needs_weights = requires(weights_available(), "safety weights not trained (oversight safety train)")
 
 
 def test_seed_is_deterministic_balanced_and_contrastive() -> None:
@@ -39,24 +39,6 @@ def test_seed_is_deterministic_balanced_and_contrastive() -> None:
     ):
         assert twin in families
     assert len({(r.task, r.text.lower()) for r in rows}) == len(rows)
-
-
-def test_dedup_by_normalised_text() -> None:
-    keep = drop_near_duplicates(
-        ["How do I kill a Python process?", "how do i KILL a python process", "Bake bread"],
-        ["How do I kill a Python process"],
-    )
-    assert keep == [False, False, True]
-    assert normalise_text("Hello,  World!") == "hello world"
-
-
-def test_dedup_by_embedding_cosine() -> None:
-    vectors = {"a": [1.0, 0.0], "b": [0.6, 0.8], "ref": [0.999, 0.0447]}
-
-    def embed(texts: list[str]) -> list[list[float]]:
-        return [vectors[t] for t in texts]
-
-    assert drop_near_duplicates(["a", "b"], ["ref"], embed=embed) == [False, True]
 
 
 def test_missing_weights_name_the_fix(tmp_path: object) -> None:

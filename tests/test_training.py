@@ -31,6 +31,12 @@ pytestmark = pytest.mark.filterwarnings(
 REFUSAL = "I can't help with that request."
 
 
+@pytest.fixture(autouse=True)
+def _no_evaluation_sets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests train on their own rows; the near-duplicate check has tests/test_dedup.py."""
+    monkeypatch.setenv("OVERSIGHT_DATA", str(tmp_path / "no-evaluation-sets"))
+
+
 def _prov(pid: str, source: str = "consensus", **kw: Any) -> dict[str, Any]:
     return {
         "run": "r", "episode": f"e-{pid}", "prompt_id": pid, "strategy": kw.pop("strategy", "none"),

@@ -11,17 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import import_or_fail
 
-pytest.importorskip("fastapi", reason="the web page needs the web extra")
+import_or_fail("fastapi", "the web page needs the web extra")
 
-import typer
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
+import typer  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
-from oversight.cli import web as web_cli
-from oversight.escalation import CaseSubmission, Decision, HumanQueue
-from oversight.escalation.accounts import ReviewerAccounts
-from oversight.web import create_app, resolution_svg
+from oversight.cli import web as web_cli  # noqa: E402
+from oversight.escalation import CaseSubmission, Decision, HumanQueue  # noqa: E402
+from oversight.escalation.accounts import ReviewerAccounts  # noqa: E402
+from oversight.web import create_app, resolution_svg  # noqa: E402
 
 XSS = {
     "script": "<script>window.__pwned=1;document.title='PWNED'</script>",

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import import_or_fail
 
-pytest.importorskip("uvicorn", reason="the web page needs the web extra")
-httpx = pytest.importorskip("httpx")
+import_or_fail("uvicorn", "the web page needs the web extra")
+httpx = import_or_fail("httpx")
 
 from oversight.escalation import CaseSubmission, HumanQueue  # noqa: E402
 from oversight.escalation.accounts import ReviewerAccounts  # noqa: E402

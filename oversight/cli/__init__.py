@@ -9,7 +9,7 @@ import typer
 
 app = typer.Typer(
     name="oversight",
-    help="Constitutional AI oversight: run, check, adjudicate, export, simulate, train.",
+    help="Constitutional AI oversight: run, check, adjudicate, export, simulate, train, evaluate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "models",
     "safety",
     "train",
+    "evaluate",
 )
 
 

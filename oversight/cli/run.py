@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,10 +47,21 @@ def register(app: typer.Typer) -> None:
         max_prompt_chars: Annotated[
             int, typer.Option(help="Longer prompts fail their episode.")
         ] = 32_000,
+        max_failures: Annotated[
+            str,
+            typer.Option(
+                help="Failed episodes allowed before the exit status is 1: a count (3) or a "
+                "share of the episodes (0.05 or 5%)."
+            ),
+        ] = "0",
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
-        """Run constitutional oversight over a prompt set and write journal, rows and summary."""
+        """Run constitutional oversight over a prompt set and write journal, rows and summary.
+
+        Exits 1 when more episodes failed than ``--max-failures`` allows (default: none), 2 on
+        bad input."""
         with user_errors():
+            budget = FailureBudget.parse(max_failures)
             summary = run_command(
                 hierarchy,
                 prompts=prompts,
@@ -66,6 +79,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(summary, indent=2))
         else:
             print_summary(summary)
+        allowed = budget.allowed(summary["episodes"])
+        if summary["failed"] > allowed:
+            err_console.print(
+                f"[red]error:[/red] {summary['failed']} of {summary['episodes']} episodes failed "
+                f"(allowed: {allowed}, --max-failures {max_failures}); the reasons are the "
+                f"'failure' lines of {runs_dir / summary['run'] / 'journal.jsonl'}"
+            )
+            raise typer.Exit(1)
 
     @app.command()
     def export(
@@ -86,6 +107,43 @@ def register(app: typer.Typer) -> None:
                 f"decisions), {result['dpo_rows']} DPO pairs, {result['pending_cases']} cases "
                 "still waiting for reviewers"
             )
+
+
+@dataclass(frozen=True)
+class FailureBudget:
+    """How many failed episodes ``oversight run`` tolerates before it exits 1."""
+
+    count: int | None = 0
+    """A number of episodes (``--max-failures 3``)."""
+    share: float | None = None
+    """A share of the run's episodes (``--max-failures 0.05`` or ``5%``), rounded down."""
+
+    @classmethod
+    def parse(cls, text: str) -> FailureBudget:
+        """``0``, ``3`` -> a count; ``0.05``, ``5%`` -> a share; anything else is an error."""
+        from ..errors import InputError
+
+        raw = text.strip()
+        try:
+            value = float(raw.removesuffix("%"))
+        except ValueError:
+            value = math.nan
+        if raw.endswith("%") and 0.0 <= value <= 100.0:
+            return cls(count=None, share=value / 100.0)
+        if not raw.endswith("%") and 0.0 < value < 1.0:
+            return cls(count=None, share=value)
+        if not raw.endswith("%") and value >= 0.0 and value == int(value):
+            return cls(count=int(value))
+        raise InputError(
+            f"--max-failures {text!r}: expected a number of episodes (0, 3) or a share of "
+            "them (0.05 or 5%)"
+        )
+
+    def allowed(self, episodes: int) -> int:
+        """Failed episodes allowed in a run of ``episodes``."""
+        if self.share is not None:
+            return math.floor(self.share * episodes + 1e-9)
+        return int(self.count or 0)
 
 
 def _open_queue(url: str) -> Any:

@@ -37,7 +37,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         calibration: Annotated[
             Path | None,
-            typer.Option(help="JSON of measured confusion rates per model (docs/simulation.md)."),
+            typer.Option(
+                help="JSON of measured confusion rates per model, e.g. the calibration.json of "
+                "`oversight evaluate` (docs/simulation.md); or `calibration:` in --settings."
+            ),
         ] = None,
         chunk_size: Annotated[
             int, typer.Option(min=1, help="Episodes simulated at once (bounds memory).")
@@ -61,9 +64,18 @@ def register(app: typer.Typer) -> None:
             overrides: dict[str, Any] = dict(
                 episodes=episodes, seed=seed, chunk_size=chunk_size, workers=workers
             )
-            if calibration is not None:
-                overrides["model_options"] = load_calibration(calibration)
             config = load_simulation_config(settings, **overrides)
+            if calibration is None and config.calibration is not None:
+                # ``calibration:`` in the settings file, relative to that file
+                assert settings is not None
+                calibration = settings.parent / config.calibration
+            if calibration is not None:
+                from ..hierarchy import load_hierarchy
+                from ..paths import resolve_config
+
+                spec = load_hierarchy(resolve_config(hierarchy))
+                overrides["model_options"] = load_calibration(calibration, hierarchy=spec)
+                config = load_simulation_config(settings, **overrides)
             sweeps = [parse_sweep(s) for s in sweep or []]
             grid = sweep_grid(sweeps)
             points = len(grid)

@@ -25,6 +25,13 @@ _MODEL = Annotated[
 _STEPS = Annotated[int | None, typer.Option("--max-steps", help="Stop after N steps.")]
 _LORA = Annotated[bool | None, typer.Option("--lora/--full", help="Train LoRA adapters.")]
 _JSON = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+_DATA = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Evaluation sets to keep out of training (default $OVERSIGHT_DATA, ../shared/data).",
+    ),
+]
 
 
 def _train(kind: str, runs: list[Path], config: Path | None, **overrides: object) -> None:
@@ -34,6 +41,8 @@ def _train(kind: str, runs: list[Path], config: Path | None, **overrides: object
     output = overrides.pop("output")
     if output is not None:
         overrides["output_dir"] = str(output)
+    if overrides.get("data_dir") is not None:
+        overrides["data_dir"] = str(overrides["data_dir"])
     # The trainer prints its log lines to stdout; keep stdout for the result (--json).
     with user_errors(), contextlib.redirect_stdout(sys.stderr):
         if kind == "sft":
@@ -64,12 +73,13 @@ def register(app: typer.Typer) -> None:
         model: _MODEL = None,
         max_steps: _STEPS = None,
         lora: _LORA = None,
+        data_dir: _DATA = None,
         as_json: _JSON = False,
     ) -> None:
         """Supervised fine-tuning on the runs' consensus answers (loss on the answer only)."""
         _train(
             "sft", runs, config, output=output, model=model, max_steps=max_steps, lora=lora,
-            as_json=as_json,
+            data_dir=data_dir, as_json=as_json,
         )  # fmt: skip
 
     @train_app.command("dpo")
@@ -80,12 +90,13 @@ def register(app: typer.Typer) -> None:
         model: _MODEL = None,
         max_steps: _STEPS = None,
         lora: _LORA = None,
+        data_dir: _DATA = None,
         as_json: _JSON = False,
     ) -> None:
         """Preference optimisation: consensus answer (chosen) over the losing candidates."""
         _train(
             "dpo", runs, config, output=output, model=model, max_steps=max_steps, lora=lora,
-            as_json=as_json,
+            data_dir=data_dir, as_json=as_json,
         )  # fmt: skip
 
     app.add_typer(train_app, name="train")

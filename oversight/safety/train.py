@@ -5,8 +5,10 @@ Steps, all seeded:
 1. build the training rows: the project's seed set (:mod:`oversight.safety.seed`), AdvBench
    behaviours (harmful) and the benign instruction sets (self-instruct seed tasks, Vicuna and
    MT-Bench questions; their reference answers serve as compliant responses);
-2. drop every row that is a near-duplicate of an evaluation prompt (XSTest, HarmBench test, JBB
-   harmful and benign): same normalised text, or MiniLM cosine similarity above 0.9;
+2. drop every row that is a near-duplicate of an evaluation prompt (every set of
+   :mod:`oversight.evaluation.sets`: XSTest, HarmBench test, JBB harmful and benign) by the
+   project's one check, :mod:`oversight.dedup` (exact, normalised, content-word Jaccard >= 0.5,
+   MiniLM cosine >= 0.9);
 3. write the rows that remain to ``oversight/safety/data/seed_{request,response}.jsonl``;
 4. run the frozen bottom of MiniLM once over every text, then fine-tune each task's top layers
    and head for a few epochs (AdamW, binary cross-entropy, class-balanced);
@@ -18,13 +20,14 @@ from __future__ import annotations
 import csv
 import json
 import random
-import re
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..dedup import NearDuplicateCheck
 from ..errors import InputError
+from ..evaluation.sets import available_sets, evaluation_texts
 from ._encoder import Encoder, _torch, make_head
 from .seed import SeedRow, generate_seed
 
@@ -32,7 +35,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 WEIGHTS_DIR = PACKAGE_DIR / "weights"
 SEED_DATA_DIR = PACKAGE_DIR / "data"
 TASKS = ("request", "response")
-DUPLICATE_COSINE = 0.9
 
 
 def default_data_root() -> Path:
@@ -61,17 +63,6 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def evaluation_prompts(root: Path) -> list[str]:
-    """Every evaluation prompt that training must not contain (XSTest, HarmBench test, JBB)."""
-    prompts = [r["prompt"] for r in _csv(root / "xstest" / "xstest_prompts.csv")]
-    prompts += [
-        r["behavior"] for r in _csv(root / "harmbench" / "harmbench_behaviors_text_test.csv")
-    ]
-    for name in ("harmful-behaviors.csv", "benign-behaviors.csv"):
-        prompts += [r["goal"] for r in _csv(root / "jbb-behaviors" / name)]
-    return prompts
-
-
 def external_rows(root: Path) -> list[SeedRow]:
     """AdvBench (harmful) and benign instruction sets allowed for training."""
     rows = [
@@ -89,34 +80,6 @@ def external_rows(root: Path) -> list[SeedRow]:
         for q in _jsonl(bench / name / "question.jsonl"):
             rows.extend(SeedRow("request", t, 0, name) for t in q["turns"])
     return rows
-
-
-def normalise_text(text: str) -> str:
-    """Lower-case words only: the key for exact near-duplicate matching."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def drop_near_duplicates(
-    texts: Sequence[str],
-    references: Sequence[str],
-    embed: Any = None,
-    threshold: float = DUPLICATE_COSINE,
-) -> list[bool]:
-    """``keep[i]`` is False when ``texts[i]`` matches a reference by normalised text or cosine.
-
-    ``embed(list[str]) -> array [n, d]`` of L2-normalised vectors; without it only the
-    normalised-text check runs.
-    """
-    ref_keys = {normalise_text(r) for r in references}
-    keep = [normalise_text(t) not in ref_keys for t in texts]
-    if embed is not None and texts and references:
-        import numpy as np
-
-        a = np.asarray(embed(list(texts)))
-        b = np.asarray(embed(list(references)))
-        sims = (a @ b.T).max(axis=1)
-        keep = [k and bool(s <= threshold) for k, s in zip(keep, sims, strict=True)]
-    return keep
 
 
 def _batches(n: int, size: int, rng: random.Random, lengths: Sequence[int]) -> list[list[int]]:
@@ -231,17 +194,29 @@ def train(
     enc = Encoder(split=6 - layers)
     texts = [r.text for r in rows]
     hidden, embs = _bottom_all(enc, texts)
-    refs = evaluation_prompts(root)
-    _, ref_embs = _bottom_all(enc, refs)
+    names = available_sets(root)
+    if not names:
+        raise InputError(
+            f"no evaluation sets under {root}: training must be checked against them; pass "
+            "--data (or set $OVERSIGHT_DATA) to the folder with xstest/, harmbench/, jbb-behaviors/"
+        )
+    refs = evaluation_texts(root, names)
+    ref_texts = list(dict.fromkeys(t for ts in refs.values() for t in ts))
+    _, ref_embs = _bottom_all(enc, ref_texts)
     table = {t: e for t, e in zip(texts, embs.numpy(), strict=True)}
-    ref_table = {t: e for t, e in zip(refs, ref_embs.numpy(), strict=True)}
+    ref_table = {t: e for t, e in zip(ref_texts, ref_embs.numpy(), strict=True)}
 
     def lookup(batch: list[str]) -> Any:
         import numpy as np
 
         return np.stack([table[t] if t in table else ref_table[t] for t in batch])
 
-    keep = drop_near_duplicates(texts, refs, embed=lookup)
+    check = NearDuplicateCheck(refs, embed=lookup)
+    kept, overlap = check.filter(list(range(len(rows))), lambda i: texts[i])
+    _log(overlap.line("training rows"))
+    keep = [False] * len(rows)
+    for i in kept:
+        keep[i] = True
     dropped = {t: 0 for t in TASKS}
     for row, k in zip(rows, keep, strict=True):
         dropped[row.task] += not k
@@ -250,6 +225,7 @@ def train(
         "epochs": epochs,
         "layers": layers,
         "dropped_near_duplicates": dropped,
+        "near_duplicates": overlap.as_dict(),
         "rows": {},
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,9 @@ class SimulationConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    calibration: str | None = None
+    """A calibration file written by ``oversight evaluate`` (relative to this settings file):
+    the measured error rates of the hierarchy's models (``--calibration`` wins over it)."""
     episodes: int = Field(default=100_000, ge=1)
     """Episodes per configuration."""
     seed: int = 0
@@ -310,15 +313,20 @@ def _rates_from_safety_benchmark(doc: Any, where: str) -> dict[str, float]:
     return out
 
 
-def load_calibration(path: str | Path) -> dict[str, dict[str, Any]]:
+def load_calibration(path: str | Path, *, hierarchy: Any = None) -> dict[str, dict[str, Any]]:
     """Read measured confusion rates: ``{model name: agent options}`` for ``model_options``.
 
     Format (JSON)::
 
         {"models": {"critic": {"miss_rate": 0.08, "false_alarm_rate": 0.12,
-                               "principles": {"harm": {"tp": 180, "fn": 20, "fp": 9, "tn": 241}}},
+                               "principles": {"harm": {"tp": 180, "fn": 20, "fp": 9, "tn": 241}},
+                               "agents": {"harm-critic": {"miss_rate": 0.1}}},
                     "safety": {"sets": [{"name": "harmbench", "harmful": true,
                                          "flagged": 171, "total": 200}, ...]}}}
+
+    ``oversight evaluate`` writes such a file (``calibration.json``) with ``models_sha256``, the
+    hash of the evaluated hierarchy's ``models`` section; given the ``hierarchy`` being
+    simulated, a file measured on other models is refused.
     """
     p = Path(path)
     try:
@@ -330,6 +338,20 @@ def load_calibration(path: str | Path) -> dict[str, dict[str, Any]]:
     models = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(models, dict):
         raise ConfigError("expected an object with a 'models' mapping", path=p)
+    measured_on = doc.get("models_sha256")
+    if measured_on and hierarchy is not None:
+        from ..evaluation.report import models_fingerprint
+
+        here = models_fingerprint(hierarchy)
+        if here != measured_on:
+            target = hierarchy.source or hierarchy.name
+            raise ConfigError(
+                f"measured on hierarchy {doc.get('hierarchy')!r} ({doc.get('hierarchy_file')}), "
+                f"whose models differ from those of {target} (models sha256 "
+                f"{str(measured_on)[:12]} != {here[:12]}): run `oversight evaluate {target}` "
+                "and pass the calibration.json it writes",
+                path=p,
+            )
     out: dict[str, dict[str, Any]] = {}
     try:
         for name, entry in models.items():
@@ -338,6 +360,12 @@ def load_calibration(path: str | Path) -> dict[str, dict[str, Any]]:
             has_overall = any(k in entry for k in keys)
             if has_overall:
                 options.update(_rates_from_entry(entry, f"models.{name}"))
+            per_agent = entry.get("agents", {})
+            if per_agent:
+                options["agents"] = {
+                    agent: _rates_from_entry(ae, f"models.{name}.agents.{agent}")
+                    for agent, ae in per_agent.items()
+                }
             principles = entry.get("principles", {})
             if principles:
                 options["principles"] = {

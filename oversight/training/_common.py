@@ -121,13 +121,53 @@ def prepare_data(
     *,
     embeddings: bool = True,
 ) -> tuple[TrainingData, Split, Split, dict[str, Any]]:
-    """Merge the runs, split both kinds with the seed, write the dataset card to output_dir."""
+    """Merge the runs, drop near-duplicates of evaluation prompts, split both kinds with the
+    seed, write the dataset card to output_dir."""
     data = load_runs(run_dirs)
+    overlap = drop_eval_duplicates(data, settings, embeddings=embeddings)
     sft = split_rows(data.sft, settings.eval_fraction, settings.seed)
     dpo = split_rows(data.dpo, settings.eval_fraction, settings.seed)
     card = dataset_card(data, sft, dpo, is_refusal=is_refusal, embeddings=embeddings)
+    card["eval_overlap"] = overlap
     write_card(card, settings.output_dir)
     return data, sft, dpo, card
+
+
+def prompt_text(row: dict[str, Any]) -> str:
+    """The user's side of an SFT or DPO row (what must not repeat an evaluation prompt)."""
+    turns = row.get("prompt") or row.get("messages", [])[:-1]
+    return "\n".join(str(t.get("content", "")) for t in turns if t.get("role") == "user")
+
+
+def drop_eval_duplicates(
+    data: Any, settings: CommonSettings, *, embeddings: bool = True
+) -> dict[str, Any]:
+    """Drop the SFT and DPO rows whose prompt near-duplicates an evaluation prompt (exact,
+    normalised, content-word Jaccard, MiniLM cosine; :mod:`oversight.dedup`); print the counts
+    to stderr and return them for the dataset card."""
+    import sys
+
+    from ..dedup import evaluation_check
+    from ..evaluation.sets import default_data_dir
+
+    root = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+    if not settings.drop_eval_duplicates:
+        print("near-duplicate check of evaluation sets: off (drop_eval_duplicates: false)",
+              file=sys.stderr)  # fmt: skip
+        return {"checked": False, "reason": "drop_eval_duplicates is false"}
+    check = evaluation_check(root, embed="minilm" if embeddings else None)
+    if check is None:
+        print(f"near-duplicate check of evaluation sets: skipped, no evaluation sets under "
+              f"{root} (pass --data-dir or set $OVERSIGHT_DATA)", file=sys.stderr)  # fmt: skip
+        return {"checked": False, "reason": f"no evaluation sets under {root}"}
+    out: dict[str, Any] = {"checked": True, "data_dir": str(root)}
+    for kind in ("sft", "dpo"):
+        rows = getattr(data, kind)
+        kept, report = check.filter(rows, prompt_text)
+        setattr(data, kind, kept)
+        print(f"{kind.upper()} {report.line('rows')}", file=sys.stderr)
+        out[kind] = report.as_dict()
+    return out
 
 
 def save_final(trainer: Any, tokenizer: Any, settings: CommonSettings) -> Path:

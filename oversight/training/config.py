@@ -105,6 +105,18 @@ class CommonSettings:
         default=2, metadata={"help": "Keep at most this many checkpoints (None: all)."}
     )
     logging_steps: int = field(default=10, metadata={"help": "Log the loss every N steps."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of the evaluation sets (xstest/, harmbench/, jbb-behaviors/); rows "
+            "whose prompt near-duplicates one of them are dropped (oversight.dedup). Default: "
+            "$OVERSIGHT_DATA, then ../shared/data; absent: the check is skipped, with a note."
+        },
+    )
+    drop_eval_duplicates: bool = field(
+        default=True,
+        metadata={"help": "Drop rows whose prompt near-duplicates an evaluation prompt."},
+    )
     lora: LoraSettings | None = field(
         default=None, metadata={"help": "LoRA settings; None trains all weights."}
     )

@@ -313,6 +313,7 @@ def render_card(card: dict[str, Any]) -> str:
         f"Consensus rows replaced by a human decision: {card['dropped_by_human_override']}; "
         f"duplicates removed: {card['duplicates_removed']}.",
         f"Escalation rate of the runs: {'n/a' if esc is None else f'{esc:.1%}'}.",
+        _overlap_line(card.get("eval_overlap")),
         "",
         *table("Per principle (rows whose episode assessed it)", card["per_principle"]),
         *table("Per resolution strategy", card["per_strategy"]),
@@ -353,6 +354,23 @@ def render_card(card: dict[str, Any]) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
+
+
+def _overlap_line(overlap: dict[str, Any] | None) -> str:
+    if not overlap:
+        return "Near-duplicates of evaluation sets: not checked."
+    if not overlap.get("checked"):
+        return f"Near-duplicates of evaluation sets: not checked ({overlap.get('reason')})."
+    parts = []
+    for kind in ("sft", "dpo"):
+        r = overlap[kind]
+        kinds = ", ".join(f"{k} {v}" for k, v in r["dropped_per_kind"].items())
+        parts.append(f"{kind.upper()} {r['dropped']} of {r['checked']} ({kinds})")
+    return (
+        "Rows dropped as near-duplicates of evaluation prompts (oversight.dedup): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def write_card(card: dict[str, Any], out_dir: str | Path) -> Path:

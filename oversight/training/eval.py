@@ -1,6 +1,7 @@
 """Behaviour evaluation: refusal on harmful prompts, real answers on safe ones.
 
-Sets (read from ``../shared/data`` or ``--data-dir``; never used for training):
+Sets (the request sets of the one registry, :mod:`oversight.evaluation.sets`, read from
+``--data-dir``, ``$OVERSIGHT_DATA`` or ``../shared/data``; never used for training):
 
 ============== ======= ==================================================================
 set            kind    source
@@ -28,7 +29,6 @@ share of ``compliance`` - a refusal, an empty reply, gibberish or an echo is not
 
 from __future__ import annotations
 
-import csv
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -77,51 +77,26 @@ class EvalSet:
 
 
 SET_NAMES = ("harmbench", "jbb_harmful", "jbb_benign", "xstest_safe", "xstest_unsafe")
+"""The request sets of the registry (:data:`oversight.evaluation.sets.REQUEST_SETS`)."""
 
 
 def default_data_dir() -> Path:
-    """``$OVERSIGHT_DATA``, else ``../shared/data`` next to the working directory."""
-    import os
+    """``$OVERSIGHT_DATA``, else ``../shared/data`` (the registry's data folder)."""
+    from ..evaluation.sets import default_data_dir as registry_default
 
-    env = os.environ.get("OVERSIGHT_DATA")
-    return Path(env) if env else Path.cwd().parent / "shared" / "data"
-
-
-def _csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        raise InputError(
-            f"{path} not found: evaluation sets live in the shared data folder; pass "
-            "--data-dir (or set $OVERSIGHT_DATA) to the folder holding harmbench/, "
-            "jbb-behaviors/ and xstest/"
-        )
-    with path.open(encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
+    return registry_default()
 
 
 def load_eval_set(name: str, data_dir: str | Path | None = None) -> EvalSet:
-    """Load one set by name (see :data:`SET_NAMES`)."""
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
-    if name == "harmbench":
-        rows = _csv(root / "harmbench" / "harmbench_behaviors_text_test.csv")
-        prompts = [
-            f"{r['ContextString']}\n\n---\n\n{r['Behavior']}"
-            if r.get("ContextString")
-            else r["Behavior"]
-            for r in rows
-        ]
-        return EvalSet(name, "harmful", prompts)
-    if name in ("jbb_harmful", "jbb_benign"):
-        file = "harmful-behaviors.csv" if name == "jbb_harmful" else "benign-behaviors.csv"
-        rows = _csv(root / "jbb-behaviors" / file)
-        return EvalSet(
-            name, "harmful" if name == "jbb_harmful" else "safe", [r["goal"] for r in rows]
-        )
-    if name in ("xstest_safe", "xstest_unsafe"):
-        label = name.split("_")[1]
-        rows = _csv(root / "xstest" / "xstest_prompts.csv")
-        prompts = [r["prompt"] for r in rows if r["label"] == label]
-        return EvalSet(name, "harmful" if label == "unsafe" else "safe", prompts)
-    raise InputError(f"unknown evaluation set {name!r}; choose from {', '.join(SET_NAMES)}")
+    """Load one request set of the registry by name (see :data:`SET_NAMES`)."""
+    from ..evaluation.sets import REQUEST_SETS, load_set
+
+    if name not in REQUEST_SETS:
+        raise InputError(f"unknown evaluation set {name!r}; choose from {', '.join(SET_NAMES)}")
+    labelled = load_set(name, data_dir)
+    harm = {e.labels["harm"] for e in labelled.examples}
+    kind = "harmful" if harm == {"harmful"} else "safe"
+    return EvalSet(name, kind, [e.prompt for e in labelled.examples])
 
 
 # --- running a model ---------------------------------------------------------------------------
