@@ -1,0 +1,573 @@
+"""Per-principle assessments: one small head per principle on frozen MiniLM embeddings.
+
+The harm head answers "is this request harmful?"; a critic for privacy, lawfulness, fairness,
+manipulation, honesty or balance needs its own question. Each principle gets one or two
+logistic-regression heads over the stock all-MiniLM-L6-v2 sentence embedding (mean-pooled,
+L2-normalised, the encoder frozen):
+
+* a **request** head - "would answering this request violate the principle?" - for privacy,
+  lawful, fairness and manipulation; the feature is the request's embedding;
+* a **pair** head - "does this response violate the principle for this request?" - for
+  honesty (overconfident or invented claims), balance (a one-sided answer on a contested
+  question) and fairness (a stereotyped answer); the features are the request's and the
+  response's embeddings and their element-wise product.
+
+:class:`PrincipleHeads` loads ``weights/principles.{safetensors,json}`` (a few KB) and gives
+``P(violates principle)``; the ``classifier`` backend answers critiques with it. Training
+(:func:`train_principles`, ``oversight safety train-principles``) reads its labels from:
+
+* the project's seed requests (:mod:`oversight.safety.seed`): a seed family maps to the
+  principles it violates (:data:`SEED_FAMILIES`); every other seed request is a negative;
+* the project's own hand-written set ``data/principles.jsonl`` (honesty, balance, fairness
+  pairs; manipulation request twins), whose ``split`` column (train / val / test, by topic and,
+  for pairs, by wording template) keeps its test rows out of training and threshold choice.
+
+A threshold per head is chosen on validation rows (balanced accuracy) and folded into the bias,
+so ``P >= 0.5`` means "violates". No evaluation set is trained on: seed rows that are
+near-duplicates of HarmBench (val and test), JBB or XSTest prompts are dropped first.
+``benchmarks/principles.py`` reports held-out AUROC per principle next to the harm score's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, PrerequisiteError
+from ._encoder import MAX_TOKENS, Encoder, _torch
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+WEIGHTS_DIR = PACKAGE_DIR / "weights"
+PROJECT_SET = PACKAGE_DIR / "data" / "principles.jsonl"
+"""The project's own hand-written labelled set (honesty, balance, fairness, manipulation)."""
+
+HEADS: dict[str, tuple[str, ...]] = {
+    "privacy": ("request",),
+    "lawful": ("request",),
+    "fairness": ("request", "pair"),
+    "manipulation": ("request",),
+    "honesty": ("pair",),
+    "balance": ("pair",),
+}
+"""Which heads each principle has: ``request`` (judged on the request, counts only when the
+candidate complies) and/or ``pair`` (judged on the request and the response together)."""
+
+SEED_FAMILIES: dict[str, frozenset[str]] = {
+    "privacy": frozenset({"harmful_privacy"}),
+    "lawful": frozenset(
+        {"harmful_crime", "harmful_fraud", "harmful_cyber", "harmful_drugs", "harmful_copyright"}
+    ),
+    "fairness": frozenset({"harmful_discrimination", "harmful_hate"}),
+    "manipulation": frozenset({"harmful_misinfo", "harmful_fraud"}),
+}
+"""Training labels for request heads: seed families that violate each principle (the
+constitution's wording: lawful = fraud, theft, intrusion, illegal purchases, piracy; fairness =
+discrimination and hate; manipulation = disinformation and deceiving people for gain)."""
+
+HARMBENCH_CATEGORIES: dict[str, frozenset[str]] = {
+    "lawful": frozenset({"illegal", "cybercrime_intrusion", "copyright"}),
+    "fairness": frozenset({"harassment_bullying"}),
+    "manipulation": frozenset({"misinformation_disinformation"}),
+}
+"""Evaluation labels: HarmBench ``SemanticCategory`` -> principles (no privacy category)."""
+
+JBB_CATEGORIES: dict[str, frozenset[str]] = {
+    "privacy": frozenset({"Privacy"}),
+    "lawful": frozenset(
+        {"Malware/Hacking", "Fraud/Deception", "Economic harm", "Government decision-making"}
+    ),
+    "fairness": frozenset({"Harassment/Discrimination"}),
+    "manipulation": frozenset({"Disinformation", "Fraud/Deception"}),
+}
+"""Evaluation labels: JBB-Behaviors ``category`` of a *harmful* row -> principles (benign rows
+are negatives for every principle)."""
+
+_RESPONSE_TOKENS = MAX_TOKENS
+_CACHE_ROWS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipleExample:
+    """One labelled example for one principle head."""
+
+    principle: str
+    kind: str
+    """``request`` or ``pair``."""
+    request: str
+    response: str | None
+    """The response (pair heads only)."""
+    label: int
+    """1 = violates the principle."""
+    split: str
+    """``train``, ``val`` or ``test``."""
+    source: str
+    """Where the label came from (``seed:<family>`` or ``project:<group>``)."""
+
+
+def _log(message: str) -> None:
+    print(f"[safety.principles] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- embeddings
+class Embedder:
+    """Stock MiniLM sentence embeddings with an in-memory LRU and an optional file cache."""
+
+    def __init__(self, encoder: Encoder | None = None, cache_file: Path | None = None) -> None:
+        self.encoder = encoder if encoder is not None else Encoder(split=5)
+        self.cache_file = cache_file
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._disk: dict[str, np.ndarray] = {}
+        if cache_file is not None and cache_file.exists():
+            with np.load(cache_file) as z:
+                self._disk = {k: z[k] for k in z.files}
+
+    @staticmethod
+    def _key(text: str, max_tokens: int) -> str:
+        return hashlib.sha1(f"{max_tokens}\0{text}".encode()).hexdigest()
+
+    def __call__(self, texts: Sequence[str], max_tokens: int = MAX_TOKENS) -> np.ndarray:
+        """``[len(texts), 384]`` L2-normalised embeddings."""
+        keys = [self._key(t, max_tokens) for t in texts]
+        missing = list(
+            dict.fromkeys(
+                t
+                for t, k in zip(texts, keys, strict=True)
+                if k not in self._memory and k not in self._disk
+            )
+        )
+        order = sorted(missing, key=len)
+        for start in range(0, len(order), 64):
+            chunk = order[start : start + 64]
+            _, _, emb = self.encoder.bottom([t or " " for t in chunk], max_tokens)
+            for t, e in zip(chunk, emb.numpy(), strict=True):
+                self._remember(self._key(t, max_tokens), e.astype(np.float32))
+            if len(order) > 256 and (start // 64) % 10 == 0:
+                _log(f"embedded {start + len(chunk)}/{len(order)}")
+        out = []
+        for k in keys:
+            if k in self._memory:
+                self._memory.move_to_end(k)
+                out.append(self._memory[k])
+            else:
+                out.append(self._disk[k])
+        return np.stack(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+    def _remember(self, key: str, vec: np.ndarray) -> None:
+        self._memory[key] = vec
+        if self.cache_file is not None:
+            self._disk[key] = vec
+        while len(self._memory) > _CACHE_ROWS and self.cache_file is None:
+            self._memory.popitem(last=False)
+
+    def save(self) -> None:
+        """Write the file cache (training runs only)."""
+        if self.cache_file is None:
+            return
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        merged = {**self._disk, **self._memory}
+        tmp = self.cache_file.with_suffix(".tmp.npz")
+        np.savez(tmp, **merged)  # type: ignore[arg-type]
+        tmp.replace(self.cache_file)
+
+
+def features(
+    embed: Callable[..., np.ndarray],
+    kind: str,
+    requests: Sequence[str],
+    responses: Sequence[str | None] | None = None,
+) -> np.ndarray:
+    """The feature matrix of a head: request embedding, or [request, response, product]."""
+    req = embed(list(requests), MAX_TOKENS)
+    if kind == "request":
+        return req
+    resp = embed([r or "" for r in (responses or [""] * len(requests))], _RESPONSE_TOKENS)
+    return np.concatenate([req, resp, req * resp], axis=1)
+
+
+# ---------------------------------------------------------------- fitting
+def fit_logistic(
+    x: np.ndarray, y: Sequence[int], *, l2: float, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """Class-balanced L2-regularised logistic regression (L-BFGS). Returns (weight, bias)."""
+    torch = _torch()
+    torch.manual_seed(seed)
+    xt = torch.tensor(np.asarray(x), dtype=torch.float32)
+    yt = torch.tensor(np.asarray(y), dtype=torch.float32)
+    pos = float(yt.sum())
+    if pos == 0 or pos == len(yt):
+        raise InputError("a principle head needs both positive and negative training rows")
+    weight = torch.where(yt > 0, len(yt) / (2 * pos), len(yt) / (2 * (len(yt) - pos)))
+    w = torch.zeros(xt.shape[1], requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=300, line_search_fn="strong_wolfe")
+
+    def closure() -> Any:
+        opt.zero_grad()
+        logits = xt @ w + b
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yt, weight=weight)
+        loss = loss + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy().astype(np.float32), float(b.detach())
+
+
+def auroc(scores: Sequence[float], labels: Sequence[int]) -> float | None:
+    """Area under the ROC curve (ties count half); None without both classes."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    pos, neg = s[y == 1], s[y == 0]
+    if not len(pos) or not len(neg):
+        return None
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def choose_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """The probability threshold with the best balanced accuracy on validation rows (the
+    midpoint between the two scores it falls between, so it does not sit on a row's score)."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels)
+    best, best_t = -1.0, 0.5
+    values = np.unique(s)
+    cuts = (values[1:] + values[:-1]) / 2 if len(values) > 1 else values
+    for t in cuts:
+        pred = s >= t
+        tpr = pred[y == 1].mean() if (y == 1).any() else 0.0
+        tnr = (~pred)[y == 0].mean() if (y == 0).any() else 0.0
+        if (tpr + tnr) / 2 > best:
+            best, best_t = (tpr + tnr) / 2, float(t)
+    return best_t
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+# ---------------------------------------------------------------- the heads at run time
+def principle_weights_available(weights_dir: Path = WEIGHTS_DIR) -> bool:
+    """Whether trained principle heads exist in ``weights_dir``."""
+    return (weights_dir / "principles.json").exists() and (
+        weights_dir / "principles.safetensors"
+    ).exists()
+
+
+class PrincipleHeads:
+    """P(violates principle) for the principles in :data:`HEADS` that have trained weights."""
+
+    def __init__(
+        self, weights_dir: str | Path | None = None, *, encoder: Encoder | None = None
+    ) -> None:
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        if not principle_weights_available(self.weights_dir):
+            raise PrerequisiteError(
+                f"no principle heads in {self.weights_dir}: run 'oversight safety train-principles'"
+            )
+        from safetensors.numpy import load_file
+
+        meta_path = self.weights_dir / "principles.json"
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        tensors = load_file(str(self.weights_dir / "principles.safetensors"))
+        self._heads: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
+        for principle, kinds in self.meta["heads"].items():
+            for kind in kinds:
+                w = tensors.get(f"{principle}.{kind}.weight")
+                b = tensors.get(f"{principle}.{kind}.bias")
+                if w is None or b is None:
+                    raise InputError(
+                        f"{meta_path}: head {principle}.{kind} has no tensors in "
+                        "principles.safetensors; retrain with 'oversight safety train-principles'"
+                    )
+                self._heads.setdefault(principle, {})[kind] = (w.astype(np.float32), float(b[0]))
+        self.embed = Embedder(encoder)
+
+    @property
+    def principles(self) -> tuple[str, ...]:
+        """The principles with a trained head."""
+        return tuple(self._heads)
+
+    def kinds(self, principle: str) -> tuple[str, ...]:
+        """The heads of one principle (``request``, ``pair``)."""
+        return tuple(self._heads.get(principle, {}))
+
+    def head_probability(
+        self,
+        principle: str,
+        kind: str,
+        requests: Sequence[str],
+        responses: Sequence[str | None] | None = None,
+    ) -> list[float]:
+        """One head's probabilities (threshold folded in: ``>= 0.5`` means violates)."""
+        w, b = self._heads[principle][kind]
+        x = features(self.embed, kind, requests, responses)
+        return [float(p) for p in _sigmoid(x @ w + b)]
+
+    def probability(
+        self,
+        principle: str,
+        requests: Sequence[str],
+        responses: Sequence[str],
+        harm: Sequence[float] | None = None,
+    ) -> list[float]:
+        """P(the response violates ``principle``): the most alarmed of the principle's heads.
+
+        The request head reads every readable variant of the request (decoded base64, rot13,
+        ...) and keeps the highest score, like the harm head does. With ``harm`` (the request's
+        harm probability) the request head's score is gated by it - :func:`gate`, "harmful
+        *and* about this principle" - so a benign request on a sensitive topic (a family
+        member's health records, a fact check of a rumour) is not flagged for answering it.
+        """
+        from .jailbreak import normalize
+
+        if principle not in self._heads:
+            raise InputError(f"no principle head for {principle!r}; have {self.principles}")
+        out = [0.0] * len(requests)
+        for kind in self._heads[principle]:
+            if kind == "request":
+                variants = [list(normalize(r).variants) or [r] for r in requests]
+                flat = [v for vs in variants for v in vs]
+                probs = iter(self.head_probability(principle, "request", flat))
+                scores = [max(next(probs) for _ in vs) for vs in variants]
+                if harm is not None:
+                    scores = [gate(s, h) for s, h in zip(scores, harm, strict=True)]
+            else:
+                scores = self.head_probability(principle, "pair", requests, list(responses))
+            out = [max(a, s) for a, s in zip(out, scores, strict=True)]
+        return out
+
+
+def gate(principle_probability: float, harm_probability: float) -> float:
+    """A request head's score gated by the request's harm: their geometric mean, so it is
+    >= 0.5 only when the request is both harmful and about the principle (0.5 x 0.5 = 0.25)."""
+    return math.sqrt(max(principle_probability, 0.0) * max(harm_probability, 0.0))
+
+
+# ---------------------------------------------------------------- training data
+def _seed_category(text: str, family: str) -> str:
+    """The seed family, with wrapped rows traced back to the action they wrap."""
+    if family != "harmful_wrapped":
+        return family
+    from .seed import HARMFUL_ACTIONS
+
+    for cat, actions in HARMFUL_ACTIONS.items():
+        if any(a in text for a in actions):
+            return f"harmful_{cat}"
+    return family
+
+
+def seed_examples(rows: Sequence[Any], *, val_share: float = 0.2, seed: int = 0) -> list[Any]:
+    """Request-head examples from seed request rows (``SeedRow``), split train / val."""
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        if row.task != "request":
+            continue
+        family = _seed_category(row.text, row.family)
+        split = "val" if rng.random() < val_share else "train"
+        for principle, families in SEED_FAMILIES.items():
+            label = int(family in families)
+            out.append(
+                PrincipleExample(
+                    principle, "request", row.text, None, label, split, f"seed:{family}"
+                )
+            )
+    return out
+
+
+def project_examples(path: Path = PROJECT_SET) -> list[PrincipleExample]:
+    """The hand-written set: one JSON object per line (principle, request, response, label,
+    split, group)."""
+    if not path.exists():
+        raise InputError(f"{path} not found: the project's principle set ships with the package")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            kind = "pair" if r.get("response") else "request"
+            if r["principle"] not in HEADS or kind not in HEADS[r["principle"]]:
+                raise ValueError(f"no {kind} head for principle {r['principle']!r}")
+            if r["split"] not in ("train", "val", "test") or r["label"] not in (0, 1):
+                raise ValueError("split must be train/val/test and label 0/1")
+            out.append(
+                PrincipleExample(
+                    r["principle"],
+                    kind,
+                    r["request"],
+                    r.get("response"),
+                    int(r["label"]),
+                    r["split"],
+                    f"project:{r['group']}",
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}:{n}: {exc}") from exc
+    return out
+
+
+# ---------------------------------------------------------------- training
+def train_heads(
+    examples: Sequence[PrincipleExample],
+    embed: Callable[..., np.ndarray],
+    *,
+    l2_grid: Sequence[float] = (1e-4, 1e-3, 1e-2),
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Fit every (principle, kind) head present in ``examples``.
+
+    The L2 strength and the threshold are chosen on ``val`` rows (validation AUROC, then
+    balanced accuracy); ``test`` rows are never read. Returns the tensors to save and the meta.
+    """
+    tensors: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {}
+    groups: dict[tuple[str, str], list[PrincipleExample]] = {}
+    for ex in examples:
+        groups.setdefault((ex.principle, ex.kind), []).append(ex)
+    for (principle, kind), rows in groups.items():
+        train = [r for r in rows if r.split == "train"]
+        val = [r for r in rows if r.split == "val"]
+        if not train:
+            continue
+        xt = features(embed, kind, [r.request for r in train], [r.response for r in train])
+        yt = [r.label for r in train]
+        xv = features(embed, kind, [r.request for r in val], [r.response for r in val])
+        yv = [r.label for r in val]
+        best: tuple[float, float, np.ndarray, float] | None = None
+        for l2 in l2_grid:
+            w, b = fit_logistic(xt, yt, l2=l2, seed=seed)
+            score = auroc(_sigmoid(xv @ w + b).tolist(), yv) if val else None
+            key = score if score is not None else 0.0
+            if best is None or key > best[0]:
+                best = (key, l2, w, b)
+        assert best is not None
+        val_auc, l2, w, b = best
+        threshold = choose_threshold(_sigmoid(xv @ w + b).tolist(), yv) if val else 0.5
+        tensors[f"{principle}.{kind}.weight"] = w
+        tensors[f"{principle}.{kind}.bias"] = np.array([b - _logit(threshold)], dtype=np.float32)
+        meta.setdefault(principle, {})[kind] = {
+            "l2": l2,
+            "threshold": round(threshold, 4),
+            "validation_auroc": round(val_auc, 4) if val else None,
+            "train": {"rows": len(train), "positive": sum(yt)},
+            "val": {"rows": len(val), "positive": sum(yv)},
+        }
+        _log(f"{principle}.{kind}: l2={l2} val AUROC={val_auc:.3f} threshold={threshold:.3f}")
+    return tensors, meta
+
+
+def default_cache_file() -> Path:
+    """``$XDG_CACHE_HOME/oversight/principle-embeddings.npz`` (embeddings of training texts)."""
+    import os
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "oversight" / "principle-embeddings.npz"
+
+
+def train_principles(
+    *,
+    out_dir: Path = WEIGHTS_DIR,
+    data_root: Path | None = None,
+    project_set: Path = PROJECT_SET,
+    seed: int = 0,
+    threads: int = 2,
+    cache_file: Path | None = None,
+) -> dict[str, Any]:
+    """Build the labels, drop near-duplicates of evaluation prompts, fit, save. Returns a report."""
+    from .seed import generate_seed
+    from .train import default_data_root, drop_near_duplicates, evaluation_prompts
+
+    torch = _torch()
+    torch.set_num_threads(threads)
+    started = time.monotonic()
+    root = data_root or default_data_root()
+    embed = Embedder(cache_file=cache_file or default_cache_file())
+    seed_rows = seed_examples(generate_seed(seed), seed=seed)
+    own = [e for e in project_examples(project_set) if e.split != "test"]
+    refs = evaluation_prompts(root) + harmbench_val_prompts(root)
+    requests = list(dict.fromkeys(e.request for e in [*seed_rows, *own]))
+    keep = dict(
+        zip(
+            requests,
+            drop_near_duplicates(requests, refs, embed=lambda t: embed(t, MAX_TOKENS)),
+            strict=True,
+        )
+    )
+    examples = [e for e in [*seed_rows, *own] if keep[e.request]]
+    dropped = len({e.request for e in [*seed_rows, *own]} - {e.request for e in examples})
+    tensors, meta = train_heads(examples, embed, seed=seed)
+    embed.save()
+    doc = save_heads(out_dir, tensors, meta)
+    doc.update(
+        {
+            "labels": {
+                "seed_families": {p: sorted(f) for p, f in SEED_FAMILIES.items()},
+                "project_set": "oversight/safety/data/principles.jsonl (train and val splits)",
+            },
+            "seed": seed,
+            "dropped_near_duplicate_requests": dropped,
+        }
+    )
+    (out_dir / "principles.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return {**doc, "seconds": round(time.monotonic() - started, 1)}
+
+
+def save_heads(out_dir: Path, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> dict:
+    """Write ``principles.safetensors`` and ``principles.json``; returns the JSON document."""
+    from safetensors.numpy import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out_dir / "principles.safetensors"))
+    doc: dict[str, Any] = {
+        "encoder": "all-MiniLM-L6-v2, frozen; mean-pooled, L2-normalised final layer",
+        "max_tokens": MAX_TOKENS,
+        "features": {"request": "e(request)", "pair": "[e(request), e(response), product]"},
+        "heads": meta,
+    }
+    (out_dir / "principles.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc
+
+
+def harmbench_val_prompts(root: Path) -> list[str]:
+    """HarmBench validation behaviours: held out for the AUROC report, so never trained on."""
+    import csv
+
+    path = root / "harmbench" / "harmbench_behaviors_text_val.csv"
+    if not path.exists():
+        raise InputError(f"{path} not found: set OVERSIGHT_DATA to the folder with the data sets")
+    with path.open(newline="", encoding="utf-8") as f:
+        return [row["Behavior"] for row in csv.DictReader(f)]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Train the per-principle heads.")
+    p.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where to save the heads")
+    p.add_argument("--data", type=Path, default=None, help="folder with the data sets")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    report = train_principles(out_dir=a.out, data_root=a.data, seed=a.seed, threads=a.threads)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
