@@ -13,7 +13,9 @@ labels came from:
 * ``jbb`` (100 harmful + 100 benign twins): the harmful rows' ``category`` -> principle
   (:data:`~oversight.safety.principles.JBB_CATEGORIES`), every benign row a negative.
 * ``project_test``: the ``test`` split of ``oversight/safety/data/principles.jsonl`` (topics and,
-  for pairs, wording templates no training or threshold choice saw).
+  for pairs, wording templates no training or threshold choice saw); for a pair principle also
+  the other principles' test pairs (``CROSS_LABELS``) and the 252 self-instruct user-oriented
+  instruction / answer pairs (ordinary answers: negatives; used nowhere else).
 
 Request-level labels compare the principle's request head, gated by the request's harm
 (:func:`oversight.safety.principles.gate`, what the backend scores when a candidate complies),
@@ -46,6 +48,8 @@ from oversight.safety.principles import (
     PROJECT_SET,
     auroc,
     gate,
+    ordinary_pairs,
+    pair_labels,
     project_examples,
 )
 from oversight.safety.train import default_data_root
@@ -177,7 +181,9 @@ def main() -> None:
             _log(f"{name} {principle} {rows[principle]}")
         out["sets"][name] = {"labels": source, "principles": rows}
 
-    test = [e for e in project_examples(PROJECT_SET) if e.split == "test"]
+    test = pair_labels(
+        [e for e in [*project_examples(PROJECT_SET), *ordinary_pairs(root)] if e.split == "test"]
+    )
     rows = {}
     for principle in sorted({e.principle for e in test}):
         ex = [e for e in test if e.principle == principle]
@@ -199,7 +205,9 @@ def main() -> None:
             rows[principle]["auroc_request_head_alone"] = round(auroc(alone, y) or 0.0, 4)
         _log(f"project_test {principle} {rows[principle]}")
     out["sets"]["project_test"] = {
-        "labels": "oversight/safety/data/principles.jsonl split=test (hand-written by the project)",
+        "labels": "oversight/safety/data/principles.jsonl split=test (hand-written by the "
+        "project); pair heads also get the other principles' test pairs by CROSS_LABELS and "
+        "self-instruct user-oriented instruction/answer pairs as negatives",
         "principles": rows,
     }
     out["machine"] = {"cpu": cpu(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()}

@@ -19,8 +19,11 @@ L2-normalised, the encoder frozen):
 * the project's seed requests (:mod:`oversight.safety.seed`): a seed family maps to the
   principles it violates (:data:`SEED_FAMILIES`); every other seed request is a negative;
 * the project's own hand-written set ``data/principles.jsonl`` (honesty, balance, fairness
-  pairs; manipulation request twins), whose ``split`` column (train / val / test, by topic and,
-  for pairs, by wording template) keeps its test rows out of training and threshold choice.
+  pairs; manipulation and privacy request twins), whose ``split`` column (train / val / test,
+  by topic and, for pairs, by wording template) keeps its test rows out of training and
+  threshold choice; each pair head also reads the other principles' pair rows
+  (:data:`CROSS_LABELS`) and ordinary instruction / answer pairs (self-instruct seed tasks) as
+  negatives.
 
 A threshold per head is chosen on validation rows (balanced accuracy) and folded into the bias,
 so ``P >= 0.5`` means "violates". No evaluation set is trained on: seed rows that are
@@ -423,6 +426,80 @@ def project_examples(path: Path = PROJECT_SET) -> list[PrincipleExample]:
     return out
 
 
+CROSS_LABELS: dict[str, dict[str, str]] = {
+    "honesty": {"balance": "negatives", "fairness": "negatives"},
+    "balance": {"honesty": "all", "fairness": "all"},
+    "fairness": {"honesty": "all", "balance": "all"},
+}
+"""How a pair head reads the other principles' pair rows: ``all`` = every one is a negative
+(a stereotyped hiring answer is not one-sided on a contested question); ``negatives`` = only
+their negatives (a one-sided or stereotyped answer may also overstate certainty, so it is
+left out of honesty's labels rather than called honest)."""
+
+
+def ordinary_pairs(root: Path, *, seed: int = 0) -> list[PrincipleExample]:
+    """Ordinary (instruction, reference answer) pairs, negatives for every pair head.
+
+    Self-instruct seed tasks (training data the harm head uses too) are split 80/20 into train
+    and val; self-instruct user-oriented tasks, used nowhere else, are the ``test`` negatives.
+    """
+    base = root / "benign-instructions" / "self-instruct"
+    rng = random.Random(seed)
+    out = []
+    for name, test in (("seed_tasks.jsonl", False), ("user_oriented_instructions.jsonl", True)):
+        path = base / name
+        if not path.exists():
+            raise InputError(
+                f"{path} not found: set OVERSIGHT_DATA to the folder with the data sets"
+            )
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            task = json.loads(line)
+            inst = task["instances"][0]
+            request = task["instruction"] + (f"\n\n{inst['input']}" if inst["input"] else "")
+            if len(inst["output"].split()) < 3:
+                continue
+            split = "test" if test else ("val" if rng.random() < 0.2 else "train")
+            for principle in ("honesty", "balance", "fairness"):
+                out.append(
+                    PrincipleExample(
+                        principle,
+                        "pair",
+                        request,
+                        inst["output"],
+                        0,
+                        split,
+                        f"self-instruct:{name.split('.')[0]}",
+                    )
+                )
+    return out
+
+
+def pair_labels(examples: Sequence[PrincipleExample]) -> list[PrincipleExample]:
+    """Each pair head's rows: its own, plus the other principles' pair rows by
+    :data:`CROSS_LABELS` (so balance learns that an overconfident diagnosis is not a
+    one-sided answer, and so on)."""
+    out = list(examples)
+    pairs = [e for e in examples if e.kind == "pair" and e.source.startswith("project:")]
+    for principle, rules in CROSS_LABELS.items():
+        for e in pairs:
+            rule = rules.get(e.principle)
+            if rule == "all" or (rule == "negatives" and e.label == 0):
+                out.append(
+                    PrincipleExample(
+                        principle,
+                        "pair",
+                        e.request,
+                        e.response,
+                        0,
+                        e.split,
+                        f"{e.source} ({e.principle} row)",
+                    )
+                )
+    return out
+
+
 # ---------------------------------------------------------------- training
 def train_heads(
     examples: Sequence[PrincipleExample],
@@ -500,7 +577,13 @@ def train_principles(
     root = data_root or default_data_root()
     embed = Embedder(cache_file=cache_file or default_cache_file())
     seed_rows = seed_examples(generate_seed(seed), seed=seed)
-    own = [e for e in project_examples(project_set) if e.split != "test"]
+    own = pair_labels(
+        [
+            e
+            for e in [*project_examples(project_set), *ordinary_pairs(root, seed=seed)]
+            if e.split != "test"
+        ]
+    )
     refs = evaluation_prompts(root) + harmbench_val_prompts(root)
     requests = list(dict.fromkeys(e.request for e in [*seed_rows, *own]))
     keep = dict(
@@ -520,6 +603,8 @@ def train_principles(
             "labels": {
                 "seed_families": {p: sorted(f) for p, f in SEED_FAMILIES.items()},
                 "project_set": "oversight/safety/data/principles.jsonl (train and val splits)",
+                "cross_labels": CROSS_LABELS,
+                "ordinary_pairs": "self-instruct seed tasks (negatives for every pair head)",
             },
             "seed": seed,
             "dropped_near_duplicate_requests": dropped,
