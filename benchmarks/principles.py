@@ -8,10 +8,10 @@ before), with n, positives, a stratified bootstrap 95% interval of the differenc
 labels came from:
 
 * ``harmbench_val`` (80 rows, all harmful): ``SemanticCategory`` -> principle
-  (:data:`oversight.safety.principles.HARMBENCH_CATEGORIES`); contextual rows are rendered as
+  (:data:`oversight.safety.train_principles.HARMBENCH_CATEGORIES`); contextual rows are rendered as
   context + ``---`` + behaviour. Never trained on (training drops its near-duplicates).
 * ``jbb`` (100 harmful + 100 benign twins): the harmful rows' ``category`` -> principle
-  (:data:`~oversight.safety.principles.JBB_CATEGORIES`), every benign row a negative.
+  (:data:`~oversight.safety.train_principles.JBB_CATEGORIES`), every benign row a negative.
 * ``project_test``: the ``test`` split of ``oversight/safety/data/principles.jsonl`` (topics and,
   for pairs, wording templates no training or threshold choice saw); for a pair principle also
   the other principles' test pairs (``CROSS_LABELS``) and the 252 self-instruct user-oriented
@@ -42,17 +42,15 @@ import numpy as np
 
 from oversight.backends._protocol import ScoreRequest
 from oversight.backends.classifier import ClassifierBackend
-from oversight.safety.principles import (
+from oversight.safety.principles import PROJECT_SET, auroc, gate
+from oversight.safety.train import default_data_root
+from oversight.safety.train_principles import (
     HARMBENCH_CATEGORIES,
     JBB_CATEGORIES,
-    PROJECT_SET,
-    auroc,
-    gate,
     ordinary_pairs,
     pair_labels,
     project_examples,
 )
-from oversight.safety.train import default_data_root
 
 BOOTSTRAP = 2000
 

@@ -17,17 +17,19 @@ from oversight.safety.principles import (
     HEADS,
     PROJECT_SET,
     Embedder,
-    PrincipleExample,
     PrincipleHeads,
     auroc,
-    choose_threshold,
     principle_weights_available,
+)
+from oversight.safety.seed import generate_seed
+from oversight.safety.train_principles import (
+    PrincipleExample,
+    choose_threshold,
     project_examples,
     save_heads,
     seed_examples,
     train_heads,
 )
-from oversight.safety.seed import generate_seed
 
 needs_heads = pytest.mark.skipif(
     not (weights_available() and principle_weights_available()),
@@ -193,3 +195,16 @@ async def test_backend_without_principle_heads_scores_harm_as_before(tmp_path: P
     assert await _critique(new, "fairness", request, candidate) != harm
     await old.aclose()
     await new.aclose()
+
+
+def test_cli_registers_train_principles() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from oversight.cli.safety import register
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["safety", "train-principles", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--threads" in result.output

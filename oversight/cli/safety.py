@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit the per-principle heads (privacy, lawful, fairness, manipulation, honesty,
         balance) on frozen MiniLM embeddings of the seed set and the project's principle set."""
-        from ..safety.principles import WEIGHTS_DIR, train_principles
+        from ..safety.train_principles import WEIGHTS_DIR, train_principles
 
         report = train_principles(
             out_dir=out or WEIGHTS_DIR, data_root=data, seed=seed, threads=threads

@@ -7,7 +7,7 @@
 * :class:`PrincipleHeads` - P(violates principle) for privacy, lawful, fairness, manipulation,
   honesty and balance, small heads on frozen MiniLM embeddings (:mod:`.principles`);
 * ``python -m oversight.safety.train`` - reproducible training on the project's seed set
-  (``python -m oversight.safety.principles`` for the principle heads).
+  (``python -m oversight.safety.train_principles`` for the principle heads).
 """
 
 from .classifier import SafetyClassifier as SafetyClassifier
