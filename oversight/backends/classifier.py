@@ -12,9 +12,14 @@ scores choices::
 
 * ``safety_request`` (and anything else without a candidate): P("Yes") = the request's harm
   probability after de-obfuscation and jailbreak signals, assessed over the whole conversation;
-* ``safety_response`` / ``critique`` / ``audit`` with a ``candidate``: P("Yes") = the harm of the
-  request when the candidate complies, and a small floor when it refuses (the candidate
-  violates the principle only if it helps with a harmful request); the refusal detector decides.
+* ``critique`` / ``audit`` with a ``candidate`` for a principle with its own heads (privacy,
+  lawful, fairness, manipulation, honesty, balance; :mod:`oversight.safety.principles`):
+  P("Yes") = that principle's probability when the candidate complies, a small floor when it
+  refuses;
+* ``safety_response`` / ``critique`` / ``audit`` with a ``candidate`` otherwise (``harm``):
+  P("Yes") = the harm of the request when the candidate complies, and a small floor when it
+  refuses (the candidate violates the principle only if it helps with a harmful request); the
+  refusal detector decides.
   For ``helpfulness`` it is the other way round: a refusal, gibberish or an echo violates it;
 * ``judge`` (choices ``("A", "B")``): prefers the candidate that fits the request, an answer
   for a safe request and a refusal for a harmful one, weighted by the request's harm.
@@ -55,6 +60,16 @@ class Evidence:
     """Each sentence of the candidate (verbatim) with the harm classifier's score."""
 
 
+def _principle_heads(classifier: Any) -> Any:
+    """The per-principle heads shipped next to the classifier's weights, or None without them
+    (then every principle is scored by the harm path, as before they existed)."""
+    from ..safety.principles import PrincipleHeads, principle_weights_available
+
+    if not principle_weights_available(classifier.weights_dir):
+        return None
+    return PrincipleHeads(classifier.weights_dir, encoder=classifier.encoder)
+
+
 @register_backend("classifier")
 class ClassifierBackend:
     """Score-only backend over :class:`oversight.safety.SafetyClassifier`."""
@@ -67,6 +82,7 @@ class ClassifierBackend:
 
         self._classifier = SafetyClassifier(weights_dir, threads=threads)
         self._refusals = RefusalDetector(self._classifier)
+        self._principles = _principle_heads(self._classifier)
 
     async def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
         raise BackendError(
@@ -102,6 +118,22 @@ class ClassifierBackend:
                 # A refusal, gibberish or an echo of the prompt does not help.
                 judged = self._refusals.judge(prompt, str(candidate))
                 p_first = _FLOOR if judged.complied else 1.0 - _FLOOR
+            elif (
+                candidate is not None
+                and task != "safety_request"
+                and self._principles is not None
+                and principle in self._principles.principles
+            ):
+                # The principle's own heads (request head gated by the request's harm, and/or
+                # the pair head); a refusal violates none.
+                judged = self._refusals.judge(prompt, str(candidate))
+                p_first = (
+                    self._principles.probability(
+                        str(principle), [prompt], [str(candidate)], harm=[harm]
+                    )[0]
+                    if judged.complied
+                    else _FLOOR
+                )
             elif candidate is not None and task != "safety_request":
                 judged = self._refusals.judge(prompt, str(candidate))
                 p_first = harm if judged.complied else _FLOOR

@@ -31,6 +31,22 @@ def register(app: typer.Typer) -> None:
         )
         typer.echo(json.dumps(report))
 
+    @safety.command("train-principles")
+    def train_principles_cmd(
+        out: Annotated[Path | None, typer.Option(help="Where to save the heads.")] = None,
+        data: Annotated[Path | None, typer.Option(help="Folder with the data sets.")] = None,
+        seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+        threads: Annotated[int, typer.Option(help="CPU threads for the encoder.")] = 2,
+    ) -> None:
+        """Fit the per-principle heads (privacy, lawful, fairness, manipulation, honesty,
+        balance) on frozen MiniLM embeddings of the seed set and the project's principle set."""
+        from ..safety.train_principles import WEIGHTS_DIR, train_principles
+
+        report = train_principles(
+            out_dir=out or WEIGHTS_DIR, data_root=data, seed=seed, threads=threads
+        )
+        typer.echo(json.dumps(report))
+
     @safety.command("check")
     def check_cmd(
         text: Annotated[

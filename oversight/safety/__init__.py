@@ -4,7 +4,10 @@
 * :class:`SafetyClassifier` - fine-tuned MiniLM heads: P(harmful request), P(refusal);
   :meth:`~SafetyClassifier.assess` combines them with the signals into a :class:`SafetyVerdict`;
 * :class:`RefusalDetector` - full compliance vs any refusal, with gibberish / echo checks;
-* ``python -m oversight.safety.train`` - reproducible training on the project's seed set.
+* :class:`PrincipleHeads` - P(violates principle) for privacy, lawful, fairness, manipulation,
+  honesty and balance, small heads on frozen MiniLM embeddings (:mod:`.principles`);
+* ``python -m oversight.safety.train`` - reproducible training on the project's seed set
+  (``python -m oversight.safety.train_principles`` for the principle heads).
 """
 
 from .classifier import SafetyClassifier as SafetyClassifier
@@ -15,11 +18,14 @@ from .jailbreak import conversation_signals as conversation_signals
 from .jailbreak import detect_signals as detect_signals
 from .jailbreak import normalize as normalize
 from .jailbreak import scan_output as scan_output
+from .principles import PrincipleHeads as PrincipleHeads
+from .principles import principle_weights_available as principle_weights_available
 from .refusal import RefusalDetector as RefusalDetector
 from .refusal import RefusalJudgment as RefusalJudgment
 from .refusal import phrase_refusal as phrase_refusal
 
 __all__ = [
+    "PrincipleHeads",
     "RefusalDetector",
     "RefusalJudgment",
     "SafetyClassifier",
@@ -29,6 +35,7 @@ __all__ = [
     "load_classifier",
     "normalize",
     "phrase_refusal",
+    "principle_weights_available",
     "scan_output",
     "weights_available",
 ]
