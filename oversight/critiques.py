@@ -35,6 +35,8 @@ WRITE_FORMAT = (
 )
 """The answer form appended to a principle's critique prompt when a model writes a critique."""
 
+_HARM_KIND = frozenset({"harm", "lawful", "privacy"})
+"""Principles whose classifier evidence is the harm head's per-sentence scores."""
 MIN_WORDS = 8
 """A critique with fewer words than this is not written feedback (counted, replaced by a rule)."""
 MAX_QUOTE_WORDS = 30
@@ -204,6 +206,18 @@ def evidence_critique(
                 "empty": "the response is empty.",
             }.get(outcome, f'the response does not answer: "{quote}".')
         suggestion = guidance if verdict != "satisfied" else ""
+        return WrittenCritique(f"{head}: {why}", quote, suggestion)
+    if spec.id not in _HARM_KIND and outcome == "compliance":
+        # A principle with its own head (honesty, balance, fairness, manipulation): the head
+        # reads the whole answer, so quote its opening and say what the principle asks.
+        first = sentences(candidate)
+        quote = clip(first[0]) if first else ""
+        reading = {"violated": "falls short of", "satisfied": "meets", "uncertain": "may miss"}
+        why = (
+            f'the answer, which begins "{quote}", {reading[verdict]} what this principle asks: '
+            f"{spec.purpose.strip().rstrip('.')}."
+        )
+        suggestion = (spec.guidance or spec.purpose) if verdict != "satisfied" else ""
         return WrittenCritique(f"{head}: {why}", quote, suggestion)
     if spec.id == "privacy":
         spans = _privacy_spans(candidate)
