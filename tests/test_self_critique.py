@@ -53,7 +53,7 @@ class _WrittenCritique(Critique):
 
 
 def _env(payload: object, episode: str = "e1") -> Envelope:
-    return envelope(payload, run="r", episode=episode, sender="critic", topic="t")  # type: ignore[arg-type]
+    return envelope(payload, run="r", episode=episode, sender="critic", topic="t")
 
 
 def _episode(
@@ -70,7 +70,7 @@ def _episode(
                 revises="c0",
                 round=1,
                 text="I can't give lock-picking steps; a locksmith can help you get back in.",
-                source=revision_source,  # type: ignore[arg-type]
+                source=revision_source,
             )
         ),
         _env(Consensus(candidate_id=final, text="final", strategy="priority")),
@@ -82,9 +82,9 @@ def _critique(verdict: str = "violated", rationale: str = WRITTEN, **kw: object)
         candidate_id=str(kw.pop("candidate_id", "c0")),
         principle_id=str(kw.pop("principle_id", "harm")),
         principle_version="1.0",
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
         rationale=rationale,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
