@@ -270,26 +270,12 @@ def test_settings_and_cli(runs: tuple[Path, Path], tmp_path: Path) -> None:
     def _root() -> None:
         pass
 
-    res = CliRunner().invoke(
-        app,
-        [
-            "train",
-            "rm",
-            str(runs[0]),
-            "--heldout",
-            str(runs[1]),
-            "--no-hh-rlhf",
-            "--config",
-            str(cfg),
-            "--model",
-            str(model_dir),
-            "--max-steps",
-            "2",
-            "--output",
-            str(tmp_path / "cli-rm"),
-            "--json",
-        ],  # fmt: skip
-    )
+    args = [
+        "train", "rm", str(runs[0]), "--heldout", str(runs[1]), "--no-hh-rlhf",
+        "--config", str(cfg), "--model", str(model_dir), "--max-steps", "2",
+        "--output", str(tmp_path / "cli-rm"), "--json",
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["accuracy"]["heldout"]["pairs"] == 4

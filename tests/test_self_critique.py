@@ -236,3 +236,20 @@ def test_sft_training_reads_the_self_critique_file(tmp_path: Path) -> None:
         assert row["messages"][1]["content"] not in learned
     both = load_runs([run_dir, path])
     assert len(both.sft) == len(data.sft) + len(read_rows(run_dir / "sft.jsonl"))
+
+
+def test_cli_export_self_critique(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from oversight.cli import app
+
+    run_dir = _run(tmp_path)
+    res = CliRunner().invoke(app, ["export", str(run_dir), "--self-critique", "--json"])
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.stdout)["self_critique"]
+    assert counts["critique_rows"] == sum(
+        r["provenance"]["row_kind"] == "critique"
+        for r in read_rows(run_dir / "self_critique.jsonl")
+    )
+    res = CliRunner().invoke(app, ["export", str(run_dir), "--satisfied-rate", "2"])
+    assert res.exit_code != 0 and "between 0 and 1" in res.output
