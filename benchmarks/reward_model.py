@@ -97,6 +97,8 @@ def main() -> None:
     report: dict[str, Any] = {}
     if args.train_run and args.heldout_run:
         train_run, heldout_run = args.train_run, args.heldout_run
+        made = args.out / "report.json"  # what make_runs reported when it made these runs
+        report = json.loads(made.read_text()) if made.is_file() else {}
     else:
         train_run, heldout_run, report = make_runs(
             args.out, args.harmful, args.benign, args.heldout_share, args.seed
@@ -134,7 +136,7 @@ def main() -> None:
             "batch_size": 8,
             "bf16_autocast": True,
             "eval_dtype": "bfloat16",
-        },  # fmt: skip
+        },
         "train_pairs": result.train_rows,
         "accuracy": result.accuracy,
         "calibration": result.metrics.get("calibration"),

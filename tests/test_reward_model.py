@@ -248,6 +248,13 @@ def test_the_shared_hh_rlhf_sample_parses(shared_data: Path) -> None:
     assert all(p["chosen"] != p["rejected"] and p["prompt"][-1]["role"] == "user" for p in pairs)
 
 
+def test_every_reward_setting_has_help() -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(RewardSettings):
+        assert f.metadata.get("help"), f"RewardSettings.{f.name} has no help"
+
+
 def test_settings_and_cli(runs: tuple[Path, Path], tmp_path: Path) -> None:
     from oversight.cli.train import register
 
