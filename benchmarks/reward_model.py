@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--hh-limit", type=int, help="a seeded sample of N HH-RLHF pairs (all 500)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def main() -> None:
     t = time.time()
     result = train_reward(
         [train_run], settings, heldout_runs=[heldout_run], hh_rlhf=DATA / HH_RLHF_FILE,
-        is_refusal=default_refusal_detector(), embeddings=False,
+        hh_rlhf_limit=args.hh_limit, is_refusal=default_refusal_detector(), embeddings=False,
     )  # fmt: skip
     times["train_and_measure_s"] = round(time.time() - t, 1)
     times["total_s"] = round(time.time() - t0, 1)
@@ -137,6 +138,7 @@ def main() -> None:
             "bf16_autocast": True,
             "eval_dtype": "bfloat16",
         },
+        "hh_rlhf_limit": args.hh_limit,
         "train_pairs": result.train_rows,
         "accuracy": result.accuracy,
         "calibration": result.metrics.get("calibration"),

@@ -23,6 +23,7 @@ starting weights and the same seeded head), so a number is never read without it
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -359,6 +360,7 @@ def train_reward(
     *,
     heldout_runs: Sequence[str | Path] = (),
     hh_rlhf: str | Path | None = None,
+    hh_rlhf_limit: int | None = None,
     is_refusal: Callable[[str], bool] | None = None,
     model: Any = None,
     tokenizer: Any = None,
@@ -369,8 +371,9 @@ def train_reward(
 
     ``model`` / ``tokenizer`` may be given (tests pass a tiny ``LlamaForSequenceClassification``
     with ``num_labels=1``); otherwise ``settings.model`` (or the embedded default) is loaded with
-    a new score head. ``hh_rlhf`` is the sample's path (``None`` skips it). ``baseline=False``
-    skips scoring the untrained model.
+    a new score head. ``hh_rlhf`` is the sample's path (``None`` skips it); ``hh_rlhf_limit``
+    measures a seeded sample of that many of its pairs. ``baseline=False`` skips scoring the
+    untrained model.
     """
     import copy
 
@@ -396,7 +399,11 @@ def train_reward(
     if heldout_runs:
         sets["heldout"], dropped = drop_trained_prompts(load_runs(heldout_runs).dpo, split.train)
     if hh_rlhf is not None:
-        sets["hh_rlhf"] = hh_rlhf_pairs(hh_rlhf)
+        hh = hh_rlhf_pairs(hh_rlhf)
+        if hh_rlhf_limit is not None and hh_rlhf_limit < len(hh):
+            keep = sorted(random.Random(settings.seed).sample(range(len(hh)), hh_rlhf_limit))
+            hh = [hh[i] for i in keep]
+        sets["hh_rlhf"] = hh
 
     if model is None or tokenizer is None:
         model, tokenizer = load_reward_base(settings.model, settings.seed)
