@@ -219,8 +219,9 @@ def test_reward_model_judges_in_a_hierarchy(trained: Any, tmp_path: Path, audits
         assert by_judge and all(p.kind == "audit" for p in by_judge)
     else:
         assert by_judge and all(p.kind == "judgment" for p in by_judge)
-        assert all(set(p.scores) == {"c0", "c1"} for p in by_judge)
-        assert all(abs(sum(p.scores.values()) - 1.0) < 1e-6 for p in by_judge)
+        assert all("c0" in p.scores and len(p.scores) >= 2 for p in by_judge)
+        # mean pairwise win rates: each pair shares one unit, so they sum to n / 2
+        assert all(abs(sum(p.scores.values()) - len(p.scores) / 2) < 1e-3 for p in by_judge)
 
 
 def test_hh_rlhf_transcripts_parse_into_pairs(tmp_path: Path) -> None:
