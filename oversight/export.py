@@ -7,6 +7,10 @@
   "provenance"}``, TRL's conversational preference format: the final answer against each
   candidate that lost (the original draft, a rejected revision).
 
+* ``self_critique.jsonl`` (opt-in, ``self_critique=True``): critique and critique-then-revision
+  rows (:mod:`oversight.self_critique`). They carry internal reasoning by design, so they go to
+  this separate file only, never into the two files above.
+
 Every row's ``provenance`` walks back through the journal: the episode, the prompt's message
 id, every candidate and finding id, the resolution, the consensus or escalation, the human
 adjudication, the principle versions, the strategy. Only candidate texts (public messages)
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,8 @@ from .messages import (
     SafetyAssessment,
     envelope,
 )
+from .self_critique import DEFAULT_SATISFIED_RATE, SelfCritiqueCounts, self_critique_rows
+from .self_critique import FILE_NAME as SELF_CRITIQUE_FILE
 
 
 @dataclass
@@ -52,8 +58,13 @@ class ExportResult:
     new_adjudications: int = 0
     """Human decisions journaled by this export."""
     bad_journal_lines: list[tuple[int, str]] = field(default_factory=list)
+    self_critique: SelfCritiqueCounts | None = None
+    """Rows written to ``self_critique.jsonl`` and skipped (None when not asked for)."""
 
     def as_dict(self) -> dict[str, Any]:
+        extra = (
+            {} if self.self_critique is None else {"self_critique": self.self_critique.as_dict()}
+        )
         return {
             "sft_rows": self.sft_rows,
             "dpo_rows": self.dpo_rows,
@@ -61,6 +72,7 @@ class ExportResult:
             "pending_cases": self.pending_cases,
             "new_adjudications": self.new_adjudications,
             "bad_journal_lines": len(self.bad_journal_lines),
+            **extra,
         }
 
 
@@ -93,11 +105,21 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def export_run(run_dir: str | Path, *, queue: Any = None) -> ExportResult:
+def export_run(
+    run_dir: str | Path,
+    *,
+    queue: Any = None,
+    self_critique: bool = False,
+    satisfied_rate: float = DEFAULT_SATISFIED_RATE,
+    principle_names: Mapping[tuple[str, str], str] | None = None,
+) -> ExportResult:
     """Rebuild ``sft.jsonl`` and ``dpo.jsonl`` of a run from its journal and the queue.
 
     Human decisions found in the queue and not yet in the journal are appended to it as
     :class:`Adjudication` envelopes first, so the journal stays the complete record.
+
+    With ``self_critique=True`` also write ``self_critique.jsonl`` (see
+    :mod:`oversight.self_critique`; ``satisfied_rate`` and ``principle_names`` are passed on).
     """
     run_dir = Path(run_dir)
     journal_path = run_dir / "journal.jsonl"
@@ -132,7 +154,13 @@ def export_run(run_dir: str | Path, *, queue: Any = None) -> ExportResult:
 
     sft: list[dict[str, Any]] = []
     dpo: list[dict[str, Any]] = []
+    critique_rows: list[dict[str, Any]] = []
+    counts = SelfCritiqueCounts()
     for envs in episodes.values():
+        if self_critique:
+            critique_rows += self_critique_rows(
+                envs, counts, satisfied_rate=satisfied_rate, principle_names=principle_names
+            )
         rows = _episode_rows(envs)
         if rows is None:
             continue
@@ -149,6 +177,19 @@ def export_run(run_dir: str | Path, *, queue: Any = None) -> ExportResult:
     _write_jsonl(run_dir / "sft.jsonl", sft)
     _write_jsonl(run_dir / "dpo.jsonl", dpo)
     result.sft_rows, result.dpo_rows = len(sft), len(dpo)
+    if self_critique:
+        critique_rows.sort(
+            key=lambda r: (
+                r["provenance"]["prompt_id"],
+                r["provenance"]["row_kind"],
+                r["provenance"]["candidate_id"],
+                r["provenance"].get("principle_id", ""),
+                r["provenance"].get("critic", ""),
+                r["messages"][-1]["content"],
+            )
+        )
+        _write_jsonl(run_dir / SELF_CRITIQUE_FILE, critique_rows)
+        result.self_critique = counts
     return result
 
 

@@ -118,6 +118,7 @@ _LAZY: dict[str, str] = {
     "vllm": "oversight.backends.vllm",
     "embedded": "oversight.backends.embedded",
     "classifier": "oversight.backends.classifier",
+    "reward": "oversight.backends.reward",
 }
 
 

@@ -94,11 +94,25 @@ def register(app: typer.Typer) -> None:
         queue: Annotated[
             str | None, typer.Option(help="Queue URL (default: the one the run used).")
         ] = None,
+        self_critique: Annotated[
+            bool,
+            typer.Option(
+                "--self-critique",
+                help="Also write self_critique.jsonl: critique and critique-then-revision rows "
+                "(internal reasoning as targets; a separate opt-in file).",
+            ),
+        ] = False,
+        satisfied_rate: Annotated[
+            float,
+            typer.Option(help="Share of 'satisfied' critiques kept as self-critique rows."),
+        ] = 0.1,
         as_json: Annotated[bool, typer.Option("--json", help="Print counts as JSON.")] = False,
     ) -> None:
         """Rebuild sft.jsonl and dpo.jsonl of a run, including human decisions made since."""
         with user_errors():
-            result = export_command(run_dir, queue)
+            result = export_command(
+                run_dir, queue, self_critique=self_critique, satisfied_rate=satisfied_rate
+            )
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:
@@ -107,6 +121,13 @@ def register(app: typer.Typer) -> None:
                 f"decisions), {result['dpo_rows']} DPO pairs, {result['pending_cases']} cases "
                 "still waiting for reviewers"
             )
+            if "self_critique" in result:
+                sc = result["self_critique"]
+                skipped = ", ".join(f"{k} {v}" for k, v in sc["skipped"].items()) or "none"
+                err_console.print(
+                    f"{run_dir / 'self_critique.jsonl'}: {sc['critique_rows']} critique rows, "
+                    f"{sc['revision_rows']} critique-then-revision rows; skipped: {skipped}"
+                )
 
 
 @dataclass(frozen=True)
@@ -308,20 +329,50 @@ def _merge_summary(
     }
 
 
-def export_command(run_dir: Path, queue_url: str | None) -> dict[str, Any]:
-    from ..errors import JournalError
+def _principle_names(summary: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(principle id, version) -> name from the run's hierarchy, when it still loads."""
+    from ..errors import OversightError
+    from ..hierarchy import load_hierarchy
+
+    source = summary.get("hierarchy")
+    if not source:
+        return {}
+    try:
+        constitution = load_hierarchy(source).constitution
+    except (OversightError, OSError):
+        return {}  # moved or edited since the run: the critique requests name principle ids
+    return {(p.id, p.version): p.name for p in constitution.principles}
+
+
+def export_command(
+    run_dir: Path,
+    queue_url: str | None,
+    *,
+    self_critique: bool = False,
+    satisfied_rate: float = 0.1,
+) -> dict[str, Any]:
+    from ..errors import InputError, JournalError
     from ..export import export_run
 
     if not (run_dir / "journal.jsonl").exists():
         raise JournalError(f"{run_dir}: no journal.jsonl here; pass a run folder (runs/<name>)")
+    if not 0.0 <= satisfied_rate <= 1.0:
+        raise InputError(f"--satisfied-rate must be between 0 and 1, got {satisfied_rate}")
     url = queue_url
     summary_path = run_dir / "summary.json"
-    if url is None and summary_path.exists():
-        url = json.loads(summary_path.read_text()).get("queue")
+    previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if url is None:
+        url = previous.get("queue")
     url = url or default_queue_url(run_dir.parent)
     queue = _open_queue(url)
     try:
-        result = export_run(run_dir, queue=queue).as_dict()
+        result = export_run(
+            run_dir,
+            queue=queue,
+            self_critique=self_critique,
+            satisfied_rate=satisfied_rate,
+            principle_names=_principle_names(previous) if self_critique else None,
+        ).as_dict()
     finally:
         queue.close()
     if summary_path.exists():
@@ -332,6 +383,8 @@ def export_command(run_dir: Path, queue_url: str | None) -> dict[str, Any]:
             "human": result["human_rows"],
         }
         summary["pending_cases"] = result["pending_cases"]
+        if "self_critique" in result:
+            summary["self_critique"] = result["self_critique"]
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return result
 

@@ -1,4 +1,4 @@
-"""``oversight train sft|dpo`` and ``oversight eval``."""
+"""``oversight train sft|dpo|rm`` and ``oversight eval``."""
 
 from __future__ import annotations
 
@@ -98,6 +98,61 @@ def register(app: typer.Typer) -> None:
             "dpo", runs, config, output=output, model=model, max_steps=max_steps, lora=lora,
             data_dir=data_dir, as_json=as_json,
         )  # fmt: skip
+
+    @train_app.command("rm")
+    def rm(
+        runs: _RUNS,
+        heldout: Annotated[
+            list[Path] | None,
+            typer.Option(help="Run folders whose pairs measure accuracy (repeat); never trained."),
+        ] = None,
+        hh_rlhf: Annotated[
+            bool | None,
+            typer.Option(
+                "--hh-rlhf/--no-hh-rlhf",
+                help="Measure on the HH-RLHF harmless sample in the data folder (default: when "
+                "it is there).",
+            ),
+        ] = None,
+        data_dir: Annotated[
+            Path | None, typer.Option(help="Folder with hh-rlhf/ (default: ../shared/data).")
+        ] = None,
+        config: _CONFIG = None,
+        output: _OUTPUT = None,
+        model: _MODEL = None,
+        max_steps: _STEPS = None,
+        lora: _LORA = None,
+        as_json: _JSON = False,
+    ) -> None:
+        """Reward model (TRL RewardTrainer) on the runs' preference pairs, with its accuracy."""
+        from ..training.eval import default_data_dir
+        from ..training.rm import HH_RLHF_FILE, load_reward_settings, train_reward
+
+        hh_path = (data_dir or default_data_dir()) / HH_RLHF_FILE
+        use_hh = hh_path.is_file() if hh_rlhf is None else hh_rlhf
+        overrides = {"model": model, "max_steps": max_steps, "lora": lora}
+        if output is not None:
+            overrides["output_dir"] = str(output)
+        with user_errors(), contextlib.redirect_stdout(sys.stderr):
+            result = train_reward(
+                runs,
+                load_reward_settings(config, **overrides),
+                heldout_runs=heldout or [],
+                hh_rlhf=hh_path if use_hh else None,
+            )
+        if as_json:
+            typer.echo(json.dumps(result.as_dict(), indent=2))
+            return
+        err_console.print(
+            f"RM: {result.train_rows} train / {result.eval_rows} eval pairs; final model in "
+            f"{result.model_dir}"
+        )
+        for name, figures in result.accuracy.items():
+            base = figures.get("baseline", {}).get("accuracy")
+            err_console.print(
+                f"  accuracy on {name}: {figures.get('accuracy')} over {figures.get('pairs')} "
+                f"pairs (untrained: {base})"
+            )
 
     app.add_typer(train_app, name="train")
 

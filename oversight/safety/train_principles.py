@@ -339,8 +339,10 @@ def train_principles(
     cache_file: Path | None = None,
 ) -> dict[str, Any]:
     """Build the labels, drop near-duplicates of evaluation prompts, fit, save. Returns a report."""
+    from ..dedup import NearDuplicateCheck
+    from ..evaluation.sets import available_sets, evaluation_texts
     from .seed import generate_seed
-    from .train import default_data_root, drop_near_duplicates, evaluation_prompts
+    from .train import default_data_root
 
     torch = _torch()
     torch.set_num_threads(threads)
@@ -355,15 +357,15 @@ def train_principles(
             if e.split != "test"
         ]
     )
-    refs = evaluation_prompts(root) + harmbench_val_prompts(root)
+    # One near-duplicate check (oversight.dedup) against every evaluation set, plus HarmBench
+    # val, whose labels the AUROC report uses.
+    refs = {
+        **evaluation_texts(root, available_sets(root)),
+        "harmbench_val": harmbench_val_prompts(root),
+    }
+    check = NearDuplicateCheck(refs, embed=lambda t: embed(list(t), MAX_TOKENS))
     requests = list(dict.fromkeys(e.request for e in [*seed_rows, *own]))
-    keep = dict(
-        zip(
-            requests,
-            drop_near_duplicates(requests, refs, embed=lambda t: embed(t, MAX_TOKENS)),
-            strict=True,
-        )
-    )
+    keep = dict(zip(requests, check.keep_mask(requests), strict=True))
     examples = [e for e in [*seed_rows, *own] if keep[e.request]]
     dropped = len({e.request for e in [*seed_rows, *own]} - {e.request for e in examples})
     tensors, meta = train_heads(examples, embed, seed=seed)

@@ -1,13 +1,16 @@
 """Training sets from run exports: merge, human override, de-duplication, split, dataset card.
 
 Input: one or more run folders, each with ``sft.jsonl`` and ``dpo.jsonl`` (written by
-``oversight run`` / ``oversight export``), ``summary.json`` and ``journal.jsonl``.
+``oversight run`` / ``oversight export``), ``summary.json`` and ``journal.jsonl``; or ``.jsonl``
+files of SFT rows, such as a run's opt-in ``self_critique.jsonl``
+(``oversight export RUN --self-critique``).
 
 Rules, in order:
 
 1. **Human decisions win.** For a prompt (``provenance.prompt_id``) that has a row with
    ``provenance.source == "human"`` in any of the runs, the agents' consensus rows for that prompt
-   are dropped (SFT and DPO alike).
+   are dropped (SFT and DPO alike). Self-critique rows stay: the export already dropped the
+   critiques a human decision contradicts.
 2. **De-duplication** on the conversation content (prompt turns + target; for DPO + rejected),
    whitespace-normalised; the first occurrence is kept.
 3. **Split by prompt**: all rows of one prompt fall on the same side, the side drawn with the seed.
@@ -135,6 +138,17 @@ def load_runs(run_dirs: Sequence[str | Path]) -> TrainingData:
     sft: list[Row] = []
     dpo: list[Row] = []
     for run_dir in map(Path, run_dirs):
+        if run_dir.is_file():
+            if run_dir.suffix != ".jsonl":
+                raise InputError(
+                    f"{run_dir}: expected a run folder (runs/<name>) or a .jsonl file of SFT rows "
+                    "(e.g. runs/<name>/self_critique.jsonl)"
+                )
+            for i, row in enumerate(_read_jsonl(run_dir), 1):
+                _check_sft(row, f"{run_dir}:{i}")
+                sft.append(row)
+            data.runs.append(str(run_dir))
+            continue
         sft_path, dpo_path = run_dir / "sft.jsonl", run_dir / "dpo.jsonl"
         if not sft_path.exists() and not dpo_path.exists():
             raise InputError(
@@ -163,8 +177,9 @@ def load_runs(run_dirs: Sequence[str | Path]) -> TrainingData:
     def keep(rows: list[Row]) -> list[Row]:
         out, seen = [], set()
         for row in rows:
-            human = (row.get("provenance") or {}).get("source") == "human"
-            if _prompt_id(row) in human_prompts and not human:
+            source = (row.get("provenance") or {}).get("source")
+            overridable = source not in ("human", "self_critique")
+            if _prompt_id(row) in human_prompts and overridable:
                 data.dropped_by_human += 1
                 continue
             key = _content_key(row)
