@@ -57,6 +57,8 @@ _TEXT = (
     "ask about science history code cooking travel health money law and many other topics"
 )
 WORDS = _TEXT.split()
+QUIET = {"save_strategy": "no", "disable_tqdm": True}
+"""No checkpoint at the end of a round and no progress bar (neither is timed either way)."""
 
 
 def log(message: str) -> None:
@@ -170,7 +172,7 @@ def bench_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
     settings = SFTSettings(
         output_dir=tempfile.mkdtemp(prefix="train-cpu-sft-"), max_steps=steps,
         batch_size=args.rows_per_step, max_length=args.seq_len, learning_rate=1e-5,
-        eval_fraction=0.0, save_steps=10**9, logging_steps=10**9, seed=0, bf16=args.bf16,
+        eval_fraction=0.0, logging_steps=10**9, seed=0, bf16=args.bf16, trl_overrides=QUIET,
     )  # fmt: skip
     choice = _common.training_dtype(settings)
     rng = random.Random(0)
@@ -256,7 +258,7 @@ def bench_dpo(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
     settings = DPOSettings(
         output_dir=tempfile.mkdtemp(prefix="train-cpu-dpo-"), max_steps=steps,
         batch_size=args.pairs_per_step, max_length=args.seq_len, learning_rate=1e-6,
-        eval_fraction=0.0, save_steps=10**9, logging_steps=10**9, seed=0, bf16=args.bf16,
+        eval_fraction=0.0, logging_steps=10**9, seed=0, bf16=args.bf16, trl_overrides=QUIET,
     )  # fmt: skip
     choice = _common.training_dtype(settings)
     rng = random.Random(1)

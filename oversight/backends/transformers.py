@@ -317,6 +317,7 @@ class TransformersBackend:
             counts.append(min(end + 1, len(tokens)))
             text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
             texts.append(cut_at_stop(text, head.stop)[0])
+        self._queue.stats.tokens += sum(counts)
         results: list[Generation] = []
         at = 0
         for r, p in zip(requests, prompts, strict=True):
