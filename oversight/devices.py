@@ -57,6 +57,8 @@ class Capability:
     """The CUDA device's name, when ``device`` is CUDA."""
     gpu_bf16: bool = False
     """Whether the CUDA device computes in bf16 (``torch.cuda.is_bf16_supported()``)."""
+    note: str = ""
+    """Why a flag the CPU has does not count (e.g. ``ONEDNN_MAX_CPU_ISA=AVX2``)."""
 
     @property
     def cpu_bf16(self) -> bool:
@@ -72,6 +74,8 @@ class Capability:
             "cpu_flags": [f for f in relevant if f in self.cpu_flags],
             "cpu_dispatch": self.cpu_dispatch,
         }
+        if self.note:
+            out["note"] = self.note
         if self.device.startswith("cuda"):
             out.update(gpu=self.gpu_name, gpu_bf16=self.gpu_bf16)
         return out
@@ -164,8 +168,10 @@ def detect(device: str = "cpu") -> Capability:
     torch_flags, torch_name = _torch_cpu_flags()
     flags = flags | torch_flags
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", ""))
-    if isa.strip().upper() in _ONEDNN_WITHOUT_BF16:
+    note = ""
+    if isa.strip().upper() in _ONEDNN_WITHOUT_BF16 and flags & set(_CPU_BF16_FLAGS):
         flags = flags - set(_CPU_BF16_FLAGS)
+        note = f"ONEDNN_MAX_CPU_ISA={isa} keeps oneDNN off the CPU's bf16 units"
     dispatch = ""
     with contextlib.suppress(Exception):  # an unknown level on an exotic build: keep going
         dispatch = str(torch.backends.cpu.get_cpu_capability())
@@ -181,6 +187,7 @@ def detect(device: str = "cpu") -> Capability:
         cpu_dispatch=dispatch,
         gpu_name=gpu_name,
         gpu_bf16=gpu_bf16,
+        note=note,
     )
 
 
@@ -247,11 +254,10 @@ def pick_dtype(
         )
     widest = next((f for f in ("avx512f", "avx2") if f in cap.cpu_flags), "")
     what = f"{widest} but " if widest else ""
-    return DtypeChoice(
-        "float32",
-        f"the CPU has {what}no avx512_bf16 or amx_bf16: bf16 would be emulated, slower than fp32",
-        capability=cap,
+    reason = (
+        f"the CPU has {what}no avx512_bf16 or amx_bf16: bf16 would be emulated, slower than fp32"
     )
+    return DtypeChoice("float32", reason + (f" ({cap.note})" if cap.note else ""), capability=cap)
 
 
 def _explicit(value: str | bool, source: str, capability: Capability) -> DtypeChoice:
