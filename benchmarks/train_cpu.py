@@ -399,13 +399,12 @@ def main() -> None:
     for kind in args.kinds:
         log(f"{kind}: start")
         report[kind] = (bench_sft if kind == "sft" else bench_dpo)(model, tok, args)
-    report["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    report["wall_s"] = round(time.time() - t0, 1)
-    text_out = json.dumps(report, indent=2)
-    print(text_out)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            fh.write(text_out + "\n")
+        report["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        report["wall_s"] = round(time.time() - t0, 1)
+        if args.out:  # after each kind: a run cut short still leaves what it measured
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
