@@ -5,9 +5,10 @@ bf16 halves memory traffic, but it is only *fast* where the hardware computes in
 * **CPU**: x86 CPUs with AVX512-BF16 (Cooper Lake, Zen 4 and later) or AMX (Sapphire Rapids and
   later) run bf16 matrix products natively through oneDNN. On other x86 CPUs (AVX2-only laptops,
   AVX512 without the BF16 extension) torch emulates bf16 by converting to fp32 and back, which
-  is *slower* than fp32 (ARM CPUs stay on fp32 too: their bf16 paths are not measured here): on an AVX2-only CPU one SmolLM2-135M SFT step of 8 x 256 tokens took over
-  8 minutes in bf16 against 20 s in fp32, and batch-16 generation ran at 31 tokens/s in bf16
-  against 59 in fp32 (issue 12).
+  is *slower* than fp32 (ARM CPUs stay on fp32 too: their bf16 paths are not measured here). On
+  an AVX2-only CPU one SmolLM2-135M SFT step of 8 x 256 tokens took over 8 minutes in bf16
+  against 20 s in fp32, and batch-16 generation ran at 31 tokens/s in bf16 against 59 in fp32
+  (issue 12).
 * **CUDA**: bf16 where the GPU supports it (``torch.cuda.is_bf16_supported()``: Ampere and later).
   Older GPUs get fp32 here; set ``dtype: float16`` yourself if your model is fp16-safe.
 

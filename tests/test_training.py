@@ -346,3 +346,11 @@ def test_training_precision_defaults_to_the_machine(monkeypatch: pytest.MonkeyPa
     choice = training_dtype(DPOSettings())
     assert not choice.explicit
     assert choice.dtype == pick_dtype(default_device()).dtype
+
+
+def test_float16_is_refused_for_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oversight.training._common import training_dtype
+
+    monkeypatch.setenv("OVERSIGHT_DTYPE", "float16")
+    with pytest.raises(ConfigError, match="OVERSIGHT_DTYPE"):
+        training_dtype(SFTSettings())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..devices import DtypeChoice, default_device, pick_dtype
-from ..errors import PrerequisiteError
+from ..errors import ConfigError, PrerequisiteError
 from .config import CommonSettings
 from .data import Split, TrainingData, dataset_card, load_runs, split_rows, write_card
 
@@ -75,6 +75,11 @@ def training_dtype(settings: CommonSettings) -> DtypeChoice:
     mixed precision (fp32 master weights, bf16 autocast), never bf16 weights.
     """
     choice = pick_dtype(default_device(), requested=settings.bf16, source="the bf16 setting")
+    if choice.dtype == "float16":
+        raise ConfigError(
+            f"training runs in bf16 autocast or fp32, not float16 ({choice.reason}); unset "
+            "OVERSIGHT_DTYPE or set it to bfloat16 or float32"
+        )
     mode = "bf16 autocast over fp32 weights" if choice.bf16 else "fp32"
     logger.info("training in %s: %s", mode, choice.reason)
     return choice
