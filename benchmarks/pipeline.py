@@ -328,7 +328,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=48, help="max new tokens per generation")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--model", default=None, help="model dir (default: the embedded model)")
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument(
+        "--dtype", default="machine", help="machine (bf16 only where native), bfloat16, float32"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--skip-sequential", action="store_true")
@@ -443,7 +445,8 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
     report: dict[str, Any] = {
         "benchmark": "pipeline",
         "model": getattr(backend, "model_id", ""),
-        "dtype": args.dtype,
+        "dtype": backend.dtype_choice.dtype,
+        "dtype_reason": backend.dtype_choice.reason,
         "device": args.device,
         "machine": platform.machine(),
         "prompts": n,

@@ -202,8 +202,8 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, nargs="+", help="reuse finished runs instead")
     ap.add_argument("--reuse-before", action="store_true",
                     help="reuse OUT/eval_before.json (the base model does not change)")  # fmt: skip
-    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                    help="bf16 autocast (3x faster than fp32 on AVX512-BF16 CPUs)")  # fmt: skip
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                    help="bf16 autocast; default: the machine's choice")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import anyio
@@ -73,6 +74,24 @@ async def test_batched_greedy_generation_equals_one_at_a_time(backend: Transform
     together = await backend.generate(requests)
     assert [g.texts for g in together] == [g.texts for g in alone]
     assert all(g.prompt_tokens > 0 and 0 < g.completion_tokens <= 6 for g in together)
+    # The live counter a progress bar reads: every generated token, alone and batched.
+    assert backend.stats.tokens == 2 * sum(g.completion_tokens for g in together)
+
+
+def test_dtype_is_the_machine_choice_unless_set(
+    tiny_model: object, tokenizer: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oversight.devices import pick_dtype
+
+    monkeypatch.delenv("OVERSIGHT_DTYPE", raising=False)
+    explicit = TransformersBackend(tiny_model, tokenizer=tokenizer, dtype="float32")
+    assert explicit.dtype_choice.explicit and explicit.dtype_choice.dtype == "float32"
+    assert explicit.model.dtype == torch.float32
+    machine = TransformersBackend(copy.deepcopy(tiny_model), tokenizer=tokenizer)
+    expected = pick_dtype("cpu")
+    assert not machine.dtype_choice.explicit
+    assert machine.dtype_choice.dtype == expected.dtype
+    assert machine.model.dtype == expected.torch_dtype
 
 
 async def test_each_request_keeps_its_own_token_limit(backend: TransformersBackend) -> None:

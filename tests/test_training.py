@@ -291,10 +291,17 @@ def test_cli_train_sft_and_errors(runs: list[Path], tmp_path: Path) -> None:
     res = CliRunner().invoke(
         app,
         ["train", "sft", *map(str, runs), "--config", str(cfg), "--output", str(out),
-         "--model", str(model_dir), "--max-steps", "1", "--json"],
+         "--model", str(model_dir), "--max-steps", "1", "--fp32", "--json"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["model_dir"] == str(out / "final")
+    result = json.loads(res.stdout)
+    assert result["model_dir"] == str(out / "final")
+    # --fp32 beats the machine's choice, and the choice is recorded with its reason.
+    assert result["dtype"]["dtype"] == "float32"
+    assert result["dtype"]["explicit"] is True
+    recorded = json.loads((out / "train_metrics.json").read_text())["dtype"]
+    assert recorded["reason"] == "float32 set by the bf16 setting"
+    assert "cpu_flags" in recorded["machine"]
     res = CliRunner().invoke(
         app, ["train", "dpo", str(tmp_path / "nope"), "--model", str(model_dir)]
     )
@@ -312,3 +319,50 @@ def test_attention_kernel_setting_reaches_the_loaded_model(tmp_path: Path) -> No
     assert model.config._attn_implementation == "sdpa"  # the CPU default
     settings = load_settings(SFTSettings, None, attn_implementation="eager")
     assert settings.attn_implementation == "eager"
+
+
+def test_training_loads_fp32_weights_from_a_bf16_checkpoint(tmp_path: Path) -> None:
+    """bf16 weights train many times slower than fp32 on CPUs without bf16 units; bf16 enters
+    training only as autocast (issue 12), so the weights are fp32 whatever the checkpoint holds."""
+    import torch
+
+    from oversight.training._common import load_model_and_tokenizer
+
+    tok = tiny_tokenizer()
+    model_dir = tmp_path / "bf16-model"
+    tiny_llama(len(tok)).to(torch.bfloat16).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    model, _ = load_model_and_tokenizer(str(model_dir))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_training_precision_follows_the_setting_and_reaches_trl(
+    bf16: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oversight.training._common import training_dtype
+
+    monkeypatch.delenv("OVERSIGHT_DTYPE", raising=False)
+    settings = SFTSettings(bf16=bf16, eval_fraction=0.0)
+    choice = training_dtype(settings)
+    assert (choice.bf16, choice.explicit) == (bf16, True)
+    args = settings.to_trl(device_bf16=choice.bf16)
+    assert args.bf16 is bf16
+
+
+def test_training_precision_defaults_to_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oversight.devices import default_device, pick_dtype
+    from oversight.training._common import training_dtype
+
+    monkeypatch.delenv("OVERSIGHT_DTYPE", raising=False)
+    choice = training_dtype(DPOSettings())
+    assert not choice.explicit
+    assert choice.dtype == pick_dtype(default_device()).dtype
+
+
+def test_float16_is_refused_for_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oversight.training._common import training_dtype
+
+    monkeypatch.setenv("OVERSIGHT_DTYPE", "float16")
+    with pytest.raises(ConfigError, match="OVERSIGHT_DTYPE"):
+        training_dtype(SFTSettings())

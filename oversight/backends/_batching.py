@@ -57,6 +57,8 @@ class BatchStats:
     """Seconds spent inside the blocking batch function."""
     sizes: list[int] = field(default_factory=list)
     """Size of every batch, in order."""
+    tokens: int = 0
+    """Tokens generated, where the backend counts them (progress displays read it live)."""
 
     @property
     def mean_batch_size(self) -> float:

@@ -17,6 +17,7 @@ prompt); that is what choice scoring reads.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -123,7 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help="local model directory (default: the embedded model)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        help="machine (default: bf16 only where the CPU/GPU computes it natively), bfloat16, "
+        "float32, float16 or auto (the checkpoint's)",
+    )
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--num-threads", type=int, default=None)
     parser.add_argument("--name", default=None, help="model name the server reports")
@@ -140,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         max_batch_size=args.max_batch_size,
         num_threads=args.num_threads,
     )
+    choice = backend.dtype_choice
+    print(f"serving {backend.model_id} in {choice.dtype}: {choice.reason}", file=sys.stderr)
     uvicorn.run(
         create_app(backend, model_name=args.name),
         host=args.host,

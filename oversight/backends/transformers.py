@@ -6,8 +6,10 @@ run as one padded batch in a worker thread. Options (the hierarchy YAML's ``opti
 ``model``
     a local model directory (``config.json`` + weights + tokenizer); never downloaded.
 ``dtype``
-    ``bfloat16`` (default: on this project's CPUs twice as fast as fp32), ``float32``,
-    ``float16`` or ``auto`` (the checkpoint's).
+    ``machine`` (default: :func:`oversight.devices.pick_dtype` - bf16 on a CPU with AVX512-BF16
+    or AMX-BF16 and on a bf16 GPU, fp32 elsewhere, since emulated bf16 is slower than fp32),
+    ``bfloat16``, ``float32``, ``float16`` or ``auto`` (the checkpoint's). The choice and its
+    reason are in :attr:`TransformersBackend.dtype_choice`.
 ``device``
     ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (CUDA when available).
 ``max_batch_size`` / ``max_wait_ms``
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from ..devices import DtypeChoice, pick_dtype
 from ..errors import BackendError, ConfigError, PrerequisiteError
 from ._batching import BatchQueue
 from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
@@ -53,7 +56,7 @@ from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, 
 if TYPE_CHECKING:
     import torch
 
-_DTYPES = ("bfloat16", "float16", "float32", "auto")
+_DTYPES = ("machine", "bfloat16", "float16", "float32", "auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,7 @@ class TransformersBackend:
         model: str | Path | Any,
         *,
         tokenizer: str | Path | Any | None = None,
-        dtype: str = "bfloat16",
+        dtype: str | None = None,
         device: str = "cpu",
         max_batch_size: int = 16,
         max_wait_ms: float = 5.0,
@@ -133,14 +136,19 @@ class TransformersBackend:
         torch, transformers = _import_torch_transformers()
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        if dtype not in _DTYPES:
+        if dtype is not None and dtype not in _DTYPES:
             raise ConfigError(
                 f"transformers backend option dtype={dtype!r} is not one of {', '.join(_DTYPES)}"
             )
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        choice: DtypeChoice | None = None
+        if dtype != "auto":
+            choice = pick_dtype(
+                str(self.device), requested=dtype, source="the backend option dtype"
+            )
+        torch_dtype = "auto" if choice is None else choice.torch_dtype
         if isinstance(model, str | Path):
             path = Path(model).expanduser()
             if not (path / "config.json").is_file():
@@ -167,6 +175,11 @@ class TransformersBackend:
                 f"transformers backend: the tokenizer of {self.model_id} has no chat template; "
                 "use an instruct model"
             )
+        if choice is None:  # dtype: auto - whatever the checkpoint holds
+            loaded = str(self.model.dtype).removeprefix("torch.")
+            choice = DtypeChoice(cast(Any, loaded), "the checkpoint's dtype (dtype: auto)", True)
+        self.dtype_choice: DtypeChoice = choice
+        """The weights' dtype and why (:class:`oversight.devices.DtypeChoice`)."""
         self.model.to(self.device).eval()
         self._forward = torch.compile(self.model) if compile else self.model
         use_cb = hasattr(self.model, "generate_batch") and self.device.type == "cuda"
@@ -305,6 +318,7 @@ class TransformersBackend:
             counts.append(min(end + 1, len(tokens)))
             text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
             texts.append(cut_at_stop(text, head.stop)[0])
+        self._queue.stats.tokens += sum(counts)
         results: list[Generation] = []
         at = 0
         for r, p in zip(requests, prompts, strict=True):

@@ -32,13 +32,17 @@ def register(app: typer.Typer) -> None:
         model: Path | None = typer.Option(None, help="Model directory (default: embedded)."),
         host: str = typer.Option("127.0.0.1"),
         port: int = typer.Option(8000),
-        dtype: str = typer.Option("bfloat16"),
+        dtype: str | None = typer.Option(
+            None,
+            help="bfloat16, float32, float16 or auto (the checkpoint's); default: the machine's "
+            "choice (bf16 only where the CPU or GPU computes it natively).",
+        ),
         max_batch_size: int = typer.Option(16),
     ) -> None:
         """Serve a local model as an OpenAI-compatible chat-completions API (with logprobs)."""
         from ..backends._serve import main
 
-        argv = ["--host", host, "--port", str(port), "--dtype", dtype]
+        argv = ["--host", host, "--port", str(port)] + (["--dtype", dtype] if dtype else [])
         argv += ["--max-batch-size", str(max_batch_size)]
         if model is not None:
             argv += ["--model", str(model)]

@@ -10,8 +10,17 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from ._common import default_queue_url, err_console, user_errors
 
@@ -220,6 +229,7 @@ def run_command(
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TokenRateColumn(runtime.backends.values()),
                 TextColumn("{task.fields[status]}"),
                 console=err_console,
             ) as bar:
@@ -246,6 +256,11 @@ def run_command(
         queue.close()
     summary = _merge_summary(run_dir, result, exported.as_dict(), spec, url, len(items))
     summary["feedback"] = _feedback(run_dir, runtime)
+    summary["precision"] = {  # the dtype each local model ran in, and why
+        name: choice.as_dict()
+        for name, backend in runtime.backends.items()
+        if (choice := getattr(backend, "dtype_choice", None)) is not None
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -263,6 +278,23 @@ def _feedback(run_dir: Path, runtime: Any) -> dict[str, Any]:
         stats.update(getattr(agent, "stats", {}))
     scan = read_journal(run_dir / "journal.jsonl", strict=False)
     return feedback_summary(scan.envelopes, dict(stats))
+
+
+class TokenRateColumn(ProgressColumn):
+    """Tokens generated so far and tokens/s, read live from the backends' batching counters."""
+
+    def __init__(self, backends: Any) -> None:
+        super().__init__()
+        found = {id(s): s for b in backends if (s := getattr(b, "stats", None)) is not None}
+        self.stats = list(found.values())  # a backend shared by several roles counts once
+
+    def render(self, task: Task) -> Text:
+        tokens = sum(getattr(s, "tokens", 0) for s in self.stats)
+        if not self.stats:
+            return Text("")
+        elapsed = task.elapsed or 0.0
+        speed = f"{tokens / elapsed:,.0f} tok/s" if elapsed > 0 else "- tok/s"
+        return Text(f"{tokens:,} tokens {speed}", style="cyan")
 
 
 def _merge_summary(

@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,6 +32,19 @@ _DATA = Annotated[
         help="Evaluation sets to keep out of training (default $OVERSIGHT_DATA, ../shared/data).",
     ),
 ]
+_BF16 = Annotated[
+    bool | None,
+    typer.Option(
+        "--bf16/--fp32",
+        help="bf16 autocast or plain fp32 (default: the machine's choice: bf16 only with "
+        "AVX512-BF16/AMX or a bf16 GPU).",
+    ),
+]
+
+
+def _precision_line(dtype: dict[str, Any], verb: str) -> str:
+    """``"trained in bfloat16: the CPU has amx_bf16 ..."`` for the console."""
+    return f"[dim]{verb} in {dtype.get('dtype', '?')}: {dtype.get('reason', '')}[/dim]"
 
 
 def _train(kind: str, runs: list[Path], config: Path | None, **overrides: object) -> None:
@@ -45,14 +58,20 @@ def _train(kind: str, runs: list[Path], config: Path | None, **overrides: object
         overrides["data_dir"] = str(overrides["data_dir"])
     # The trainer prints its log lines to stdout; keep stdout for the result (--json).
     with user_errors(), contextlib.redirect_stdout(sys.stderr):
+        from ..training._common import training_dtype
+
         if kind == "sft":
             from ..training.sft import train_sft
 
-            result = train_sft(runs, load_settings(SFTSettings, config, **overrides))
+            sft_settings = load_settings(SFTSettings, config, **overrides)
+            err_console.print(_precision_line(training_dtype(sft_settings).as_dict(), "training"))
+            result = train_sft(runs, sft_settings)
         else:
             from ..training.dpo import train_dpo
 
-            result = train_dpo(runs, load_settings(DPOSettings, config, **overrides))
+            dpo_settings = load_settings(DPOSettings, config, **overrides)
+            err_console.print(_precision_line(training_dtype(dpo_settings).as_dict(), "training"))
+            result = train_dpo(runs, dpo_settings)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -60,6 +79,7 @@ def _train(kind: str, runs: list[Path], config: Path | None, **overrides: object
             f"{kind.upper()}: {result.train_rows} train / {result.eval_rows} eval rows; "
             f"final model in {result.model_dir} (card: {result.model_dir.parent}/dataset_card.md)"
         )
+        err_console.print(_precision_line(result.dtype, "trained"))
 
 
 def register(app: typer.Typer) -> None:
@@ -74,12 +94,13 @@ def register(app: typer.Typer) -> None:
         max_steps: _STEPS = None,
         lora: _LORA = None,
         data_dir: _DATA = None,
+        bf16: _BF16 = None,
         as_json: _JSON = False,
     ) -> None:
         """Supervised fine-tuning on the runs' consensus answers (loss on the answer only)."""
         _train(
             "sft", runs, config, output=output, model=model, max_steps=max_steps, lora=lora,
-            data_dir=data_dir, as_json=as_json,
+            data_dir=data_dir, bf16=bf16, as_json=as_json,
         )  # fmt: skip
 
     @train_app.command("dpo")
@@ -91,12 +112,13 @@ def register(app: typer.Typer) -> None:
         max_steps: _STEPS = None,
         lora: _LORA = None,
         data_dir: _DATA = None,
+        bf16: _BF16 = None,
         as_json: _JSON = False,
     ) -> None:
         """Preference optimisation: consensus answer (chosen) over the losing candidates."""
         _train(
             "dpo", runs, config, output=output, model=model, max_steps=max_steps, lora=lora,
-            data_dir=data_dir, as_json=as_json,
+            data_dir=data_dir, bf16=bf16, as_json=as_json,
         )  # fmt: skip
 
     @train_app.command("rm")
@@ -175,6 +197,10 @@ def register(app: typer.Typer) -> None:
         max_new_tokens: Annotated[int, typer.Option(help="Greedy tokens per answer.")] = 48,
         batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 16,
         output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+        dtype: Annotated[
+            str | None,
+            typer.Option(help="bfloat16, float32 or float16 (default: the machine's choice)."),
+        ] = None,
         as_json: _JSON = False,
     ) -> None:
         """Refusal rate on harmful prompts and compliance on safe ones (HarmBench, JBB, XSTest)."""
@@ -185,7 +211,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             results = evaluate_model(
                 model, sets=sets or SET_NAMES, limit=limit, data_dir=data_dir,
-                max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
+                max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, dtype=dtype,
             )  # fmt: skip
         text = json.dumps(results, indent=2, ensure_ascii=False)
         if output is not None:
@@ -194,3 +220,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(text)
         else:
             Console().print(results_table(results))
+            err_console.print(_precision_line(results["dtype"], "generated"))

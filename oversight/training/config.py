@@ -81,8 +81,9 @@ class CommonSettings:
     bf16: bool | None = field(
         default=None,
         metadata={
-            "help": "bf16 mixed precision; default: on when a CUDA GPU supports it. On a CPU with "
-            "AVX512-BF16 (or AMX) it is bf16 autocast, about 3x faster than fp32."
+            "help": "bf16 mixed precision (fp32 weights, bf16 autocast); default: the machine's "
+            "choice (oversight.devices.pick_dtype): on with a bf16 CUDA GPU or a CPU with "
+            "AVX512-BF16 or AMX-BF16, off elsewhere (emulated bf16 is slower than fp32)."
         },
     )
     attn_implementation: str | None = field(

@@ -53,7 +53,8 @@ def train_dpo(
         settings.model, model, tokenizer, settings.attn_implementation
     )
     model.config.use_cache = False
-    args = settings.to_trl(device_bf16=_common.gpu_bf16())
+    dtype = _common.training_dtype(settings)
+    args = settings.to_trl(device_bf16=dtype.bf16)
     evaluation = dpo_dataset(split.eval) if split.eval else None
     if evaluation is None:
         args.eval_strategy = "no"
@@ -71,11 +72,12 @@ def train_dpo(
     )
     trainer.train()
     final = _common.save_final(trainer, tokenizer, settings)
-    metrics = _common.write_metrics(trainer, settings, {})
+    metrics = _common.write_metrics(trainer, settings, {}, dtype)
     return _common.TrainResult(
         model_dir=final,
         train_rows=len(split.train),
         eval_rows=len(split.eval),
         metrics=metrics,
         card=card,
+        dtype=dtype.as_dict(),
     )

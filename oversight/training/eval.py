@@ -141,9 +141,16 @@ def generate_answers(
     return answers
 
 
-def load_for_eval(model_path: str | None) -> tuple[Any, Any]:
+def load_for_eval(model_path: str | None, dtype: str | None = None) -> tuple[Any, Any, Any]:
+    """Model, tokenizer and :class:`~oversight.devices.DtypeChoice` for evaluation.
+
+    ``dtype`` (``bfloat16``, ``float32``, ``float16``) wins; by default the machine decides
+    (:func:`oversight.devices.pick_dtype`: bf16 only where it is computed natively).
+    """
+    from ..devices import default_device, pick_dtype
+
     try:
-        import torch
+        import torch  # noqa: F401  (a clear error when torch is missing)
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError:
         raise PrerequisiteError(
@@ -155,11 +162,10 @@ def load_for_eval(model_path: str | None) -> tuple[Any, Any]:
     if not Path(path).exists():
         raise InputError(f"{path}: no such model directory (pass a trained model's final/ dir)")
     tok = AutoTokenizer.from_pretrained(path)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    # bf16 everywhere: on CPU it is about twice as fast as fp32 (the backend's default too).
-    dtype = torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    return model.to(device), tok  # type: ignore[arg-type]  # transformers' stub for .to
+    device = default_device()
+    choice = pick_dtype(device, requested=dtype, source="--dtype")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.torch_dtype)
+    return model.to(device), tok, choice  # type: ignore[arg-type]  # transformers' stub for .to
 
 
 def evaluate_model(
@@ -175,14 +181,24 @@ def evaluate_model(
     tokenizer: Any = None,
     samples: int = 3,
     seed: int = 0,
+    dtype: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a model on the sets; JSON-ready results (rates, label counts, sample answers)."""
+    """Evaluate a model on the sets; JSON-ready results (rates, label counts, sample answers).
+
+    ``dtype`` is the precision of a model loaded here (default: the machine's choice, recorded
+    under ``"dtype"`` in the results); a passed ``model`` runs as it is.
+    """
     detector_name = "custom"
     if judge is None:
         judge, detector_name = default_judge()
     eval_sets = [load_eval_set(name, data_dir) for name in sets]  # fail fast on missing data
+    precision: dict[str, Any] = {
+        "dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
+        "reason": "the passed model's own dtype",
+    }
     if model is None or tokenizer is None:
-        model, tokenizer = load_for_eval(model_path)
+        model, tokenizer, choice = load_for_eval(model_path, dtype)
+        precision = choice.as_dict()
     results: dict[str, Any] = {}
     for es in eval_sets:
         prompts = es.prompts
@@ -212,6 +228,7 @@ def evaluate_model(
         "max_new_tokens": max_new_tokens,
         "limit": limit,
         "seed": seed,
+        "dtype": precision,
         "sets": results,
     }
 

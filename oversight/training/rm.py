@@ -424,7 +424,8 @@ def train_reward(
         start = copy.deepcopy(model).to(getattr(torch, settings.eval_dtype))
         floor = measure(RewardScorer(start, tokenizer, **opts))
         del start
-    args = settings.to_trl(device_bf16=_common.gpu_bf16())
+    dtype = _common.training_dtype(settings)
+    args = settings.to_trl(device_bf16=dtype.bf16)
     evaluation = preference_dataset(split.eval) if split.eval else None
     if evaluation is None:
         args.eval_strategy = "no"
@@ -448,7 +449,7 @@ def train_reward(
             figures["baseline"] = floor[name]
     if "heldout" in sets:
         accuracy.setdefault("heldout", {"pairs": 0})["dropped_trained_prompts"] = dropped
-    metrics = _common.write_metrics(trainer, settings, {})
+    metrics = _common.write_metrics(trainer, settings, {}, dtype)
     (Path(settings.output_dir) / "rm_accuracy.json").write_text(
         json.dumps(accuracy, indent=2) + "\n", encoding="utf-8"
     )

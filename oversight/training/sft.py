@@ -63,7 +63,8 @@ def train_sft(
     evaluation = sft_dataset(split.eval, tokenizer, settings) if split.eval else None
     if evaluation is not None and len(evaluation) == 0:
         evaluation = None
-    args = settings.to_trl(device_bf16=_common.gpu_bf16())
+    dtype = _common.training_dtype(settings)
+    args = settings.to_trl(device_bf16=dtype.bf16)
     if evaluation is None:
         args.eval_strategy = "no"
     trainer = SFTTrainer(
@@ -78,7 +79,7 @@ def train_sft(
     trainer.train()
     final = _common.save_final(trainer, tokenizer, settings)
     metrics = _common.write_metrics(
-        trainer, settings, {"answer_tokens_per_epoch": answer_tokens(train)}
+        trainer, settings, {"answer_tokens_per_epoch": answer_tokens(train)}, dtype
     )
     return _common.TrainResult(
         model_dir=final,
@@ -86,4 +87,5 @@ def train_sft(
         eval_rows=len(split.eval),
         metrics=metrics,
         card=card,
+        dtype=dtype.as_dict(),
     )

@@ -2,7 +2,8 @@
 
 Nothing is downloaded: the tokenizer's vocabulary is the 256 byte symbols plus three special
 tokens, and the model is built from a config with random weights. Used by the tests and by
-``benchmarks/train_gpu.py --tiny`` on machines without a GPU.
+``benchmarks/train_gpu.py --tiny`` on machines without a GPU; the SmolLM2-shaped configs give the
+benchmarks real model shapes with random weights.
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ def smollm2_360m_config(tokenizer: Any, **kw: Any) -> Any:
         vocab_size=len(tokenizer), hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
         num_attention_heads=15, num_key_value_heads=5, max_position_embeddings=8192,
         rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kw,
+    )  # fmt: skip
+
+
+def smollm2_135m_config(tokenizer: Any, **kw: Any) -> Any:
+    """A ``LlamaConfig`` shaped like SmolLM2-135M (the embedded default) for ``tokenizer``.
+
+    ``benchmarks/train_cpu.py --random-init`` uses it when the cached weights are not wanted:
+    a training step costs the same whatever the weights are.
+    """
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+        num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
+        rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **kw,
     )  # fmt: skip

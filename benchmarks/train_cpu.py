@@ -1,0 +1,411 @@
+"""SFT and DPO steps on the CPU: the library's path against a plain fp32 PyTorch loop; one JSON.
+
+The **library's path** is what ``oversight train sft|dpo`` runs per step: the model loaded by
+:func:`oversight.training._common.load_model_and_tokenizer` (fp32 weights), the precision from
+:func:`oversight.training._common.training_dtype` (bf16 autocast only where the CPU has
+AVX512-BF16 or AMX-BF16), TRL's ``SFTTrainer`` / ``DPOTrainer`` with the settings' ``to_trl``,
+the library's packed SFT dataset and collator, and DPO's frozen reference copy. Only the data
+preparation from run folders (dataset card, refusal detector) is left out: it runs once, not per
+step.
+
+The **baseline** is a plain fp32 loop (fused ``torch.optim.AdamW``, ``loss.backward()``, no Trainer)
+on a copy of the same starting weights and the same rows: for SFT the library's collated
+batches, for DPO TRL's own collated pairs with the sigmoid DPO loss written out. When the
+library picks bf16, a third variant runs the plain loop under bf16 autocast, which separates what
+the precision buys from what the Trainer costs.
+
+Variants alternate in ``--rounds`` rounds (the order flips every round; the machine may be
+shared); each round runs ``--warmup`` untimed and ``--steps`` timed steps per variant, and a
+variant's tokens/s is the median over rounds (tokens: every non-padding token a step processes).
+``ratio`` is the library's tokens/s over the plain fp32 loop's (goal: >= 0.9).
+
+    python benchmarks/train_cpu.py                  # the embedded SmolLM2-135M (cached weights)
+    python benchmarks/train_cpu.py --random-init    # the same shape, random weights
+    python benchmarks/train_cpu.py --threads 1 --seq-len 128 --rows-per-step 2 --pairs-per-step 2 \
+        --steps 2   # small enough for a busy shared 2-core CPU
+    # an AVX2-class CPU's kernels on a newer CPU (oneDNN and ATen limited to AVX2):
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/train_cpu.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from oversight.devices import detect, pick_dtype
+from oversight.training import _common
+from oversight.training.config import DPOSettings, SFTSettings
+from oversight.training.dpo import dpo_dataset
+from oversight.training.packing import IGNORE, collator_for
+from oversight.training.sft import sft_dataset
+
+_TEXT = (
+    "the model should answer clearly and safely with steps examples and reasons because people "
+    "ask about science history code cooking travel health money law and many other topics"
+)
+WORDS = _TEXT.split()
+QUIET = {"save_strategy": "no", "disable_tqdm": True}
+"""No checkpoint at the end of a round and no progress bar (neither is timed either way)."""
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def brief(choice: Any) -> dict[str, Any]:
+    """The choice without the machine (recorded once, at the top)."""
+    return {k: v for k, v in choice.as_dict().items() if k != "machine"}
+
+
+def text(rng: random.Random, lo: int, hi: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))
+
+
+def load(args: argparse.Namespace) -> tuple[Any, Any]:
+    """fp32 model and tokenizer, as the library loads them (or the same shape, random)."""
+    if not args.random_init:
+        return _common.load_model_and_tokenizer(None)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from oversight.backends import embedded
+    from oversight.training.tiny import smollm2_135m_config
+
+    target = embedded.cache_dir() / "models" / embedded.SMOLLM2_CACHE_NAME
+    if embedded._is_built(target):
+        tok = AutoTokenizer.from_pretrained(target)
+    else:  # the tokenizer straight from the packaged GGUF; no model build needed
+        gguf = embedded.default_gguf_path(verify=False)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    torch.manual_seed(0)
+    config = smollm2_135m_config(tok, use_cache=False)
+    model = AutoModelForCausalLM.from_config(
+        config, attn_implementation="sdpa", dtype=torch.float32
+    )
+    return model, tok
+
+
+# -- timing ---------------------------------------------------------------------------------------
+
+
+def trainer_timer(times: list[float]) -> Any:
+    from transformers import TrainerCallback
+
+    class Timer(TrainerCallback):  # type: ignore[misc]
+        start = 0.0
+
+        def on_step_begin(self, *a: Any, **k: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            times.append(time.perf_counter() - self.start)
+
+    return Timer()
+
+
+def rate(tokens: list[int], times: list[float], warmup: int) -> float:
+    """Tokens/s over the timed steps (after ``warmup``)."""
+    n = min(len(tokens), len(times))
+    return sum(tokens[warmup:n]) / sum(times[warmup:n])
+
+
+def adamw(model: Any, lr: float) -> torch.optim.Optimizer:
+    """Fused AdamW, as the Trainer uses by default (torch >= 2.8): a for-loop AdamW would make
+    the baseline slower than a careful hand loop."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
+
+
+def plain_loop(
+    model: Any,
+    batches: list[dict[str, Any]],
+    loss_fn: Callable[[Any, dict[str, Any]], torch.Tensor],
+    opt: torch.optim.Optimizer,
+    autocast: bool,
+) -> list[float]:
+    """One plain step per batch: forward, backward, AdamW step; returns per-step seconds."""
+    times = []
+    model.train()
+    for batch in batches:
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def run_rounds(
+    variants: dict[str, Callable[[], tuple[list[int], list[float]]]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Run the variants alternately; per variant, tokens/s of each round and the median."""
+    per_round: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            tokens, times = variants[name]()
+            per_round[name].append(rate(tokens, times, args.warmup))
+            log(f"round {r + 1} {name}: {per_round[name][-1]:.1f} tokens/s")
+    out: dict[str, Any] = {
+        name: {"tokens_per_s": round(statistics.median(v), 1), "rounds": [round(x, 1) for x in v]}
+        for name, v in per_round.items()
+    }
+    base = out["plain_fp32"]["tokens_per_s"]
+    out["ratio"] = round(out["library"]["tokens_per_s"] / base, 3)
+    out["goal"] = 0.9
+    out["goal_met"] = out["ratio"] >= 0.9
+    return out
+
+
+# -- SFT ------------------------------------------------------------------------------------------
+
+
+def bench_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
+    steps = args.warmup + args.steps
+    settings = SFTSettings(
+        output_dir=tempfile.mkdtemp(prefix="train-cpu-sft-"), max_steps=steps,
+        batch_size=args.rows_per_step, max_length=args.seq_len, learning_rate=1e-5,
+        eval_fraction=0.0, logging_steps=10**9, seed=0, bf16=args.bf16, trl_overrides=QUIET,
+    )  # fmt: skip
+    choice = _common.training_dtype(settings)
+    rng = random.Random(0)
+    rows: list[dict[str, Any]] = []
+    need = args.rows_per_step * steps
+    dataset = sft_dataset([], tok, settings)
+    while len(dataset) < need:  # packed rows of about seq_len tokens, exactly one epoch
+        rows += [
+            {
+                "messages": [
+                    {"role": "user", "content": text(rng, 8, 40)},
+                    {"role": "assistant", "content": text(rng, 20, 120)},
+                ]
+            }
+            for _ in range(need * 2)
+        ]
+        dataset = sft_dataset(rows, tok, settings)
+    dataset = dataset.select(range(need))
+    collate = collator_for(model, tok.pad_token_id)
+    plain = copy.deepcopy(model)
+    lib_tokens: list[int] = []
+
+    def counting(batch_rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        lib_tokens.append(sum(len(r["input_ids"]) for r in batch_rows))
+        return collate(batch_rows)
+
+    step = args.rows_per_step
+    chunks = [dataset.select(range(i, i + step)) for i in range(0, need, step)]
+    batches = [collate(list(c)) for c in chunks]
+    plain_tokens = [sum(len(r["input_ids"]) for r in c) for c in chunks]
+    opt = adamw(plain, 1e-5)
+
+    def hf_loss(m: Any, batch: dict[str, Any]) -> torch.Tensor:
+        return m(**batch).loss
+
+    def library() -> tuple[list[int], list[float]]:
+        from trl import SFTTrainer
+
+        lib_tokens.clear()
+        times: list[float] = []
+        trainer = SFTTrainer(
+            model=model, args=settings.to_trl(device_bf16=choice.bf16), train_dataset=dataset,
+            processing_class=tok, data_collator=counting, callbacks=[trainer_timer(times)],
+        )  # fmt: skip
+        trainer.train()
+        return list(lib_tokens), times
+
+    def plain_fp32() -> tuple[list[int], list[float]]:
+        return plain_tokens, plain_loop(plain, batches, hf_loss, opt, False)
+
+    variants = {"library": library, "plain_fp32": plain_fp32}
+    if choice.bf16 and args.autocast_loop:
+        same = copy.deepcopy(plain)
+        opt_same = adamw(same, 1e-5)
+
+        def plain_bf16_autocast() -> tuple[list[int], list[float]]:
+            return plain_tokens, plain_loop(same, batches, hf_loss, opt_same, True)
+
+        variants["plain_bf16_autocast"] = plain_bf16_autocast
+    result = run_rounds(variants, args)
+    shape = {"rows_per_step": step, "tokens_per_step": round(statistics.mean(plain_tokens))}
+    return {"dtype": brief(choice), **shape, **result}
+
+
+# -- DPO ------------------------------------------------------------------------------------------
+
+
+def sequence_logps(model: Any, batch: dict[str, Any]) -> torch.Tensor:
+    """Summed log-probabilities of the completion tokens of each sequence."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    labels = ids.masked_fill(batch["completion_mask"] == 0, IGNORE)[:, 1:]
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1]
+    lp = -F.cross_entropy(
+        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="none"
+    )
+    return lp.view(labels.shape).sum(1)
+
+
+def bench_dpo(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from trl import DPOTrainer
+
+    steps = args.warmup + args.steps
+    settings = DPOSettings(
+        output_dir=tempfile.mkdtemp(prefix="train-cpu-dpo-"), max_steps=steps,
+        batch_size=args.pairs_per_step, max_length=args.seq_len, learning_rate=1e-6,
+        eval_fraction=0.0, logging_steps=10**9, seed=0, bf16=args.bf16, trl_overrides=QUIET,
+    )  # fmt: skip
+    choice = _common.training_dtype(settings)
+    rng = random.Random(1)
+    rows = []
+    for _ in range(args.pairs_per_step * steps):
+        answer = text(rng, 20, 60)
+        rows.append({
+            "prompt": [{"role": "user", "content": text(rng, 8, 40)}],
+            "chosen": [{"role": "assistant", "content": answer}],
+            "rejected": [{"role": "assistant", "content": " ".join(reversed(answer.split()))}],
+        })  # fmt: skip
+    dataset = dpo_dataset(rows)
+    plain = copy.deepcopy(model)
+    reference = copy.deepcopy(model).eval().requires_grad_(False)
+    lib_tokens: list[int] = []
+    beta = settings.beta
+
+    def make_trainer(times: list[float]) -> Any:
+        trainer = DPOTrainer(
+            model=model, ref_model=reference, args=settings.to_trl(device_bf16=choice.bf16),
+            train_dataset=dataset, processing_class=tok, callbacks=[trainer_timer(times)],
+        )  # fmt: skip
+        collate = trainer.data_collator
+
+        def counting(examples: list[dict[str, Any]]) -> dict[str, Any]:
+            batch = collate(examples)
+            lib_tokens.append(int(batch["attention_mask"].sum()))
+            return batch
+
+        trainer.data_collator = counting
+        return trainer
+
+    # The plain loop gets TRL's own tokenized pairs, collated by TRL's collator.
+    probe = make_trainer([])
+    keys = ("prompt_ids", "chosen_ids", "rejected_ids")
+    tokenized = [{k: probe.train_dataset[i][k] for k in keys} for i in range(len(dataset))]
+    collate = probe.data_collator
+    batches = [
+        collate(tokenized[i : i + args.pairs_per_step])
+        for i in range(0, len(tokenized), args.pairs_per_step)
+    ]
+    plain_tokens = [int(b["attention_mask"].sum()) for b in batches]
+    del probe
+
+    def dpo_loss(m: Any, batch: dict[str, Any]) -> torch.Tensor:
+        logps = sequence_logps(m, batch)
+        with torch.no_grad():
+            ref = sequence_logps(reference, batch)
+        chosen, rejected = (logps - ref).chunk(2)
+        return -F.logsigmoid(beta * (chosen - rejected)).mean()
+
+    def library() -> tuple[list[int], list[float]]:
+        lib_tokens.clear()
+        times: list[float] = []
+        make_trainer(times).train()
+        return list(lib_tokens), times
+
+    opt = adamw(plain, 1e-6)
+
+    def plain_fp32() -> tuple[list[int], list[float]]:
+        return plain_tokens, plain_loop(plain, batches, dpo_loss, opt, False)
+
+    variants = {"library": library, "plain_fp32": plain_fp32}
+    if choice.bf16 and args.autocast_loop:
+        same = copy.deepcopy(plain)
+        opt_same = adamw(same, 1e-6)
+
+        def plain_bf16_autocast() -> tuple[list[int], list[float]]:
+            return plain_tokens, plain_loop(same, batches, dpo_loss, opt_same, True)
+
+        variants["plain_bf16_autocast"] = plain_bf16_autocast
+    result = run_rounds(variants, args)
+    mean = round(statistics.mean(plain_tokens))
+    shape = {"pairs_per_step": args.pairs_per_step, "tokens_per_step": mean}
+    return {"dtype": brief(choice), **shape, **result}
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--random-init", action="store_true", help="SmolLM2-135M shape, random weights")
+    ap.add_argument("--kinds", nargs="+", default=["sft", "dpo"], choices=["sft", "dpo"])
+    ap.add_argument("--seq-len", type=int, default=256, help="packed row / pair length (tokens)")
+    ap.add_argument("--rows-per-step", type=int, default=4, help="SFT packed rows per step")
+    ap.add_argument("--pairs-per-step", type=int, default=4, help="DPO pairs per step")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps per variant and round")
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                    help="force the library's precision (default: the machine's)")  # fmt: skip
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's; 1 on a shared CPU)")  # fmt: skip
+    ap.add_argument("--autocast-loop", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the plain loop under bf16 autocast, if chosen")  # fmt: skip
+    ap.add_argument("--out", help="also write the JSON to this file")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    t0 = time.time()
+    load_start = os.getloadavg()
+    capability = detect("cpu")
+    report: dict[str, Any] = {
+        "benchmark": "train_cpu",
+        "command": "python benchmarks/train_cpu.py " + " ".join(sys.argv[1:]),
+        "machine": capability.as_dict()
+        | {
+            "all_bf16_flags": sorted(f for f in capability.cpu_flags if "bf16" in f),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "env": {
+                k: os.environ[k]
+                for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "OVERSIGHT_DTYPE")
+                if k in os.environ
+            },
+        },
+        "chosen": brief(pick_dtype("cpu", capability, requested=args.bf16)),
+        "model": "SmolLM2-135M shape, random init" if args.random_init else "SmolLM2-135M-Instruct",
+        "seq_len": args.seq_len,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "loadavg_start": [round(x, 2) for x in load_start],
+    }
+    log(f"precision: {report['chosen']['dtype']} ({report['chosen']['reason']})")
+    model, tok = load(args)
+    model.config.use_cache = False
+    for kind in args.kinds:
+        log(f"{kind}: start")
+        report[kind] = (bench_sft if kind == "sft" else bench_dpo)(model, tok, args)
+        report["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        report["wall_s"] = round(time.time() - t0, 1)
+        if args.out:  # after each kind: a run cut short still leaves what it measured
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
