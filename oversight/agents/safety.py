@@ -48,8 +48,9 @@ class SafetyAgent(AuditMixin):
     ``revise`` asks for a revision, ``allow`` lets the other findings decide.
 
     Options: ``principle``, ``band`` (uncertainty band, default 0.1), ``signals`` (run the
-    jailbreak signal detector, default true), ``block_threshold`` (default 0.9) and
-    ``escalate_threshold`` (default 0.3), both on P(request harmful).
+    jailbreak signal detector, default true), ``block_threshold`` (default 0.85) and
+    ``escalate_threshold`` (default 0.3), both on P(request harmful); 0.85 is the lowest threshold
+    blocking at most 1% of safe validation requests (``benchmarks/safety_gate.py``).
     """
 
     @property
@@ -95,7 +96,7 @@ class SafetyAgent(AuditMixin):
             [risk], float(self.options.get("band", 0.1))
         )
         verdict = VERDICT_NAMES[int(verdicts[0])]
-        block = float(self.options.get("block_threshold", 0.9))
+        block = float(self.options.get("block_threshold", 0.85))
         moderate = float(self.options.get("escalate_threshold", 0.3))
         framing = bool({"injection", "roleplay", "tool_misuse"} & set(signals))
         action: SafetyAction
