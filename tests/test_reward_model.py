@@ -215,8 +215,9 @@ def test_reward_model_judges_in_a_hierarchy(trained: Any, tmp_path: Path, audits
     assert summary["failed"] == 0
     envs = read_journal(tmp_path / "runs" / "test" / "journal.jsonl").envelopes
     by_judge = [e.payload for e in envs if e.sender == "judge"]
-    if audits:
-        assert by_judge and all(p.kind == "audit" for p in by_judge)
+    if audits:  # it audits the harm critic (and, as every judge, ranks any revisions)
+        assert any(p.kind == "audit" for p in by_judge)
+        assert all(p.kind in ("audit", "judgment") for p in by_judge)
     else:
         assert by_judge and all(p.kind == "judgment" for p in by_judge)
         assert all("c0" in p.scores and len(p.scores) >= 2 for p in by_judge)
