@@ -254,12 +254,12 @@ class ReviserAgent(Agent):
         source = "best_of_n" if n > 1 else ("few_shot" if examples else "model")
         revisions = []
         seen: set[str] = set()
+        # Everything internal this episode has said: no revision may repeat it to the user.
+        internal = ("critique", "audit", "judgment", "safety_assessment")
         rationales = [c.rationale for c in critiques] + [
-            c.rationale
+            env.payload.rationale
             for env in ctx.published
-            if getattr(getattr(env, "payload", None), "kind", "")
-            in ("critique", "audit", "judgment", "safety_assessment")
-            for c in (env.payload,)
+            if getattr(getattr(env, "payload", None), "kind", "") in internal
         ]
         allowed = [ctx.request, candidate, *(s.guidance for s in specs)]
         allowed += [c.suggestion for c in critiques] + [c.quote for c in critiques]
