@@ -61,6 +61,21 @@ _FIELD_NAMES = {
 }
 
 
+def answer_form(blocks: Sequence[tuple[str, bool, str, str, str]]) -> str:
+    """A written critique in the :data:`WRITE_FORMAT`, as a model is asked to give it: one
+    ``(principle, violated, quote, why, better)`` block each, prefixed with ``Principle: <id>``
+    when there are several (the multi-principle form). The test-double backends write with it,
+    :func:`parse_written_critique` reads it."""
+    out = []
+    for principle, violated, quote, why, better in blocks:
+        block = (
+            f'Verdict: {"Yes" if violated else "No"}\nQuote: "{quote}"\nWhy: {why}\n'
+            f"Better: {better}"
+        )
+        out.append(f"Principle: {principle}\n{block}" if len(blocks) > 1 else block)
+    return "\n".join(out)
+
+
 def sentences(text: str) -> list[str]:
     """The candidate's sentences, each a verbatim substring of ``text`` (stripped)."""
     out = [m.group(0).strip() for m in _SENTENCE.finditer(text)]
@@ -398,6 +413,7 @@ __all__ = [
     "MIN_WORDS",
     "WRITE_FORMAT",
     "WrittenCritique",
+    "answer_form",
     "clip",
     "copies_reasoning",
     "detect_category",

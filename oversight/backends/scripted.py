@@ -37,6 +37,7 @@ from typing import Any
 
 import anyio
 
+from ..critiques import answer_form
 from ..errors import BackendError
 from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
 
@@ -186,11 +187,8 @@ class ScriptedBackend:
                 if bad
                 else "Nothing needs to change."
             )
-            block = (
-                f'Verdict: {"Yes" if bad else "No"}\nQuote: "{first}"\nWhy: {why}\nBetter: {better}'
-            )
-            blocks.append(f"Principle: {pid}\n{block}" if len(ids) > 1 else block)
-        return "\n".join(blocks)
+            blocks.append((str(pid), bad, first, why, better))
+        return answer_form(blocks)
 
     async def score(self, requests: Sequence[ScoreRequest]) -> list[ChoiceScores]:
         out = []

@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import numpy as np
 
+from ..critiques import answer_form
 from ..simulate import behaviour as bh
 from ._protocol import (
     ChoiceScores,
@@ -209,11 +210,10 @@ def _written_critique(meta: Mapping[str, Any], harmful: bool, b: Any) -> str:
     for pid in ids:
         kind = bh.principle_kind(str(pid), b.principle_kinds)
         bad = bool(bh.truly_violated(kind, harmful, complies))
-        block = (
-            f'Verdict: {"Yes" if bad else "No"}\nQuote: "{first}"\n'
-            f"Why: in this simulated case the answer {'complies' if complies else 'refuses'} "
-            f"and the request is {'harmful' if harmful else 'benign'} for {pid}.\n"
-            f"Better: {'answer the other way' if bad else 'nothing to change'}."
+        why = (
+            f"in this simulated case the answer {'complies' if complies else 'refuses'} "
+            f"and the request is {'harmful' if harmful else 'benign'} for {pid}."
         )
-        blocks.append(f"Principle: {pid}\n{block}" if len(ids) > 1 else block)
-    return "\n".join(blocks)
+        better = "answer the other way." if bad else "nothing to change."
+        blocks.append((str(pid), bad, first, why, better))
+    return answer_form(blocks)
