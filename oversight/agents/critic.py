@@ -118,8 +118,8 @@ class CriticAgent(AuditMixin):
             p_yes, float(self.options.get("band", 0.1))
         )
         names = [VERDICT_NAMES[int(v)] for v in verdicts]
-        written = await self._write(ctx, candidate_id, specs, names, p_yes)
         category = detect_category(ctx.request, ctx.constitution.categories)
+        written = await self._write(ctx, candidate_id, specs, names, p_yes, category)
         critiques = []
         for spec, p, verdict, confidence, note in zip(
             specs, p_yes, names, confidences, written, strict=True
@@ -166,11 +166,11 @@ class CriticAgent(AuditMixin):
         specs: list[Any],
         verdicts: list[str],
         p_yes: list[float],
+        category: Any,
     ) -> list[WrittenCritique]:
         text = ctx.candidates[candidate_id]
         writer = self.writer
         if writer == "evidence":
-            category = detect_category(ctx.request, ctx.constitution.categories)
             (evidence,) = await self.backend.evidence([(ctx.request, text)])  # type: ignore[union-attr]
             return [
                 evidence_critique(
