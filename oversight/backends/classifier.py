@@ -33,7 +33,7 @@ The first choice gets the probability, the second its complement (``("Yes", "No"
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,8 @@ from ..errors import BackendError
 from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
 
 _FLOOR = 0.02
+_VERDICT_CACHE = 4096
+"""Conversations whose verdicts the backend keeps (cleared when full)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,19 @@ class ClassifierBackend:
         self._classifier = SafetyClassifier(weights_dir, threads=threads)
         self._refusals = RefusalDetector(self._classifier)
         self._principles = _principle_heads(self._classifier)
+        self._verdicts: dict[tuple[tuple[str, str], ...], Any] = {}
+        """Conversation -> its verdict: every agent of an episode asks about the same request
+        (safety, each critic and principle, audits, the judge, critique evidence), and the
+        verdict is a pure function of the text, so each conversation is classified once."""
+
+    def _assess(self, turns: Sequence[Mapping[str, str]]) -> Any:
+        key = tuple((t.get("role", ""), t.get("content", "")) for t in turns)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICT_CACHE:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._classifier.assess_conversation(turns)
+        return verdict
 
     async def generate(self, requests: Sequence[GenerateRequest]) -> list[Generation]:
         raise BackendError(
@@ -105,7 +120,7 @@ class ClassifierBackend:
             else:
                 user_turns = [t for t in turns if t["role"] == "user"]
                 conversation = turns[:-1] if len(user_turns) > 1 else turns
-            verdict = self._classifier.assess_conversation(conversation or turns)
+            verdict = self._assess(conversation or turns)
             harm = verdict.harm if verdict.action != "escalate" else max(verdict.harm, 0.5)
             prompt = conversation[-1]["content"] if conversation else ""
             task, principle = meta.get("task"), meta.get("principle")
@@ -157,7 +172,7 @@ class ClassifierBackend:
 
         out = []
         for request, candidate in items:
-            verdict = self._classifier.assess_conversation([{"role": "user", "content": request}])
+            verdict = self._assess([{"role": "user", "content": request}])
             parts = sentences(candidate)
             scores = self._classifier.harm_probability(parts) if parts else []
             outcome = self._refusals.judge(request, candidate).outcome
