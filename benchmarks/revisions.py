@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -31,22 +30,6 @@ VARIANTS: dict[str, dict[str, object]] = {
 }
 
 
-def _cpu() -> dict[str, object]:
-    flags = ""
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = line
-                break
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return {"model": model, "flags": [f for f in wanted if f" {f}" in flags]}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=24)
@@ -56,6 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from oversight.cli.run import run_command
+    from oversight.devices import detect
     from oversight.safety.seed import generate_seed
 
     rows = [r for r in generate_seed(args.seed) if r.task == "request"]
@@ -69,7 +53,7 @@ def main() -> None:
     base = yaml.safe_load(Path("roles/embedded.yaml").read_text())
     result: dict[str, object] = {
         "benchmark": "revisions",
-        "cpu": _cpu(),
+        "cpu": detect("cpu").as_dict(),
         "load_start": os.getloadavg(),
         "prompts": len(prompts),
         "harmful": len(harmful),

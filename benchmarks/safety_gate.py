@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
+    from oversight.devices import detect
     from oversight.safety.classifier import SafetyClassifier
     from oversight.training.eval import SET_NAMES, load_eval_set
 
@@ -83,6 +84,7 @@ def main() -> None:
     result: dict[str, object] = {
         "benchmark": "safety_gate",
         "classifier": "oversight.safety MiniLM request head (shipped weights)",
+        "machine": detect("cpu").as_dict(),
         "validation": {
             "harmful": "harmbench val",
             "safe": "self-instruct user-oriented + vicuna + mt-bench first turns",
