@@ -95,6 +95,17 @@ class DedupReport:
     def total_dropped(self) -> int:
         return sum(self.dropped.values())
 
+    def merge(self, other: DedupReport, *, examples: int = 5) -> None:
+        """Add ``other``'s counts (one check run over several chunks of texts)."""
+        self.checked += other.checked
+        for kind, n in other.dropped.items():
+            self.dropped[kind] = self.dropped.get(kind, 0) + n
+        for name, n in other.per_set.items():
+            self.per_set[name] = self.per_set.get(name, 0) + n
+        self.references, self.sets = other.references, list(other.sets)
+        self.embeddings = other.embeddings
+        self.examples = (self.examples + other.examples)[:examples]
+
     def line(self, what: str = "training texts") -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in self.dropped.items() if k != "embedding")
         kinds += f", embedding {self.dropped['embedding']}" if self.embeddings else ""
