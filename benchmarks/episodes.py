@@ -223,6 +223,11 @@ def main() -> None:
         "nats": nats_report(args) if args.nats else None,
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
+    if args.skip_in_process:  # no in-process figures were measured: say so, not zeros
+        report["headline"] = report["concurrency_1"] = None
+        report["baseline_anyio_stream"]["ratio_to_raw"] = None
+        report["baseline_anyio_stream"]["ratio_to_raw_cpu"] = None
+        report["runs"]["headline"] = report["runs"]["concurrency_1"] = []
     if report["nats"] is not None:
         report["nats"]["raw_anyio_stream_roundtrips_per_s"] = round(raw_rate)
     text = json.dumps(report, indent=2)
