@@ -139,6 +139,11 @@ def test_unreachable_url_names_it_and_how_to_start_a_server(
     )
     assert result.exit_code == 2
     assert DEAD_URL in result.output and "nats-server" in result.output
+    result = CliRunner().invoke(
+        app, ["worker", str(hierarchy), "--agents", "judge", "--bus", DEAD_URL]
+    )
+    assert result.exit_code == 2
+    assert DEAD_URL in result.output and "nats-server" in result.output
 
 
 def test_worker_refuses_unknown_agents(hierarchy: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import anyio
 import typer
 
+from ..errors import OversightError
 from ._common import err_console, user_errors
 
 
@@ -38,7 +39,15 @@ def register(app: typer.Typer) -> None:
             spec = load_hierarchy(resolve_config(hierarchy))
             names = [a.strip() for a in agents.split(",") if a.strip()]
             served = Worker(spec, names, bus, concurrency=concurrency)
-            anyio.run(_serve, served)
+            try:
+                anyio.run(_serve, served)
+            except BaseExceptionGroup as group:  # e.g. the server unreachable at start
+                leaf: BaseException = group
+                while isinstance(leaf, BaseExceptionGroup):
+                    leaf = leaf.exceptions[0]
+                if isinstance(leaf, OversightError):
+                    raise leaf from None
+                raise
 
 
 async def _serve(served: object) -> None:
