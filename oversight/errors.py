@@ -12,7 +12,8 @@ catches everything the framework raises on purpose::
     ├── InputError                  a prompt file or prompt that cannot be used (empty, too large,
     │                               invalid UTF-8, NUL bytes)
     ├── BusError                    publishing after shutdown, a request without a reply
-    │   └── RequestTimeout          request/reply ran out of time
+    │   ├── RequestTimeout          request/reply ran out of time
+    │   └── TransportError          NATS unreachable, another schema version
     ├── AgentError                  an agent service failed to answer a request (names the
     │                               agent and its error; fails that episode only)
     ├── BackendError                a model backend failed (server down, reply that does not parse)
@@ -130,6 +131,11 @@ class RequestTimeout(BusError):
     """A request/reply exchange on the bus timed out."""
 
 
+class TransportError(BusError):
+    """The bus's network transport (NATS) failed: server unreachable, a message of another
+    schema version, a malformed message."""
+
+
 class AgentError(OversightError):
     """An agent raised while serving a request; its episode fails with this.
 
@@ -187,6 +193,7 @@ __all__ = [
     "PriorityCycleError",
     "QueueStoreError",
     "RequestTimeout",
+    "TransportError",
     "UnknownModelError",
     "UnknownPrincipleError",
     "UnknownRoleError",

@@ -102,6 +102,7 @@ class Runtime:
         episode_timeout: float = 300.0,
         backends: dict[str, ModelBackend] | None = None,
         interceptors: Sequence[Interceptor] = (),
+        remote: Any | None = None,
     ) -> None:
         self.spec = spec
         self.run_name = run_name
@@ -131,6 +132,9 @@ class Runtime:
         self.levels: dict[str, int] = dict(spec.levels())
         self.cast = Cast.of(spec.base.name, self.agents, list(spec.supervision))
         self.on_outcome: list[Callable[[EpisodeOutcome], None]] = []
+        self.remote = remote
+        """A transport serving some agents elsewhere (:class:`oversight.transport.RemoteAgents`):
+        opened by :meth:`run`; the agents it does not serve run in-process."""
 
     # -- one episode ---------------------------------------------------------------------------
     async def _episode(
@@ -192,6 +196,8 @@ class Runtime:
         outcomes: list[EpisodeOutcome] = []
         done = 0
         try:
+            if self.remote is not None:
+                await self.remote.open(self.agents)
             journaled = JournalInterceptor(journal.file)
             interceptors: list[Interceptor] = [
                 internal_stays_internal(),
@@ -236,7 +242,12 @@ class Runtime:
                         idle.set()
 
                 async with anyio.create_task_group() as tg:
+                    remote: frozenset[str] = frozenset()
+                    if self.remote is not None:
+                        remote = await tg.start(self.remote.serve, bus, live)
                     for agent in self.agents.values():
+                        if agent.name in remote:
+                            continue
                         service = AgentService(agent, bus, live, workers=self.concurrency)
                         await tg.start(service.serve)
                     with receive:
@@ -250,6 +261,8 @@ class Runtime:
                 messages = journaled.written
         finally:
             journal.close()
+            if self.remote is not None:
+                await self.remote.aclose()
             for backend in self.backends.values():
                 await backend.aclose()
         return RunResult(

@@ -164,6 +164,32 @@ async def test_wrong_number_of_completions_is_an_error() -> None:
         await backend.generate([GenerateRequest(user("hi"), n=3)])
 
 
+async def test_several_servers_share_requests_and_a_dead_one_is_avoided() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "dead":
+            raise httpx.ConnectError("connection refused")
+        seen.append(request.url.host)
+        return httpx.Response(200, json=completion(["ok"]))
+
+    backend = OpenAIBackend(
+        "m",
+        base_urls=["http://a/v1", "http://dead/v1", "http://b/v1"],
+        transport=httpx.MockTransport(handler),
+        max_retries=0,
+        backoff_s=0.0,
+    )
+    out = await backend.generate([GenerateRequest(user(f"q{i}")) for i in range(12)])
+    assert [g.texts for g in out] == [("ok",)] * 12  # max_retries=0: failover is not a retry
+    assert set(seen) == {"a", "b"} and min(seen.count("a"), seen.count("b")) >= 3
+    dead = backend.servers[1]
+    assert dead.failures >= 1 and dead.down_until > 0
+    await backend.aclose()
+    with pytest.raises(BackendError, match="base_urls"):
+        OpenAIBackend("m", base_urls=[])
+
+
 def test_choice_probs_rules() -> None:
     assert choice_probs([("Y", 0.0)], ("Yes", "Yellow")) == {"Yes": 0.5, "Yellow": 0.5}
     assert choice_probs([("A", 0.0), (" B", 0.0)], ("A", "B")) == {"A": 0.5, "B": 0.5}
@@ -185,7 +211,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(model_dir: Path, extra: list[str]) -> Iterator[str]:
+def _serve(
+    model_dir: Path, extra: list[str], procs: list[subprocess.Popen[bytes]] | None = None
+) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [
@@ -196,9 +224,11 @@ def _serve(model_dir: Path, extra: list[str]) -> Iterator[str]:
         stderr=subprocess.PIPE,
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )
+    if procs is not None:
+        procs.append(proc)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240
         while True:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode() if proc.stderr else ""
@@ -209,7 +239,7 @@ def _serve(model_dir: Path, extra: list[str]) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("server did not answer within 90 s")
+                pytest.fail("server did not answer within 240 s")
             time.sleep(0.3)
         yield url
     finally:
@@ -310,3 +340,45 @@ async def test_real_server_with_the_default_model() -> None:
         )
         assert s["Yes"] + s["No"] == pytest.approx(1.0)
         await remote.aclose()
+
+
+@pytest.mark.timeout(900)
+async def test_a_run_goes_on_when_one_of_two_servers_is_killed(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Two `oversight models serve` servers behind one openai backend (the base model); one is
+    killed with SIGKILL mid-run; every episode still finishes."""
+    from contextlib import ExitStack, contextmanager
+
+    from helpers import write_hierarchy
+
+    from oversight.hierarchy import load_hierarchy
+    from oversight.prompts import load_prompts
+    from oversight.runtime import Runtime
+
+    procs: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as stack:
+        urls = [
+            stack.enter_context(
+                contextmanager(_serve)(tiny_model_dir, ["--dtype", "float32"], procs)
+            )
+            for _ in range(2)
+        ]
+        path = write_hierarchy(tmp_path / "h.yaml", settings={"concurrency": 4})
+        spec = load_hierarchy(path)
+        base = OpenAIBackend("tiny", base_urls=urls, max_retries=2, backoff_s=0.2)
+        runtime = Runtime(spec, run_name="two", run_dir=tmp_path / "run", backends={"base": base})
+        killed: list[int] = []
+
+        def kill_once(outcome: object) -> None:
+            if not killed and base.servers[0].sent and base.servers[1].sent:
+                procs[0].kill()
+                killed.append(procs[0].pid)
+
+        runtime.on_outcome.append(kill_once)
+        prompts = load_prompts(None)[:12]
+        result = await runtime.run(prompts)
+    assert killed and procs[0].wait() != 0
+    assert [o.status for o in result.outcomes].count("failed") == 0
+    assert len(result.outcomes) == len(prompts)
+    assert base.servers[1].sent > 0 and base.servers[0].sent > 0

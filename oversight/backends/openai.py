@@ -7,7 +7,11 @@ Options (the hierarchy YAML's ``options:``)::
         backend: openai
         options: {model: HuggingFaceTB/SmolLM2-135M-Instruct, base_url: "http://127.0.0.1:8000/v1"}
 
-``model`` (the server's model name), ``base_url`` (ending in ``/v1``), ``api_key`` (default
+``model`` (the server's model name), ``base_url`` (ending in ``/v1``), or ``base_urls`` (several
+replicas of one model, e.g. a vLLM server per GPU or machine): each request goes to the server
+with the fewest requests outstanding, and a server that fails to connect or times out is left
+alone for ``down_s`` seconds while its requests go to the others at once (only when every server
+is down does a request wait for the backoff below). ``api_key`` (default
 ``$OPENAI_API_KEY``, else none), ``timeout_s`` per HTTP request, ``max_retries`` and
 ``backoff_s`` (exponential backoff: ``backoff_s * 2**attempt``, capped at 30 s, or the server's
 ``Retry-After``) for connection errors, timeouts, 408/409/429 and 5xx replies, ``max_concurrency``
@@ -24,8 +28,10 @@ does not return logprobs gets a :class:`BackendError` saying so.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -37,6 +43,27 @@ from ._sampling import generate_params
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
+log = logging.getLogger("oversight.backends.openai")
+
+
+@dataclass
+class ServerState:
+    """One server of the backend (runtime state; see :attr:`OpenAIBackend.servers`)."""
+
+    url: str
+    """Its base URL."""
+    client: Any
+    """Its ``httpx.AsyncClient``."""
+    limit: Any
+    """Its ``anyio.CapacityLimiter`` (``max_concurrency`` requests in flight)."""
+    outstanding: int = 0
+    """Requests sent or waiting for it now."""
+    sent: int = 0
+    """Requests sent so far."""
+    failures: int = 0
+    """Connection errors and timeouts so far."""
+    down_until: float = 0.0
+    """Monotonic time before which it is not chosen (after a failure) while another is up."""
 
 
 @register_backend("openai")
@@ -50,6 +77,8 @@ class OpenAIBackend:
         model: str,
         *,
         base_url: str = "http://127.0.0.1:8000/v1",
+        base_urls: Sequence[str] | None = None,
+        down_s: float = 5.0,
         api_key: str | None = None,
         timeout_s: float = 120.0,
         max_retries: int = 4,
@@ -66,20 +95,34 @@ class OpenAIBackend:
             ) from exc
         self._httpx = httpx
         self.model = model
-        self.base_url = base_url.rstrip("/")
+        if isinstance(base_urls, str) or (base_urls is not None and not base_urls):
+            raise BackendError(
+                f"openai backend: base_urls must be a non-empty list of URLs, got {base_urls!r}"
+            )
+        urls = [u.rstrip("/") for u in (base_urls or [base_url])]
+        self.base_url = urls[0]
+        self.down_s = down_s
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.top_logprobs = top_logprobs
-        self._limit = anyio.CapacityLimiter(max_concurrency)
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-            limits=httpx.Limits(max_connections=max_concurrency),
-        )
+        self.servers = [
+            ServerState(
+                url=url,
+                client=httpx.AsyncClient(
+                    base_url=url,
+                    headers=headers,
+                    timeout=httpx.Timeout(timeout_s),
+                    transport=transport,
+                    limits=httpx.Limits(max_connections=max_concurrency),
+                ),
+                limit=anyio.CapacityLimiter(max_concurrency),
+            )
+            for url in urls
+        ]
+        """The servers, in the order given."""
+        self._turn = 0
 
     # -- protocol -----------------------------------------------------------------------------
 
@@ -90,7 +133,8 @@ class OpenAIBackend:
         return await self._gather([self._score_one(r) for r in requests])
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for server in self.servers:
+            await server.client.aclose()
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -165,24 +209,60 @@ class OpenAIBackend:
             raise BackendError(f"{self.base_url}: reply has no `choices`: {str(data)[:300]}")
         return choices
 
+    def _pick(self, avoid: ServerState | None = None) -> ServerState:
+        """The server with the fewest outstanding requests among those up (ties in turn);
+        when all are down, the one that comes back first."""
+        now = anyio.current_time()
+        up = [s for s in self.servers if s.down_until <= now and s is not avoid]
+        if not up:
+            up = [s for s in self.servers if s.down_until <= now] or [
+                min(self.servers, key=lambda s: s.down_until)
+            ]
+        self._turn += 1
+        n = len(self.servers)
+        return min(up, key=lambda s: (s.outstanding, (self.servers.index(s) - self._turn) % n))
+
+    def _up(self) -> bool:
+        now = anyio.current_time()
+        return any(s.down_until <= now for s in self.servers)
+
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to one server, failing over to another at once when it cannot be reached
+        (each failure marks a server down, so at most one round of failovers per attempt);
+        backoff only when none is up."""
         httpx = self._httpx
         url = "/chat/completions"
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        server: ServerState | None = None
+        while True:
             last = attempt == self.max_retries
             delay = min(self.backoff_s * 2**attempt, MAX_BACKOFF_S)
+            server = self._pick(avoid=server if len(self.servers) > 1 else None)
+            server.outstanding += 1
             try:
-                async with self._limit:
-                    response = await self._client.post(url, json=body)
+                async with server.limit:
+                    server.sent += 1
+                    response = await server.client.post(url, json=body)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
+                server.failures += 1
+                server.down_until = anyio.current_time() + self.down_s
+                if self._up():
+                    log.warning("%s: %s; sending to another server", server.url, exc)
+                    continue  # fail over at once: another server is up
                 if last:
+                    tried = ", ".join(s.url for s in self.servers)
                     raise BackendError(
-                        f"{self.base_url}{url}: {type(exc).__name__} after "
-                        f"{self.max_retries + 1} attempts ({exc}); is the server running?"
+                        f"{server.url}{url}: {type(exc).__name__} after "
+                        f"{self.max_retries + 1} attempts ({exc}); is the server running? "
+                        f"(servers: {tried})"
                     ) from exc
+                attempt += 1
                 await anyio.sleep(delay)
                 continue
+            finally:
+                server.outstanding -= 1
             if response.status_code in RETRY_STATUS and not last:
+                attempt += 1
                 await anyio.sleep(_retry_after(response) or delay)
                 continue
             if response.status_code >= 400:
@@ -191,18 +271,17 @@ class OpenAIBackend:
                 if "logprob" in detail.lower():
                     hint = " (the server does not support logprobs, which `score` needs)"
                 raise BackendError(
-                    f"{self.base_url}{url}: HTTP {response.status_code}{hint}: {detail}"
+                    f"{server.url}{url}: HTTP {response.status_code}{hint}: {detail}"
                 )
             try:
                 data = response.json()
             except ValueError as exc:
                 raise BackendError(
-                    f"{self.base_url}{url}: reply is not JSON: {response.text[:300]}"
+                    f"{server.url}{url}: reply is not JSON: {response.text[:300]}"
                 ) from exc
             if not isinstance(data, dict):
-                raise BackendError(f"{self.base_url}{url}: reply is not a JSON object")
+                raise BackendError(f"{server.url}{url}: reply is not a JSON object")
             return data
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _content(choice: dict[str, Any]) -> str:

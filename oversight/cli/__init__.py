@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "queue",
     "web",
     "run",
+    "worker",
     "schema",
     "simulate",
     "models",

@@ -63,6 +63,16 @@ def register(app: typer.Typer) -> None:
                 "share of the episodes (0.05 or 5%)."
             ),
         ] = "0",
+        bus: Annotated[
+            str | None,
+            typer.Option(
+                help="NATS URL (nats://127.0.0.1:4222): send agent requests to `oversight "
+                "worker` processes; agents no worker serves run here. Default: in-process."
+            ),
+        ] = None,
+        wait_workers: Annotated[
+            int, typer.Option(help="With --bus: wait (up to 60 s) until this many workers answer.")
+        ] = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
         """Run constitutional oversight over a prompt set and write journal, rows and summary.
@@ -83,6 +93,8 @@ def register(app: typer.Typer) -> None:
                 timeout=timeout,
                 max_prompt_chars=max_prompt_chars,
                 show_progress=not as_json,
+                bus=bus,
+                wait_workers=wait_workers,
             )
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
@@ -195,6 +207,8 @@ def run_command(
     timeout: float | None = None,
     max_prompt_chars: int = 32_000,
     show_progress: bool = True,
+    bus: str | None = None,
+    wait_workers: int = 0,
 ) -> dict[str, Any]:
     """The ``oversight run`` command as a function (used by tests and examples)."""
     from ..errors import InputError
@@ -213,6 +227,11 @@ def run_command(
     run_name = name or spec.name
     run_dir = runs_dir / run_name
     url = queue_url or default_queue_url(runs_dir)
+    remote = None
+    if bus is not None:
+        from ..transport import RemoteAgents
+
+        remote = RemoteAgents(bus, spec, wait_workers=wait_workers)
     queue = _open_queue(url)
     runtime = Runtime(
         spec,
@@ -221,6 +240,7 @@ def run_command(
         queue=queue,
         concurrency=concurrency,
         episode_timeout=timeout if timeout is not None else spec.settings.episode_timeout,
+        remote=remote,
     )
     try:
         if show_progress:
@@ -256,6 +276,8 @@ def run_command(
         queue.close()
     summary = _merge_summary(run_dir, result, exported.as_dict(), spec, url, len(items))
     summary["feedback"] = _feedback(run_dir, runtime)
+    if remote is not None:
+        summary["transport"] = remote.summary()
     summary["precision"] = {  # the dtype each local model ran in, and why
         name: choice.as_dict()
         for name, backend in runtime.backends.items()
@@ -309,6 +331,7 @@ def _merge_summary(
     violations: dict[str, set[str]] = {}
     triggers: dict[str, int] = {}
     sources: dict[str, int] = {}
+    failed: set[str] = set()  # an episode may hold two failure lines (a late reply's)
     for env in scan.envelopes:
         p = env.payload
         if p.kind == "consensus":
@@ -319,7 +342,8 @@ def _merge_summary(
             status["escalated"] += 1
             for t in p.triggers:
                 triggers[t] = triggers.get(t, 0) + 1
-        elif p.kind == "failure":
+        elif p.kind == "failure" and env.episode not in failed:
+            failed.add(env.episode)
             status["failed"] += 1
         elif p.kind == "resolution" and p.strategy == "human":
             strategies["human"] = strategies.get("human", 0) + 1
