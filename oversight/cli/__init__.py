@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "safety",
     "train",
     "evaluate",
+    "index",
 )
 
 
