@@ -3,7 +3,9 @@
 It sees the request, the candidate, the critiques of that candidate (what each principle found
 wrong, quoted, and what a better answer would do), the revision instructions of the violated
 principles, the constitution's guidance for the request's harm category (decline what must be
-declined, answer the safe part, point to the legitimate path) and few-shot examples.
+declined, answer the safe part, point to the legitimate path) and few-shot examples; and, when
+the hierarchy has them, the passages a verifier cited (to correct and cite as ``[doc:n]``) and
+what the uncertainty notes ask (hedge what is uncertain, stop hedging what is not).
 
 Critiques are internal reasoning, so every revision is checked before it becomes a candidate:
 one that repeats eight or more consecutive words of a rationale (beyond what the request, the
@@ -369,7 +371,9 @@ class ReviserAgent(Agent):
     def template_revision(
         ctx: EpisodeContext, candidate_id: str, principles: list[str], round_: int, new_id: str
     ) -> Revision | None:
-        """The fallback when the model's revisions still violate a principle: a guided decline
+        """The fallback when the model's revisions still violate a principle. For ``honesty``
+        first :func:`honesty_revision` (a polite correction from the verifier's cited passages, or
+        a hedge the uncertainty note asked for); otherwise a guided decline
         in the request's own words plus the request category's redirect (``guided``); with no
         category, the request's own words plus the redirect sentences of the principle's refusal
         template (``guided``); when the ask cannot be read off the request, the principle's
