@@ -161,6 +161,7 @@ def test_claims_of_short_and_empty_answers() -> None:
 
 
 @needs_minilm
+@pytest.mark.timeout(600)  # builds the module's index first: MiniLM on a loaded 2-core CPU
 def test_verify_marks_supported_contradicted_and_unsupported(index: EvidenceIndex) -> None:
     # Project-owned validation claims about the bundled corpus (the thresholds were set here).
     cases = {
