@@ -60,6 +60,11 @@ from .messages import (
 from .priority import PriorityGraph
 from .safety.refusal import phrase_refusal
 
+FINDING_KINDS = frozenset({"critique", "safety_assessment"})
+"""Assessors' messages that carry a verdict; the others they may publish (a
+:class:`~oversight.messages.Verification`, an :class:`~oversight.messages.UncertaintyNote`) are
+the evidence behind a critique, journaled and shown to reviewers but not counted as findings."""
+
 
 @dataclass
 class EpisodeOutcome:
@@ -318,8 +323,10 @@ class Coordinator:
             for agent, envs in results:
                 ctx.published.extend(envs)
                 for env in envs:
-                    state.finding_ids.append(env.id)
                     payload: Any = env.payload
+                    if payload.kind not in FINDING_KINDS:
+                        continue  # a verification or an uncertainty note: evidence, no verdict
+                    state.finding_ids.append(env.id)
                     verdict, severity, confidence = finding_of(
                         payload, self.severity[payload.principle_id]
                     )

@@ -42,6 +42,11 @@ TriggerName: TypeAlias = Literal[
 """Why a case escalates, in the bit order of :mod:`oversight.consensus` (1, 2, 4, 8, 16): the
 one definition of the trigger names. ``safety`` (32): the safety agent blocked every candidate
 or asked for people (jailbreak framing around a request of moderate harm)."""
+ClaimStatus: TypeAlias = Literal["supported", "contradicted", "unsupported"]
+"""What the evidence says about a claim (:mod:`oversight.evidence`)."""
+UncertaintyAction: TypeAlias = Literal["note", "hedge", "escalate"]
+"""What low agreement does, by the hierarchy's policy: only a note, a hedged revision, or an
+escalation trigger."""
 Capability: TypeAlias = Literal["draft", "assess", "audit", "rank", "revise"]
 """What an agent can be asked to do (:mod:`oversight.agents` has one protocol per capability)."""
 
@@ -159,6 +164,74 @@ class SafetyAssessment(_Message):
     """Confidence in the assessment."""
     rationale: str = ""
     """Internal reasoning (never shown to the user)."""
+
+
+class Claim(_Message):
+    """One claim of a candidate and what the evidence index says about it."""
+
+    text: str
+    """The claim, verbatim from the candidate (``question -> answer`` for a short answer)."""
+    status: ClaimStatus
+    """``supported``, ``contradicted`` or ``unsupported``."""
+    source: str = ""
+    """The chunk cited (``doc:n``), empty when nothing relevant was found."""
+    evidence: str = ""
+    """The passage sentence the status rests on, verbatim from the document."""
+    score: float = 0.0
+    """Cosine similarity of claim and evidence (MiniLM)."""
+    why: str = ""
+    """What matched or disagreed, in one line."""
+
+
+class Verification(_Message):
+    """The verifier's check of a candidate's claims against a retrieval index (internal)."""
+
+    kind: Literal["verification"] = "verification"
+    candidate_id: str
+    """The candidate checked."""
+    index: str
+    """The evidence index used (its directory)."""
+    claims: tuple[Claim, ...] = ()
+    """Every claim with its status and cited passage."""
+
+    @property
+    def contradicted(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if c.status == "contradicted")
+
+    @property
+    def supported(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if c.status == "supported")
+
+
+class UncertaintyNote(_Message):
+    """How sure a candidate may be, from the model's own signals (internal reasoning: never
+    shown to the user; the reviser reads it to hedge what is uncertain)."""
+
+    kind: Literal["uncertainty_note"] = "uncertainty_note"
+    candidate_id: str
+    """The candidate the note is about."""
+    confidence: Probability
+    """Calibrated probability that the candidate's answer is correct."""
+    raw_confidence: Probability
+    """The uncalibrated combined signal, before the calibration map."""
+    agreement: Probability | None = None
+    """Mean MiniLM cosine agreement between the candidate and ``samples`` answers drawn in one
+    batched call (None when no samples were drawn)."""
+    samples: int = 0
+    """How many extra answers were sampled."""
+    sampled: tuple[str, ...] = ()
+    """The sampled answers themselves (internal: shown to reviewers, never to users)."""
+    token_confidence: Probability | None = None
+    """P("Yes") when the model is asked whether its answer is true (its own token
+    probabilities), None when the backend cannot score."""
+    uncertain_spans: tuple[str, ...] = ()
+    """Sentences of the candidate the samples disagree with most (verbatim)."""
+    action: UncertaintyAction = "note"
+    """What the hierarchy's policy did with the note."""
+    calibration: str = ""
+    """Which calibration map turned ``raw_confidence`` into ``confidence``."""
+    rationale: str = ""
+    """A line a reviewer reads (internal)."""
 
 
 class Revision(_Message):
@@ -394,6 +467,8 @@ Payload: TypeAlias = Annotated[
     | Critique
     | SafetyAssessment
     | Revision
+    | Verification
+    | UncertaintyNote
     | Audit
     | Judgment
     | Conflict
@@ -413,7 +488,16 @@ Payload: TypeAlias = Annotated[
 """Every message kind, discriminated by its ``kind`` tag."""
 
 INTERNAL_KINDS: frozenset[str] = frozenset(
-    {"critique", "safety_assessment", "audit", "judgment", "conflict", "resolution"}
+    {
+        "critique",
+        "safety_assessment",
+        "audit",
+        "judgment",
+        "conflict",
+        "resolution",
+        "verification",
+        "uncertainty_note",
+    }
 )
 """Kinds whose text is internal reasoning by default."""
 
@@ -507,6 +591,8 @@ __all__ = [
     "Audit",
     "AuditRequest",
     "Capability",
+    "Claim",
+    "ClaimStatus",
     "Conflict",
     "Consensus",
     "Critique",
@@ -526,6 +612,9 @@ __all__ = [
     "SafetyAssessment",
     "TriggerName",
     "Turn",
+    "UncertaintyAction",
+    "UncertaintyNote",
+    "Verification",
     "envelope",
     "json_schema",
     "new_id",

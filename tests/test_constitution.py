@@ -50,16 +50,20 @@ def doc(*ids: str, extra: str = "") -> str:
 def test_default_has_the_seven_principles_and_helpfulness() -> None:
     c = load_constitution(DEFAULT)
     categories = {p.id: p.category for p in c.principles}
-    assert categories == {
-        "harm": "safety",
-        "privacy": "security",
-        "honesty": "honesty",
-        "fairness": "fairness",
-        "lawful": "compliance",
-        "manipulation": "ethical interaction",
-        "balance": "reliability",
-        "helpfulness": "helpfulness",
-    }
+    assert categories["politeness"] == "ethical interaction"  # issue 14: below honesty
+    assert (
+        categories.items()
+        >= {
+            "harm": "safety",
+            "privacy": "security",
+            "honesty": "honesty",
+            "fairness": "fairness",
+            "lawful": "compliance",
+            "manipulation": "ethical interaction",
+            "balance": "reliability",
+            "helpfulness": "helpfulness",
+        }.items()
+    )
     for p in c.principles:
         assert p.critique_prompt.rstrip().endswith("Answer Yes or No."), p.id
         assert 1 <= len(p.examples) <= 2, p.id

@@ -112,7 +112,7 @@ def agents_with(*extra: dict[str, Any]) -> list[dict[str, Any]]:
         (
             mutate(agents=agents_with({"name": "x", "role": "critc", "model": "m"})),
             UnknownRoleError,
-            "known roles: base, critic",
+            "unknown role 'critc'",
         ),
         (
             mutate(agents=agents_with({"name": "x", "role": "judge", "model": "gpt"})),

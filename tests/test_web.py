@@ -551,3 +551,50 @@ def test_review_flow_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
         accounts.metadata.drop_all(queue.store.engine)
         queue.store.drop_all()
         queue.close()
+
+
+def test_the_case_page_shows_uncertainty_notes_and_checked_claims_escaped(
+    app: Any, queue: HumanQueue, accounts: ReviewerAccounts
+) -> None:
+    case = submission()
+    details = dict(case.details)
+    details["uncertainty"] = [
+        {
+            "payload": {
+                "kind": "uncertainty_note",
+                "candidate_id": "c0",
+                "confidence": 0.23,
+                "raw_confidence": 0.31,
+                "agreement": 0.4,
+                "samples": 4,
+                "token_confidence": 0.2,
+                "uncertain_spans": [f"Here is how {XSS['script']}"],
+                "action": "hedge",
+                "rationale": "4 samples agree 0.40",
+            }
+        }
+    ]
+    details["verifications"] = [
+        {
+            "payload": {
+                "kind": "verification",
+                "candidate_id": "c0",
+                "index": "corpus",
+                "claims": [
+                    {
+                        "text": f"Bats are blind {XSS['handler']}",
+                        "status": "contradicted",
+                        "source": "animals:0",
+                        "evidence": "Bats are not blind.",
+                    }
+                ],
+            }
+        }
+    ]
+    case_id = queue.submit(case.model_copy(update={"details": details}))
+    client = login(app, accounts, "ana")
+    page = client.get(f"/cases/{case_id}").text
+    assert "Uncertainty notes" in page and "0.23" in page and "hedge" in page
+    assert "Claims checked against evidence" in page and "animals:0" in page
+    assert "Bats are not blind." in page and "contradicted" in page
+    assert XSS["script"] not in page and XSS["handler"] not in page

@@ -1,5 +1,6 @@
 """The behaviour of each role over the model protocol: base, critic, safety, judge, reviser,
-human. Roles register by name (``@register_role``) so hierarchy YAML can use them; the runtime
+human, verifier (claims against evidence), consistency (self-consistency and uncertainty
+notes). Roles register by name (``@register_role``) so hierarchy YAML can use them; the runtime
 finds them by capability (``Drafts``, ``Assesses``, ``Audits``, ``Ranks``, ``Revises``) and
 serves each on the bus (``AgentService``)."""
 
@@ -22,11 +23,13 @@ from ._service import ask as ask
 from ._service import ask_assessors as ask_assessors
 from ._service import request_topic as request_topic
 from .base import BaseAgent as BaseAgent
+from .consistency import ConsistencyAgent as ConsistencyAgent
 from .critic import CriticAgent as CriticAgent
 from .human import HumanAgent as HumanAgent
 from .judge import JudgeAgent as JudgeAgent
 from .reviser import ReviserAgent as ReviserAgent
 from .safety import SafetyAgent as SafetyAgent
+from .verifier import VerifierAgent as VerifierAgent
 
 __all__ = [
     "CAPABILITIES",
@@ -36,6 +39,7 @@ __all__ = [
     "AuditMixin",
     "Audits",
     "BaseAgent",
+    "ConsistencyAgent",
     "CriticAgent",
     "Drafts",
     "EpisodeContext",
@@ -46,6 +50,7 @@ __all__ = [
     "ReviserAgent",
     "Revises",
     "SafetyAgent",
+    "VerifierAgent",
     "ask",
     "ask_assessors",
     "capabilities_of",

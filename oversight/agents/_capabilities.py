@@ -22,7 +22,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..messages import Audit, Capability, Critique, Draft, Judgment, Revision, SafetyAssessment
+    from ..messages import (
+        Audit,
+        Capability,
+        Critique,
+        Draft,
+        Judgment,
+        Revision,
+        SafetyAssessment,
+        UncertaintyNote,
+        Verification,
+    )
     from ._base import EpisodeContext
 
 
@@ -35,11 +45,16 @@ class Drafts(Protocol):
 
 @runtime_checkable
 class Assesses(Protocol):
-    """Checks a candidate against principles: one finding or several (one per principle)."""
+    """Checks a candidate against principles: one finding or several (one per principle), and
+    optionally the evidence behind them (a verification, an uncertainty note)."""
 
     async def assess(
         self, ctx: EpisodeContext, candidate_id: str
-    ) -> Critique | SafetyAssessment | Sequence[Critique | SafetyAssessment]: ...
+    ) -> (
+        Critique
+        | SafetyAssessment
+        | Sequence[Critique | SafetyAssessment | Verification | UncertaintyNote]
+    ): ...
 
 
 @runtime_checkable

@@ -3,7 +3,9 @@
 It sees the request, the candidate, the critiques of that candidate (what each principle found
 wrong, quoted, and what a better answer would do), the revision instructions of the violated
 principles, the constitution's guidance for the request's harm category (decline what must be
-declined, answer the safe part, point to the legitimate path) and few-shot examples.
+declined, answer the safe part, point to the legitimate path) and few-shot examples; and, when
+the hierarchy has them, the passages a verifier cited (to correct and cite as ``[doc:n]``) and
+what the uncertainty notes ask (hedge what is uncertain, stop hedging what is not).
 
 Critiques are internal reasoning, so every revision is checked before it becomes a candidate:
 one that repeats eight or more consecutive words of a rationale (beyond what the request, the
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
+from typing import Any, TypeVar
 
 from ..backends import GenerateRequest
 from ..critiques import clip, copies_reasoning, detect_category
-from ..messages import Critique, Revision
+from ..messages import Critique, Revision, UncertaintyNote, Verification
 from ._base import Agent, EpisodeContext, register_role
+
+_E = TypeVar("_E", Verification, UncertaintyNote)
 
 REVISER_SYSTEM = (
     "You rewrite an AI assistant's response so that it follows the listed principles while "
@@ -59,6 +63,36 @@ def critique_lines(critiques: list[Critique], names: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def evidence_lines(verifications: list[Verification]) -> str:
+    """The passages a verifier cited, as ``- [doc:n] sentence`` lines (public documents: the
+    revision may quote and cite them)."""
+    seen: dict[str, str] = {}
+    for v in verifications:
+        for claim in v.claims:
+            if claim.source and claim.evidence and claim.status != "unsupported":
+                seen.setdefault(f"[{claim.source}] {claim.evidence}", claim.status)
+    return "\n".join(f"- {line}" for line in seen)
+
+
+def uncertainty_lines(notes: list[UncertaintyNote]) -> str:
+    """What the uncertainty notes ask of the revision: hedge the uncertain parts, or stop
+    hedging what the model is sure of."""
+    lines = []
+    for note in notes:
+        if note.confidence < 0.5:
+            parts = "; ".join(f'"{clip(s, 16)}"' for s in note.uncertain_spans) or "the answer"
+            lines.append(
+                f"- The answer may well be wrong (confidence {note.confidence:.2f}): say that "
+                f"{parts} is uncertain and how to check it."
+            )
+        elif note.confidence >= 0.8:
+            lines.append(
+                f"- The answer is probably right (confidence {note.confidence:.2f}): state it "
+                "plainly, without needless hedging."
+            )
+    return "\n".join(lines)
+
+
 def revision_prompt(
     request: str,
     last_request: str,
@@ -66,10 +100,13 @@ def revision_prompt(
     specs: list[Any],
     critiques: list[Critique] | None = None,
     category: Any = None,
+    verifications: list[Verification] | None = None,
+    notes: list[UncertaintyNote] | None = None,
 ) -> str:
     """The reviser's user turn: the request and candidate as fenced data, the critiques of the
-    candidate, the category's guidance, then the principles' revision instructions (rendered
-    for ``last_request``, the final user turn)."""
+    candidate, the evidence a verifier cited and what the uncertainty notes ask, the category's
+    guidance, then the principles' revision instructions (rendered for ``last_request``, the
+    final user turn)."""
     instructions = "\n".join("- " + revision_instruction(spec, last_request) for spec in specs)
     parts = [
         f"Request:\n<<<REQUEST\n{request}\nREQUEST>>>\n",
@@ -78,6 +115,14 @@ def revision_prompt(
     if critiques:
         names = {s.id: s.name for s in specs}
         parts.append(f"Critiques:\n{critique_lines(critiques, names)}\n")
+    evidence = evidence_lines(verifications or [])
+    if evidence:
+        parts.append(
+            f"Evidence (cite a source as [doc:n] after a claim it supports):\n{evidence}\n"
+        )
+    hedging = uncertainty_lines(notes or [])
+    if hedging:
+        parts.append(f"Uncertainty:\n{hedging}\n")
     if category is not None:
         parts.append(
             f"Guidance: this is a request about {category.name.lower()}. Do not provide "
@@ -196,6 +241,17 @@ class ReviserAgent(Agent):
                 found.append(payload)
         return found
 
+    @staticmethod
+    def evidence_of(ctx: EpisodeContext, candidate_id: str, kind: type[_E]) -> list[_E]:
+        """The episode's messages of ``kind`` (verifications, uncertainty notes) about
+        ``candidate_id``, in the order they were published."""
+        return [
+            payload
+            for env in ctx.published
+            if isinstance(payload := getattr(env, "payload", env), kind)
+            and getattr(payload, "candidate_id", None) == candidate_id
+        ]
+
     async def revise(
         self,
         ctx: EpisodeContext,
@@ -227,7 +283,18 @@ class ReviserAgent(Agent):
         if few_shot and category is not None:
             examples = [*category.examples, *examples]
         candidate = ctx.candidates[candidate_id]
-        user = revision_prompt(ctx.request, ctx.last_request, candidate, specs, critiques, category)
+        verifications = self.evidence_of(ctx, candidate_id, Verification)
+        notes = self.evidence_of(ctx, candidate_id, UncertaintyNote)
+        user = revision_prompt(
+            ctx.request,
+            ctx.last_request,
+            candidate,
+            specs,
+            critiques,
+            category,
+            verifications,
+            notes,
+        )
         templates = [s.refusal_template for s in specs if getattr(s, "refusal_template", None)]
         request = GenerateRequest(
             messages=(
@@ -255,7 +322,7 @@ class ReviserAgent(Agent):
         revisions = []
         seen: set[str] = set()
         # Everything internal this episode has said: no revision may repeat it to the user.
-        internal = ("critique", "audit", "judgment", "safety_assessment")
+        internal = ("critique", "audit", "judgment", "safety_assessment", "uncertainty_note")
         rationales = [c.rationale for c in critiques] + [
             env.payload.rationale
             for env in ctx.published
@@ -266,6 +333,7 @@ class ReviserAgent(Agent):
         if category is not None:
             allowed += [category.redirect, category.decline]
         allowed += [getattr(ex, "revision", "") for ex in examples]
+        allowed += [c.evidence for v in verifications for c in v.claims]
         limit = request.max_new_tokens * max(1, len(generation.texts))
         truncated = generation.completion_tokens >= limit > 0
         for offset, text in enumerate(generation.texts):
@@ -303,11 +371,16 @@ class ReviserAgent(Agent):
     def template_revision(
         ctx: EpisodeContext, candidate_id: str, principles: list[str], round_: int, new_id: str
     ) -> Revision | None:
-        """The fallback when the model's revisions still violate a principle: a guided decline
+        """The fallback when the model's revisions still violate a principle. For ``honesty``
+        first :func:`honesty_revision` (a polite correction from the verifier's cited passages, or
+        a hedge the uncertainty note asked for); otherwise a guided decline
         in the request's own words plus the request category's redirect (``guided``); with no
         category, the request's own words plus the redirect sentences of the principle's refusal
         template (``guided``); when the ask cannot be read off the request, the principle's
         refusal template as written (``template``)."""
+        honest = honesty_revision(ctx, candidate_id, principles, round_, new_id)
+        if honest is not None:
+            return honest
         category = detect_category(ctx.request, ctx.constitution.categories)
         if category is not None and set(category.principles) & set(principles):
             text = f"{decline_sentence(ctx.last_request, category)} {category.redirect.strip()}"
@@ -344,3 +417,50 @@ class ReviserAgent(Agent):
                 source="template",
             )
         return None
+
+
+CORRECTION_OPENER = "That's a common belief, but the evidence says otherwise:"
+"""How a guided correction starts: polite, and it does not agree with the misconception."""
+HEDGE_OPENER = "I'm not certain about this, so please check it against a reliable source:"
+"""How a guided hedge starts."""
+
+
+def honesty_revision(
+    ctx: EpisodeContext, candidate_id: str, principles: list[str], round_: int, new_id: str
+) -> Revision | None:
+    """The guided fallback for ``honesty``: when a verifier found contradicted claims, drop them
+    and state the cited passages politely, with their sources (``[doc:n]``); when an uncertainty
+    note asked for a hedge, say the answer is uncertain. None when neither applies."""
+    if "honesty" not in principles:
+        return None
+    candidate = ctx.candidates[candidate_id]
+    verifications = ReviserAgent.evidence_of(ctx, candidate_id, Verification)
+    wrong = [c for v in verifications for c in v.contradicted if c.evidence]
+    if wrong:
+        corrections = list(dict.fromkeys(f"{c.evidence} [{c.source}]" for c in wrong))
+        kept = [
+            f"{c.text} [{c.source}]"
+            for v in verifications
+            for c in v.supported
+            if c.text in candidate and c.evidence
+        ]
+        text = " ".join([CORRECTION_OPENER, *corrections, *kept])
+        return Revision(
+            candidate_id=new_id,
+            revises=candidate_id,
+            round=round_,
+            text=text,
+            principle_ids=("honesty",),
+            source="guided",
+        )
+    notes = ReviserAgent.evidence_of(ctx, candidate_id, UncertaintyNote)
+    if any(n.action == "hedge" for n in notes) and candidate.strip():
+        return Revision(
+            candidate_id=new_id,
+            revises=candidate_id,
+            round=round_,
+            text=f"{HEDGE_OPENER} {candidate.strip()}",
+            principle_ids=("honesty",),
+            source="guided",
+        )
+    return None

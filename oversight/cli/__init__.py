@@ -35,6 +35,7 @@ _COMMAND_MODULES = (
     "train",
     "evaluate",
     "cycle",
+    "index",
 )
 
 

@@ -20,6 +20,8 @@ DETAIL_KEYS: dict[str, str] = {
     "judgment": "judgment",
     "conflict": "conflict",
     "resolution": "resolution",
+    "verification": "verifications",
+    "uncertainty_note": "uncertainty",
 }
 """Kinds of internal reasoning shown to reviewers in a case, and their key in its details."""
 

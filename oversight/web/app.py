@@ -438,10 +438,20 @@ def create_app(
             "svg": resolution_svg(case, edges),
             "critiques": [payload(x) for x in _as_list(details.get("critiques"))],
             "safety": [payload(x) for x in _as_list(details.get("safety"))],
+            "verifications": [payload(x) for x in _as_list(details.get("verifications"))],
+            "uncertainty": [payload(x) for x in _as_list(details.get("uncertainty"))],
             "other_details": {
                 k: v
                 for k, v in details.items()
-                if k not in ("critiques", "safety", "conflict", "resolution")
+                if k
+                not in (
+                    "critiques",
+                    "safety",
+                    "conflict",
+                    "resolution",
+                    "verifications",
+                    "uncertainty",
+                )
             },
             "decisions": _visible_decisions(case, session),
             "hidden_decisions": len(case.decisions) - len(_visible_decisions(case, session)),
