@@ -171,20 +171,20 @@ def audit_report(cases: Iterable[Case]) -> AuditReport:
                 c[3] += (not correct) and said is False
     rows = []
     order = {s: i for i, s in enumerate(SAMPLES)}
-    for (agent, question, sample), (n, correct, fa, miss) in sorted(
+    for (agent, question, sample), (n, right, fa, miss) in sorted(
         counts.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])
     ):
-        low, high = wilson_interval(correct, n)
+        low, high = wilson_interval(right, n)
         rows.append(
             AgentAccuracy(
                 agent=agent,
                 question=question,
                 sample=sample,
                 n=n,
-                correct=correct,
+                correct=right,
                 false_alarms=fa,
                 misses=miss,
-                accuracy=correct / n if n else None,
+                accuracy=right / n if n else None,
                 low=low,
                 high=high,
             )
