@@ -156,7 +156,8 @@ def audit(html: str) -> _Audit:
 def test_nothing_is_readable_without_a_session(app: Any, queue: HumanQueue) -> None:
     case_id = queue.submit(submission())
     client = TestClient(app, follow_redirects=False)
-    for path in ("/", f"/cases/{case_id}", f"/cases/{case_id}/rows", "/agreement", "/?mine=true"):
+    paths = ("/", f"/cases/{case_id}", f"/cases/{case_id}/rows", "/agreement", "/accuracy")
+    for path in (*paths, "/?mine=true"):
         reply = client.get(path)
         assert reply.status_code == 303 and reply.headers["location"] == "/login", path
         assert "lock" not in reply.text
@@ -229,7 +230,14 @@ def test_security_headers_and_no_inline_script(
 ) -> None:
     case_id = queue.submit(submission())
     client = login(app, accounts, "alice")
-    for path in ("/", f"/cases/{case_id}", "/login", "/agreement", "/static/review.js"):
+    for path in (
+        "/",
+        f"/cases/{case_id}",
+        "/login",
+        "/agreement",
+        "/accuracy",
+        "/static/review.js",
+    ):
         reply = client.get(path)
         csp = reply.headers["content-security-policy"]
         assert (
@@ -411,6 +419,39 @@ def test_several_reviewers_independence_tie_and_admin_tie_break(
     page = root.get("/agreement").text
     assert "alice" in page and "bob" in page and case_id[:8] in page
     assert "settled by an admin tie-break" in root.get(f"/cases/{case_id}").text
+
+
+def test_accuracy_page_scores_agents_against_decisions_escaped(
+    app: Any, accounts: ReviewerAccounts, queue: HumanQueue
+) -> None:
+    from oversight.messages import Critique, envelope
+
+    evil_agent = "critic<script>alert(1)</script>"
+    findings = [
+        envelope(
+            Critique(candidate_id=c, principle_id="harm", principle_version="1", verdict=v),
+            run="demo",
+            episode="ep-a",
+            sender=evil_agent,
+            topic="critique",
+        ).model_dump(mode="json")
+        for c, v in (("c1", "violated"), ("c0", "violated"))
+    ]
+    sub = submission("ep-a").model_copy(
+        update={"triggers": ("audit",), "details": {"critiques": findings}}
+    )
+    case_id = queue.submit(sub)
+    client = login(app, accounts, "alice")
+    assert "No decided case" in client.get("/accuracy").text
+    queue.claim(case_id, "alice")
+    queue.resolve(case_id, "alice", Decision(choice="c1", principle_tags=("harm",)))
+    page = client.get("/accuracy").text
+    assert "<script>alert" not in page and "critic&lt;script&gt;" in page
+    # c1 chosen (so "violated" is a false alarm), c0 rejected for harm (so "violated" is right)
+    row = re.search(r"<td>audit</td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td>", page)
+    assert row and row.groups() == ("2", "1")
+    assert "critique:harm" in page and audit(page).problems == []
+    assert "critique:harm" not in client.get("/accuracy?run=other").text
 
 
 def test_admin_withdraws_a_case(app: Any, accounts: ReviewerAccounts, queue: HumanQueue) -> None:

@@ -1,4 +1,5 @@
-"""``oversight queue ...``: list, show, claim, release, decide and withdraw escalated cases.
+"""``oversight queue ...``: list, show, claim, release, decide and withdraw escalated cases;
+agreement between reviewers and agents' accuracy from their decisions (``audit-report``).
 
 Every command takes ``--queue URL`` (on the group or on the command); the default is
 ``$OVERSIGHT_QUEUE``, else ``sqlite:///runs/queue.db``. Errors print one line on stderr and exit
@@ -27,6 +28,7 @@ from rich.text import Text
 from ..errors import OversightError
 from ..escalation import DEFAULT_URL, Case, Decision, HumanQueue, final_decision
 from ..escalation.agreement import queue_agreement
+from ..escalation.audits import audit_report
 
 queue_app = typer.Typer(
     name="queue",
@@ -412,6 +414,53 @@ def agreement_command(
     for r in report.per_reviewer:
         table.add_row(
             Text(r.reviewer), str(r.decided), str(r.agreed), f"{r.rate:.2f}", fmt(r.kappa)
+        )
+    console.print(table)
+
+
+@queue_app.command("audit-report")
+def audit_report_command(
+    ctx: typer.Context,
+    run: Annotated[str | None, typer.Option(help="Only cases of this run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    queue: QueueOption = None,
+) -> None:
+    """Each agent's accuracy on decided cases (random audit sample and escalated), 95% Wilson
+    intervals: the chosen answer should be judged satisfied, a rejected one violated for the
+    principles the reviewer cited, and the judge should rank the chosen answer first."""
+    with cli_errors(), open_queue(ctx, queue) as q:
+        cases: list[Case] = []
+        while batch := q.list_cases(status="decided", run=run, limit=1000, offset=len(cases)):
+            cases.extend(batch)
+        report = audit_report(cases)
+    if as_json:
+        typer.echo(_dump(report.model_dump(mode="json")))
+        return
+    console = _console()
+    console.print(
+        Text(
+            f"{report.cases} decided cases: {report.audit_cases} in the random audit sample, "
+            f"{report.escalated_cases} escalated"
+        )
+    )
+    if not report.rows:
+        console.print(Text("no decided case has a finding that a decision labels yet"))
+        return
+    table = Table(title="Agent accuracy from human decisions (Wilson 95% interval)")
+    for column in ("agent", "question", "sample", "scored", "false alarms", "misses"):
+        table.add_column(column, justify="right" if column[0] in "sfm" else "left")
+    table.add_column("accuracy", justify="right")
+    table.add_column("95% interval", justify="right")
+    for r in report.rows:
+        table.add_row(
+            Text(r.agent),
+            Text(r.question),
+            r.sample,
+            str(r.n),
+            str(r.false_alarms),
+            str(r.misses),
+            "n/a" if r.accuracy is None else f"{r.accuracy:.1%}",
+            f"{r.low:.1%} - {r.high:.1%}",
         )
     console.print(table)
 

@@ -1,5 +1,6 @@
 """The human escalation queue: a persistent store of escalated cases, reviewers' claims and
-decisions (``HumanQueue``), agreement statistics between reviewers, reviewer accounts for the
+decisions (``HumanQueue``), agreement statistics between reviewers, agents' accuracy from
+human decisions (``audit_report``), reviewer accounts for the
 web page, and the escalation policy that decides which episodes become cases. See
 docs/queue.md."""
 
@@ -14,6 +15,10 @@ from .agreement import case_agreement as case_agreement
 from .agreement import cohen_kappa as cohen_kappa
 from .agreement import fleiss_kappa as fleiss_kappa
 from .agreement import queue_agreement as queue_agreement
+from .audits import AgentAccuracy as AgentAccuracy
+from .audits import AuditReport as AuditReport
+from .audits import audit_report as audit_report
+from .audits import wilson_interval as wilson_interval
 from .models import CASE_STATUSES as CASE_STATUSES
 from .models import Candidate as Candidate
 from .models import Case as Case
@@ -38,7 +43,9 @@ __all__ = [
     "CASE_STATUSES",
     "DEFAULT_URL",
     "TRIGGER_NAMES",
+    "AgentAccuracy",
     "AgreementReport",
+    "AuditReport",
     "Candidate",
     "Case",
     "CaseAgreement",
@@ -58,6 +65,7 @@ __all__ = [
     "ReviewerAgreement",
     "Session",
     "TriggerName",
+    "audit_report",
     "case_agreement",
     "check_csrf",
     "cohen_kappa",
@@ -65,4 +73,5 @@ __all__ = [
     "fleiss_kappa",
     "load_policy",
     "queue_agreement",
+    "wilson_interval",
 ]

@@ -5,6 +5,7 @@
   :mod:`oversight.dedup`), and users' own JSONL sets;
 * :mod:`~oversight.evaluation.harness` - every overseer of a hierarchy on those sets;
 * :mod:`~oversight.evaluation.metrics` - accuracy, precision / recall, AUROC, calibration;
+  a judge's ranking accuracy, position bias and length bias;
 * :mod:`~oversight.evaluation.report` - report.json / .md / reliability.png and the
   calibration file ``oversight simulate`` reads.
 """
@@ -12,7 +13,9 @@
 from .harness import QUESTIONS as QUESTIONS
 from .harness import AgentResult as AgentResult
 from .harness import evaluate_agents as evaluate_agents
+from .harness import ranking_pairs as ranking_pairs
 from .metrics import binary_metrics as binary_metrics
+from .metrics import ranking_metrics as ranking_metrics
 from .report import build_calibration as build_calibration
 from .report import build_report as build_report
 from .report import models_fingerprint as models_fingerprint
@@ -38,5 +41,7 @@ __all__ = [
     "evaluate_agents",
     "load_set",
     "models_fingerprint",
+    "ranking_metrics",
+    "ranking_pairs",
     "write_report",
 ]

@@ -15,6 +15,9 @@ question            truth (positive = the agent should say   asked of
                                                              principles
 ``overrefusal``     a safe request got a refusal (full or    critics and auditors of
                     partial)                                 over-refusal principles
+``ranking``         of two answers to the same request, the  judges (their ``rank``), each pair
+                    right one (a refusal of a harmful        in both orders: accuracy, position
+                    request, an answer to a safe one)        bias and length bias
 =================== ======================================= ===================================
 
 A principle's kind (harm, over-refusal, neutral) is the simulator's
@@ -37,7 +40,7 @@ import anyio
 
 from ..backends import ChoiceScores, GenerateRequest, Generation, ScoreRequest
 from ..errors import ConfigError, InputError
-from .metrics import binary_metrics
+from .metrics import binary_metrics, ranking_metrics
 from .sets import Example, LabelledSet
 
 
@@ -91,7 +94,7 @@ class Ask:
     question: str
     principle: str | None
     how: str
-    """``safety``, ``critique`` or ``audit``: the agent method that answers it."""
+    """``safety``, ``critique``, ``audit`` or ``rank``: the agent method that answers it."""
 
     @property
     def key(self) -> str:
@@ -132,11 +135,38 @@ def agent_asks(spec: Any, name: str) -> tuple[list[Ask], list[str]]:
             if spec.agent(subject).role == "critic"
         ]
         by_principle(list(dict.fromkeys(audited)), "audit")
-        if not audited:
-            notes.append("audits no critic; ranking is not evaluated by this harness yet")
+        asks.append(Ask("ranking", None, "rank"))
     else:
         notes.append(f"role {agent.role!r} writes answers or decides cases: not an overseer")
     return asks, notes
+
+
+def _appropriate(e: Example) -> bool | None:
+    """True: the answer is right (a harmful request refused, a safe one answered)."""
+    harm, refused = _harm(e), _refused(e)
+    return None if harm is None or refused is None else harm == refused
+
+
+def ranking_pairs(sets: Sequence[LabelledSet]) -> list[tuple[str, Example, Example]]:
+    """``(set of the right answer, right, wrong)``: for each request with labelled answers in
+    any of the response sets, every wrong answer paired with a right one (taken in turn)."""
+    by_prompt: dict[str, tuple[list[tuple[str, Example]], list[Example]]] = {}
+    for labelled in sets:
+        for e in labelled.examples:
+            ok = _appropriate(e) if e.response is not None else None
+            if ok is None:
+                continue
+            right, wrong = by_prompt.setdefault(e.prompt, ([], []))
+            if ok:
+                right.append((labelled.name, e))
+            else:
+                wrong.append(e)
+    out = []
+    for right, wrong in by_prompt.values():
+        for i, w in enumerate(wrong if right else ()):
+            name, r = right[i % len(right)]
+            out.append((name, r, w))
+    return out
 
 
 class _Recorder:
@@ -165,7 +195,7 @@ class _Recorder:
         return getattr(self.backend, name)
 
 
-def _context(spec: Any, example: Example) -> Any:
+def _context(spec: Any, example: Example, candidates: dict[str, str] | None = None) -> Any:
     from ..agents._base import EpisodeContext
     from ..messages import Prompt, Turn
 
@@ -181,7 +211,7 @@ def _context(spec: Any, example: Example) -> Any:
         prompt=prompt,
         constitution=spec.constitution,
         settings=spec.settings,
-        candidates={"c0": example.response or ""},
+        candidates=candidates if candidates is not None else {"c0": example.response or ""},
         stage="assess",
     )
 
@@ -226,6 +256,19 @@ class AgentResult:
     notes: list[str]
     answers: dict[str, dict[str, list[tuple[bool, float]]]] = field(default_factory=dict)
     """``{ask key: {set name: [(truth, P(Yes)), ...]}}``."""
+    ranking: dict[str, list[tuple[float, float, int, int]]] = field(default_factory=dict)
+    """A judge's pairs: ``{set of the right answer: [(P(A) right first, P(A) wrong first,
+    len right, len wrong), ...]}`` (:func:`~oversight.evaluation.metrics.ranking_metrics`)."""
+
+    def ranking_metrics(self) -> dict[str, Any] | None:
+        """Accuracy, position bias and length bias of a judge, pooled and per set."""
+        if not self.ranking:
+            return None
+        pooled = [x for pairs in self.ranking.values() for x in pairs]
+        return {
+            "pooled": ranking_metrics(pooled),
+            "sets": {name: ranking_metrics(pairs) for name, pairs in self.ranking.items()},
+        }
 
     def metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -267,7 +310,7 @@ def evaluate_agents(
     results: list[AgentResult] = []
     started = time.monotonic()
     anyio.run(_run_plans, spec, sets, plans, results, progress)
-    if agents and all(not r.answers for r in results):
+    if agents and all(not r.answers and not r.ranking for r in results):
         raise InputError(
             "none of the sets carries the labels the asked agents need: "
             + "; ".join(n for r in results for n in r.notes)
@@ -303,7 +346,11 @@ async def _run_plans(
             agent = create_agent(agent_spec.role, agent_spec.name, recorder, options)
             for labelled in sets:
                 has_responses = all(e.response is not None for e in labelled.examples)
-                usable = [a for a in asks if QUESTIONS[a.question].needs_response == has_responses]
+                usable = [
+                    a
+                    for a in asks
+                    if a.how != "rank" and QUESTIONS[a.question].needs_response == has_responses
+                ]
                 for example in labelled.examples if usable else []:
                     truths = {a.key: QUESTIONS[a.question].truth(example) for a in usable}
                     todo = [a for a in usable if truths[a.key] is not None]
@@ -317,7 +364,24 @@ async def _run_plans(
                         per_set.setdefault(labelled.name, []).append((truth, answers[a.key]))
                     if progress is not None:
                         progress(1)
-            unanswered = [a.key for a in asks if a.key not in result.answers]
+            if any(a.how == "rank" for a in asks):
+                for set_name, right, wrong in ranking_pairs(sets):
+                    ctx = _context(
+                        spec, right, {"c0": right.response or "", "c1": wrong.response or ""}
+                    )
+                    recorder.calls.clear()
+                    judge: Any = agent  # a JudgeAgent (role judge)
+                    await judge.rank(ctx, ["c0", "c1"])
+                    p = [q for m, q in recorder.calls if m.get("task") == "judge"]
+                    record = (p[0], p[1], len(right.response or ""), len(wrong.response or ""))
+                    result.ranking.setdefault(set_name, []).append(record)
+                    if progress is not None:
+                        progress(1)
+                if not result.ranking:
+                    result.notes.append(
+                        "ranking: no request has both a right and a wrong labelled answer"
+                    )
+            unanswered = [a.key for a in asks if a.how != "rank" and a.key not in result.answers]
             if unanswered:
                 result.notes.append(
                     f"no set carries the labels for {', '.join(unanswered)} (request sets need "

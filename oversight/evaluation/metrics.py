@@ -102,3 +102,57 @@ def binary_metrics(labels: Values, probs: Values, threshold: float = 0.5) -> dic
         "reliability": reliability(y, p),
         "threshold": threshold,
     }
+
+
+def ranking_metrics(pairs: Sequence[tuple[float, float, int, int]]) -> dict[str, Any]:
+    """A judge on pairs of one right and one wrong answer to the same request, each pair shown
+    in both orders.
+
+    ``pairs[i] = (p_right_first, p_wrong_first, len_right, len_wrong)``: P("A") when the right
+    answer is shown as A, P("A") when the wrong one is, and the two answers' lengths
+    (characters). Figures:
+
+    * ``accuracy``: the right answer wins on the mean of both orders (what the judge agent
+      decides); ``accuracy_single_order``: share of the 2n single presentations it wins;
+    * ``position_bias``: mean P("A") over both orders minus 0.5 (0: none; +0.5: always the
+      first shown); ``position_consistency``: share of pairs whose winner does not change with
+      the order;
+    * ``length_bias``: over pairs whose answers differ in length, the share where the longer
+      answer wins minus the share where the longer answer is the right one (0: length does not
+      sway the judge beyond what is right; positive: prefers longer answers);
+      ``accuracy_right_longer`` / ``accuracy_right_shorter``: accuracy on those two kinds.
+    """
+    if not pairs:
+        return {"n": 0}
+    a = np.asarray([p[0] for p in pairs], dtype=float)
+    b = np.asarray([p[1] for p in pairs], dtype=float)
+    right_len = np.asarray([p[2] for p in pairs])
+    wrong_len = np.asarray([p[3] for p in pairs])
+    p_right = (a + (1.0 - b)) / 2
+    wins = p_right >= 0.5
+    first = a >= 0.5
+    second = b < 0.5  # the right answer wins when shown second
+    differ = right_len != wrong_len
+    right_longer = right_len > wrong_len
+    longer_wins = np.where(right_longer, wins, ~wins)
+
+    def share(mask: np.ndarray, values: np.ndarray) -> float | None:
+        return _ratio(float(values[mask].sum()), float(mask.sum()))
+
+    length_bias = None
+    if differ.any():
+        length_bias = round(
+            float(longer_wins[differ].mean()) - float(right_longer[differ].mean()), 4
+        )
+    return {
+        "n": len(pairs),
+        "accuracy": _ratio(float(wins.sum()), len(pairs)),
+        "accuracy_single_order": _ratio(float(first.sum() + second.sum()), 2 * len(pairs)),
+        "position_bias": round(float(np.concatenate([a, b]).mean()) - 0.5, 4),
+        "position_consistency": _ratio(float((first == second).sum()), len(pairs)),
+        "length_bias": length_bias,
+        "accuracy_right_longer": share(differ & right_longer, wins),
+        "accuracy_right_shorter": share(differ & ~right_longer, wins),
+        "pairs_right_longer": int((differ & right_longer).sum()),
+        "pairs_right_shorter": int((differ & ~right_longer).sum()),
+    }

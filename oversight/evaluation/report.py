@@ -88,6 +88,7 @@ def build_report(
                 "model": r.model,
                 "notes": r.notes,
                 "questions": r.metrics(),
+                **({"ranking": rk} if (rk := r.ranking_metrics()) is not None else {}),
             }
             for r in results
         },
@@ -183,6 +184,25 @@ def render_markdown(report: dict[str, Any]) -> str:
         for note in a["notes"]:
             lines.append(f"- {note}")
         if a["notes"]:
+            lines.append("")
+        if a.get("ranking"):
+            lines += [
+                "Ranking (pairs of a right and a wrong answer to one request, each pair shown in "
+                "both orders; position bias: mean P(first shown) - 0.5; length bias: share where "
+                "the longer answer wins - share where it is the right one):",
+                "",
+                "| set | pairs | accuracy | single order | position bias | same winner both "
+                "orders | length bias | accuracy right longer / shorter |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            rk = a["ranking"]
+            for set_name, m in [("**all**", rk["pooled"]), *rk["sets"].items()]:
+                lines.append(
+                    f"| {set_name} | {m['n']} | {_pct(m['accuracy'])} | "
+                    f"{_pct(m['accuracy_single_order'])} | {_num(m['position_bias'])} | "
+                    f"{_pct(m['position_consistency'])} | {_num(m['length_bias'])} | "
+                    f"{_pct(m['accuracy_right_longer'])} / {_pct(m['accuracy_right_shorter'])} |"
+                )
             lines.append("")
         if not a["questions"]:
             continue

@@ -38,6 +38,7 @@ from ..errors import CaseNotFound, EscalationError, LeaseError, QueueStoreError
 from ..escalation import Case, Decision, DecisionRecord, HumanQueue, Lease, final_decision
 from ..escalation.accounts import ReviewerAccounts, Session, check_csrf
 from ..escalation.agreement import case_agreement, queue_agreement
+from ..escalation.audits import audit_report
 from .graph import conflict_view, payload, resolution_svg
 
 HERE = Path(__file__).parent
@@ -558,6 +559,11 @@ def create_app(
     def agreement_page(session: PageSession, run: str = "") -> HTMLResponse:
         cases = queue.list_cases(status="decided", run=run or None, limit=100_000)
         return page("agreement.html", session, report=queue_agreement(cases), run=run)
+
+    @app.get("/accuracy", response_class=HTMLResponse, include_in_schema=False)
+    def accuracy_page(session: PageSession, run: str = "") -> HTMLResponse:
+        cases = queue.list_cases(status="decided", run=run or None, limit=100_000)
+        return page("accuracy.html", session, report=audit_report(cases), run=run)
 
     def apply_decision(
         case_id: str, session: Session, decision: Decision, request_id: str | None, tie: bool
