@@ -47,7 +47,7 @@ def doc(*ids: str, extra: str = "") -> str:
 # ------------------------------------------------------------------ the shipped constitution
 
 
-def test_default_has_the_seven_principles_and_helpfulness() -> None:
+def test_default_has_the_seven_principles_helpfulness_and_the_conflicts_other_sides() -> None:
     c = load_constitution(DEFAULT)
     categories = {p.id: p.category for p in c.principles}
     assert categories == {
@@ -59,6 +59,9 @@ def test_default_has_the_seven_principles_and_helpfulness() -> None:
         "manipulation": "ethical interaction",
         "balance": "reliability",
         "helpfulness": "helpfulness",
+        "transparency": "transparency",
+        "moral_judgment": "ethics",
+        "personalisation": "helpfulness",
     }
     for p in c.principles:
         assert p.critique_prompt.rstrip().endswith("Answer Yes or No."), p.id
