@@ -343,7 +343,8 @@ def chain_from_case(case: Any, decisions: Iterable[Any] = ()) -> PreferenceChain
         for item in details.get(key) or ():
             if not isinstance(item, dict):
                 continue
-            p = item.get("payload") if isinstance(item.get("payload"), dict) else item
+            inner = item.get("payload")
+            p: dict[str, Any] = inner if isinstance(inner, dict) else item
             verdict = p.get("verdict")
             if verdict is None and "risk" in p:
                 verdict = f"risk {float(p['risk']):.2f}, {p.get('action', '')}".rstrip(", ")

@@ -551,7 +551,7 @@ def _load_selectors(
     loaded = []
     for i, selector in enumerate(spec.select):
         base_file = _beside(selector.constitution, resolved) if selector.constitution else None
-        files = [
+        files: list[tuple[tuple[str | int, ...], str, Path]] = [
             (("select", i, "overlays", j), name, _beside(name, resolved))
             for j, name in enumerate(selector.overlays)
         ]
