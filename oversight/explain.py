@@ -119,7 +119,18 @@ class PreferenceChain:
         out.append("\n4. findings")
         if not self.findings:
             out.append("   none recorded")
+        satisfied: dict[str, list[str]] = {}
+        for f in self.findings:  # satisfied critiques in one line per candidate
+            if f.get("kind") == "critique" and f.get("verdict") == "satisfied":
+                version = f" v{f['version']}" if f.get("version") else ""
+                satisfied.setdefault(str(f.get("candidate")), []).append(
+                    f"{f.get('principle')}{version}"
+                )
+        for cand, names in satisfied.items():
+            out.append(f"   {cand} satisfies {', '.join(names)}")
         for f in self.findings:
+            if f.get("kind") == "critique" and f.get("verdict") == "satisfied":
+                continue
             version = f" v{f['version']}" if f.get("version") else ""
             numbers = []
             if f.get("severity") is not None:
