@@ -126,8 +126,8 @@ class PreferenceChain:
                 satisfied.setdefault(str(f.get("candidate")), []).append(
                     f"{f.get('principle')}{version}"
                 )
-        for cand, names in satisfied.items():
-            out.append(f"   {cand} satisfies {', '.join(names)}")
+        for cid, names in satisfied.items():
+            out.append(f"   {cid} satisfies {', '.join(names)}")
         for f in self.findings:
             if f.get("kind") == "critique" and f.get("verdict") == "satisfied":
                 continue
