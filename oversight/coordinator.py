@@ -41,6 +41,7 @@ from .consensus import (
 )
 from .errors import AgentError, ConfigError
 from .escalation.episode import case_from_episode, escalation_reason
+from .governance import Variant, digest
 from .messages import (
     AuditRequest,
     Capability,
@@ -137,6 +138,8 @@ class _State:
 
     ctx: EpisodeContext
     findings: EpisodeFindings
+    variant: Variant
+    """The constitution in force for this episode, its graph and compiled core."""
     envs: dict[str, Envelope] = field(default_factory=dict)
     """Candidate id -> its draft or revision envelope."""
     sources: dict[str, str] = field(default_factory=dict)
@@ -163,6 +166,13 @@ class Coordinator:
         self.levels, self.settings, self.policy, self.queue = levels, settings, policy, queue
         self.timeout = timeout
         self.severity = {p.id: float(p.severity) for p in graph.constitution.principles}
+        self.default = Variant(
+            constitution=graph.constitution,
+            graph=graph,
+            core=core,
+            severity=self.severity,
+            digest=digest(graph.constitution),
+        )
 
     async def publish(
         self, ctx: EpisodeContext, payload: Any, parents: Sequence[str]
@@ -196,10 +206,16 @@ class Coordinator:
         return envs
 
     async def oversee(
-        self, ctx: EpisodeContext, prompt_env: Envelope, outcome: EpisodeOutcome
+        self,
+        ctx: EpisodeContext,
+        prompt_env: Envelope,
+        outcome: EpisodeOutcome,
+        variant: Variant | None = None,
     ) -> EpisodeOutcome:
-        """Run the episode of ``ctx`` to its decision; fill in and return ``outcome``."""
-        state = _State(ctx, EpisodeFindings(self.core, self.levels))
+        """Run the episode of ``ctx`` to its decision under ``variant`` (the constitution the
+        prompt's context selected; default: the coordinator's); fill in and return ``outcome``."""
+        variant = variant or self.default
+        state = _State(ctx, EpisodeFindings(variant.core, self.levels), variant)
         drafts = await self._ask(ctx, self.cast.base, "draft", DraftRequest(), (prompt_env.id,))
         if not drafts:
             raise AgentError("the draft was dropped by an interceptor", error_type="BlockedDraft")
@@ -239,12 +255,12 @@ class Coordinator:
                 audit_draw=ctx.draw("audit"),
                 rounds_left=max_rounds - rounds,
             )
-            decision = decide(batch, self.core)
+            decision = decide(batch, variant.core)
             chosen = order[int(decision.chosen[0])]
             if int(decision.action[0]) != ACTION_REVISE or reviser is None:
                 break  # with no reviser max_rounds is 0, so decide() never asks to revise
             rounds += 1
-            violated = list(violated_principles(batch, self.core, order)[chosen])
+            violated = list(violated_principles(batch, variant.core, order)[chosen])
             first = len(order)
             ctx.stage = "revise"
             ask_revision = ReviseRequest(
@@ -328,7 +344,7 @@ class Coordinator:
                         continue  # a verification or an uncertainty note: evidence, no verdict
                     state.finding_ids.append(env.id)
                     verdict, severity, confidence = finding_of(
-                        payload, self.severity[payload.principle_id]
+                        payload, state.variant.severity[payload.principle_id]
                     )
                     flagged_any |= verdict != "satisfied"
                     if payload.kind == "safety_assessment":
@@ -359,7 +375,7 @@ class Coordinator:
                             state.finding_ids.append(env.id)
                             audit: Any = env.payload
                             verdict, severity, confidence = finding_of(
-                                audit, self.severity[principle]
+                                audit, state.variant.severity[principle]
                             )
                             findings.add(
                                 auditor, candidate, principle, verdict, severity, confidence,
@@ -385,7 +401,8 @@ class Coordinator:
         chosen = order[chosen_i]
         strategy = STRATEGY_NAMES[int(decision.strategy[0])]
         triggers = trigger_names(int(decision.triggers[0]))
-        violated = violated_principles(batch, self.core, order)
+        core, graph = state.variant.core, state.variant.graph
+        violated = violated_principles(batch, core, order)
         finding_ids = state.finding_ids
         parents = [state.envs[chosen].id, *finding_ids]
         if judgment_env is not None:
@@ -401,19 +418,19 @@ class Coordinator:
                 parents.append(conflict_env.id)
         if strategy != "none":
             scores = {c: round(float(decision.cost[0][i]), 4) for i, c in enumerate(order)}
-            path, rationale = self.graph.explain(
+            path, rationale = graph.explain(
                 strategy,
                 chosen,
                 violated,
                 scores,
                 ctx.prompt.context,
-                margin=self.core.weighted_margin,
+                margin=core.weighted_margin,
             )
             resolution = Resolution(
                 strategy=strategy,
                 winner=None if strategy == "human" else chosen,
                 path=path,
-                conditional_rules=self.graph.context_key(ctx.prompt.context),
+                conditional_rules=graph.context_key(ctx.prompt.context),
                 scores=scores,
                 rationale=rationale,
             )
@@ -447,6 +464,7 @@ class Coordinator:
                 case_id=case_id,
                 triggers=triggers,
                 candidates=tuple(order),
+                proposed=chosen,
                 reason=escalation_reason(triggers, chosen),
             )
             await self.publish(ctx, escalation, parents)

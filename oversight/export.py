@@ -13,7 +13,9 @@
 
 Every row's ``provenance`` walks back through the journal: the episode, the prompt's message
 id, every candidate and finding id, the resolution, the consensus or escalation, the human
-adjudication, the principle versions, the strategy. Only candidate texts (public messages)
+adjudication, the principle versions, the constitution that decided (name, version, overlays,
+the ``select`` entries that chose it, conditional rules, digest; None for journals older than
+schema 2), the strategy. Only candidate texts (public messages)
 become targets: internal reasoning is never copied into a row.
 """
 
@@ -31,6 +33,7 @@ from .messages import (
     Adjudication,
     Audit,
     Consensus,
+    ConstitutionApplied,
     Critique,
     Draft,
     Envelope,
@@ -210,9 +213,12 @@ def _episode_rows(
     versions: dict[str, str] = {}
     resolution_env: Envelope | None = None
     adjudication_env: Envelope | None = None
+    applied: ConstitutionApplied | None = None
     for env in envs:
         p = env.payload
-        if isinstance(p, Draft):
+        if isinstance(p, ConstitutionApplied):
+            applied = p
+        elif isinstance(p, Draft):
             candidates[p.candidate_id] = (p.text, env.id, "draft")
         elif isinstance(p, Revision):
             candidates[p.candidate_id] = (p.text, env.id, p.source)
@@ -239,6 +245,18 @@ def _episode_rows(
         "episode": prompt_env.episode,
         "prompt_id": prompt.prompt_id,
         "principle_versions": dict(sorted(versions.items())),
+        "constitution": (
+            {
+                "name": applied.name,
+                "version": applied.version,
+                "overlays": list(applied.overlays),
+                "selected_by": list(applied.selected_by),
+                "conditional_rules": list(applied.conditional_rules),
+                "digest": applied.digest,
+            }
+            if applied is not None
+            else None
+        ),
         "strategy": strategy,
         "message_ids": message_ids,
     }

@@ -43,10 +43,12 @@ from .config import (
 )
 from .errors import ConfigError, UnknownModelError, UnknownPrincipleError, UnknownRoleError
 from .escalation.policy import EscalationPolicy, load_policy
+from .governance import Selector
 from .paths import resolve_config
 
 if TYPE_CHECKING:
     from .constitution import Constitution
+    from .governance import ConstitutionSet
 
 SupervisionMode: TypeAlias = Literal["every", "sample", "on-flag"]
 
@@ -149,6 +151,13 @@ class HierarchySpec(_Config):
     """Constitution file (YAML key ``constitution``); relative to this file, else packaged."""
     overlays: tuple[str, ...] = ()
     """Overlay files applied to the constitution in order."""
+    contexts: dict[str, list[str]] = Field(default_factory=dict)
+    """Context key -> the values a prompt may give it (``region: [eu, us]``); a prompt with
+    another value fails with a clear message instead of silently missing its ``select`` entry.
+    Keys not listed are free."""
+    select: tuple[Selector, ...] = ()
+    """Per-request constitutions: overlays (or another constitution) for the prompts whose
+    context matches (:mod:`oversight.governance`)."""
     escalation_file: str = Field(default="escalation/default.yaml", alias="escalation")
     """Escalation policy file (YAML key ``escalation``); relative to this file, else packaged."""
     models: dict[str, ModelSpec] = Field(default_factory=dict)
@@ -164,6 +173,7 @@ class HierarchySpec(_Config):
 
     _constitution: Constitution | None = PrivateAttr(default=None)
     _policy: EscalationPolicy | None = PrivateAttr(default=None)
+    _constitutions: ConstitutionSet | None = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ validation
 
@@ -347,6 +357,40 @@ class HierarchySpec(_Config):
             )
         return self._policy
 
+    @property
+    def constitutions(self) -> ConstitutionSet:
+        """The constitutions this hierarchy applies per request (just :attr:`constitution` when
+        it has no ``select`` entries)."""
+        if self._constitutions is None:
+            from .governance import ConstitutionSet
+
+            self._constitutions = ConstitutionSet(
+                self.constitution, self.policy, contexts=self.contexts, source=self.source
+            )
+        return self._constitutions
+
+    def with_constitutions(self, constitutions: ConstitutionSet) -> HierarchySpec:
+        """A copy that selects per request from ``constitutions``; every variant is built now
+        and checked against the agents' principles (ConfigError naming the entries)."""
+        spec = self.model_copy()
+        spec._constitution, spec._policy = self._constitution, self._policy
+        problems = Problems(self, path=self.source)
+        for variant in constitutions.variants():
+            ids = variant.constitution.ids
+            for i, agent in enumerate(self.agents):
+                for j, pid in enumerate(agent.principles):
+                    if pid not in ids:
+                        problems.add(
+                            ("agents", i, "principles", j),
+                            f"principle {pid!r} is not in the constitution that `select` "
+                            f"entries {', '.join(variant.selected_by)} give (an overlay removes "
+                            "it); keep it in that overlay or drop it from this agent",
+                            UnknownPrincipleError,
+                        )
+        problems.raise_if_any()
+        spec._constitutions = constitutions
+        return spec
+
     def with_config(self, constitution: Constitution, policy: EscalationPolicy) -> HierarchySpec:
         """A copy bound to an already loaded constitution and policy (checked against them)."""
         self.check_against(constitution, policy)
@@ -482,9 +526,50 @@ def load_hierarchy(path: str | Path) -> HierarchySpec:
     constitution = load_constitution(constitution_file, overlays=overlay_files)
     policy = load_policy(policy_file)
     try:
-        return spec.with_config(constitution, policy)
+        spec = spec.with_config(constitution, policy)
+        if spec.select:
+            spec = spec.with_constitutions(
+                _load_selectors(spec, doc, resolved, constitution, policy, missing)
+            )
+        return spec
     except ConfigError as err:  # with the line of each problem, in this file or the policy's
         raise doc.add_lines(err) if err.path == str(resolved) else add_lines(err) from None
+
+
+def _load_selectors(
+    spec: HierarchySpec,
+    doc: Any,
+    resolved: Path,
+    constitution: Constitution,
+    policy: EscalationPolicy,
+    missing: Problems,
+) -> ConstitutionSet:
+    """The hierarchy's ``select`` entries with their files loaded."""
+    from .constitution import load_constitution, load_overlay
+    from .governance import ConstitutionSet, LoadedSelector
+
+    loaded = []
+    for i, selector in enumerate(spec.select):
+        base_file = _beside(selector.constitution, resolved) if selector.constitution else None
+        files: list[tuple[tuple[str | int, ...], str, Path]] = [
+            (("select", i, "overlays", j), name, _beside(name, resolved))
+            for j, name in enumerate(selector.overlays)
+        ]
+        if base_file is not None:
+            files.append((("select", i, "constitution"), str(selector.constitution), base_file))
+        for loc, name, file in files:
+            if not file.is_file():
+                missing.add(loc, f"file {name!r} not found; fix the path")
+        if missing:
+            continue
+        other = load_constitution(base_file) if base_file is not None else None
+        overlays = tuple(load_overlay(file) for loc, _, file in files if "overlays" in loc)
+        loaded.append(LoadedSelector(selector, other, overlays))
+    if missing:
+        raise config_error(doc.locate(missing), path=resolved)
+    return ConstitutionSet(
+        constitution, policy, loaded, contexts=spec.contexts, source=str(resolved)
+    )
 
 
 def _beside(name: str, hierarchy_file: Path) -> Path:

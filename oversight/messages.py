@@ -19,8 +19,11 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-SCHEMA_VERSION = 1
-"""Version of the envelope format; bumped when a message kind changes incompatibly."""
+SCHEMA_VERSION = 2
+"""Version of the envelope format; bumped when a message kind changes incompatibly.
+
+2: every episode journals the :class:`ConstitutionApplied` that decides it, and an
+:class:`Escalation` names the candidate the agents proposed (``oversight replay`` needs both)."""
 
 Visibility: TypeAlias = Literal["public", "internal"]
 Verdict: TypeAlias = Literal["violated", "satisfied", "uncertain"]
@@ -86,6 +89,31 @@ class Prompt(_Message):
     labels: dict[str, str] = Field(default_factory=dict)
     """Ground-truth labels when known (e.g. ``harm: harmful``); used by the simulated backend and
     by evaluation, never shown to agents built on real models."""
+
+
+class ConstitutionApplied(_Message):
+    """Which constitution decides an episode: published by the runtime right after the prompt.
+
+    A hierarchy may select overlays (or another constitution) per request from the prompt's
+    context (region, user profile, product surface), so one run can apply several; this record
+    is what every decision, export row and ``oversight explain`` of the episode cites."""
+
+    kind: Literal["constitution"] = "constitution"
+    name: str
+    """The constitution's name (``default``)."""
+    version: str
+    """The constitution's version."""
+    overlays: tuple[str, ...] = ()
+    """Overlays applied, in order (the hierarchy's own, then the selected ones)."""
+    selected_by: tuple[str, ...] = ()
+    """Ids of the hierarchy's ``select`` entries whose ``when`` matched the prompt's context."""
+    principles: dict[str, str] = Field(default_factory=dict)
+    """Principle id -> version, for every principle of the constitution in force."""
+    conditional_rules: tuple[str, ...] = ()
+    """Conditional rules of that constitution that apply to the prompt's context."""
+    digest: str = ""
+    """A hash of everything that decides (principles' versions, weights and severities, edges,
+    rules): two episodes with the same digest were decided under the same constitution."""
 
 
 class Draft(_Message):
@@ -337,6 +365,8 @@ class Escalation(_Message):
     """Why: ``disagreement``, ``low_confidence``, ``severity``, ``unresolved``, ``audit``."""
     candidates: tuple[str, ...] = ()
     """Candidate ids offered to reviewers."""
+    proposed: str | None = None
+    """The candidate the agents proposed (schema 2; None in older journals)."""
     reason: str = ""
     """A sentence for the reviewer."""
 
@@ -463,6 +493,7 @@ class Reply(_Message):
 
 Payload: TypeAlias = Annotated[
     Prompt
+    | ConstitutionApplied
     | Draft
     | Critique
     | SafetyAssessment
@@ -595,6 +626,7 @@ __all__ = [
     "ClaimStatus",
     "Conflict",
     "Consensus",
+    "ConstitutionApplied",
     "Critique",
     "Draft",
     "DraftRequest",

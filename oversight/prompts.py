@@ -1,7 +1,10 @@
 """Prompt sets: JSONL (one object per line) or plain text (one prompt per line).
 
 A JSONL line is ``{"id": ..., "prompt": "..."}`` or ``{"id": ..., "messages": [{"role":
-"user", "content": ...}, ...]}``, with optional ``context`` and ``labels`` dicts. A line that
+"user", "content": ...}, ...]}``, with optional ``context`` and ``labels`` dicts. The context's
+``region``, ``user`` (profile) and ``surface`` (product surface) may also be given at the top
+level; they select per-request constitutions (:mod:`oversight.governance`) and are checked
+(one short value per key, no nesting). A line that
 cannot be used (invalid UTF-8, NUL bytes, empty, over the size limit, malformed JSON) does not
 stop the run: it becomes a :class:`PromptProblem` that the runtime journals as a ``Failure``
 for that prompt, naming the file and line.
@@ -16,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .errors import InputError
+from .governance import CONTEXT_SHORTHANDS, check_context
 from .messages import Prompt, Turn
 from .paths import DATA_DIR
 
@@ -84,11 +88,24 @@ def parse_prompt_line(
     problem = _check_text(text, where, limit)
     if problem:
         return PromptProblem(prompt_id, problem)
+    raw_context = obj.get("context")
+    shorthand = {k: obj[k] for k in CONTEXT_SHORTHANDS if k in obj}
+    if shorthand and (raw_context is None or isinstance(raw_context, dict)):
+        both = sorted(set(shorthand) & set(raw_context or {}))
+        if both:
+            return PromptProblem(
+                prompt_id,
+                f"{where}: {both[0]!r} is given both at the top level and in 'context'; keep one",
+            )
+        raw_context = {**(raw_context or {}), **shorthand}
+    context = check_context(raw_context, where)
+    if isinstance(context, str):
+        return PromptProblem(prompt_id, context)
     try:
         return Prompt(
             prompt_id=prompt_id,
             messages=tuple(Turn(**t) for t in turns),
-            context={str(k): str(v) for k, v in (obj.get("context") or {}).items()},
+            context=context,
             labels={str(k): str(v) for k, v in (obj.get("labels") or {}).items()},
         )
     except (ValidationError, TypeError) as exc:

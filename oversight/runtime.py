@@ -30,6 +30,7 @@ from .backends import ModelBackend, create_backend
 from .bus import Bus, HardBlock, Interceptor, JournalInterceptor
 from .consensus import CompiledCore
 from .coordinator import Cast, Coordinator, EpisodeOutcome
+from .governance import ConstitutionSet
 from .journal import Journal
 from .messages import INTERNAL_KINDS, Failure, Prompt, envelope
 from .priority import PriorityGraph
@@ -114,6 +115,13 @@ class Runtime:
         self.settings = spec.settings
         self.graph = PriorityGraph(self.constitution)
         self.core = CompiledCore.from_config(self.graph, spec.policy)
+        constitutions = getattr(spec, "constitutions", None)
+        self.constitutions: ConstitutionSet = (
+            constitutions
+            if isinstance(constitutions, ConstitutionSet)
+            else ConstitutionSet(self.constitution, spec.policy)
+        )
+        """The constitutions selected per request from each prompt's context."""
         self.interceptors = list(interceptors)
         """Extra interceptors, after the journal and the standard hard block."""
         self.backends = dict(backends or {})
@@ -141,21 +149,23 @@ class Runtime:
         self, coordinator: Coordinator, live: LiveEpisodes, prompt: Prompt, journal: Journal
     ) -> EpisodeOutcome:
         ep = episode_id(self.run_name, prompt.prompt_id)
+        variant = self.constitutions.for_context(prompt.context)
         ctx = EpisodeContext(
             run=self.run_name,
             episode=ep,
             prompt=prompt,
-            constitution=self.constitution,
+            constitution=variant.constitution,
             settings=self.settings,
         )
         prompt_env = await coordinator.publish(ctx, prompt, ())
         assert prompt_env is not None, "an interceptor dropped the prompt"
+        await coordinator.publish(ctx, variant.record(prompt.context), (prompt_env.id,))
         outcome = EpisodeOutcome(prompt.prompt_id, ep, "failed", labels=dict(prompt.labels))
         live.open(ctx)
         failure: Failure | None = None
         try:
             with anyio.fail_after(self.episode_timeout):
-                outcome = await coordinator.oversee(ctx, prompt_env, outcome)
+                outcome = await coordinator.oversee(ctx, prompt_env, outcome, variant)
         except TimeoutError:
             failure = Failure(
                 stage=ctx.stage,
@@ -191,6 +201,9 @@ class Runtime:
         started = time.perf_counter()
         journal, scan = Journal.open(self.run_dir / "journal.jsonl", resume=resume)
         finished = scan.finished_episodes()
+        prompts = [
+            self.constitutions.check_prompt(p) if isinstance(p, Prompt) else p for p in prompts
+        ]
         todo = [p for p in prompts if episode_id(self.run_name, p.prompt_id) not in finished]
         skipped = len(prompts) - len(todo)
         outcomes: list[EpisodeOutcome] = []

@@ -1,7 +1,8 @@
 """The review page in a real browser: Playwright driving Debian's Chromium against uvicorn.
 
 Logs in with a token, claims a case and decides it with the keyboard, sees it leave the list,
-and checks that XSS payloads planted in the prompt, answers and critiques do not execute.
+opens the case's preference chain, and checks that XSS payloads planted in the prompt, answers
+and critiques do not execute on any of these pages.
 Screenshots of the list and case pages are saved under the test's tmp directory.
 """
 
@@ -84,6 +85,17 @@ def test_login_claim_decide_by_keyboard_and_xss_stays_inert(tmp_path: Path) -> N
             assert links == [calm[:8]]  # the decided case left the list
             assert page.evaluate(PWNED)[0] is None
             page.screenshot(path=str(tmp_path / "after.png"), full_page=True)
+
+            # The preference chain of the decided case, linked from its page: the payloads
+            # planted in the prompt, answers and critiques stay text there too.
+            page.goto(f"{server.base}/cases/{evil}")
+            page.click("#explain-link")
+            page.wait_for_selector("#explain")
+            assert page.evaluate(PWNED)[0] is None
+            assert page.locator("#findings").count() == 1
+            assert page.locator("text=alice").count() >= 1  # her decision, now settled
+            assert page.locator("text=window.__pwned=1").count() >= 1  # shown, as text
+            page.screenshot(path=str(tmp_path / "explain.png"), full_page=True)
         finally:
             browser.close()
     with HumanQueue(url) as queue:

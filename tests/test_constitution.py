@@ -47,23 +47,23 @@ def doc(*ids: str, extra: str = "") -> str:
 # ------------------------------------------------------------------ the shipped constitution
 
 
-def test_default_has_the_seven_principles_and_helpfulness() -> None:
+def test_default_has_the_seven_principles_helpfulness_and_the_conflicts_other_sides() -> None:
     c = load_constitution(DEFAULT)
     categories = {p.id: p.category for p in c.principles}
-    assert categories["politeness"] == "ethical interaction"  # issue 14: below honesty
-    assert (
-        categories.items()
-        >= {
-            "harm": "safety",
-            "privacy": "security",
-            "honesty": "honesty",
-            "fairness": "fairness",
-            "lawful": "compliance",
-            "manipulation": "ethical interaction",
-            "balance": "reliability",
-            "helpfulness": "helpfulness",
-        }.items()
-    )
+    assert categories == {
+        "harm": "safety",
+        "privacy": "security",
+        "honesty": "honesty",
+        "fairness": "fairness",
+        "lawful": "compliance",
+        "manipulation": "ethical interaction",
+        "balance": "reliability",
+        "helpfulness": "helpfulness",
+        "transparency": "transparency",
+        "moral_judgment": "ethics",
+        "personalisation": "helpfulness",
+        "politeness": "ethical interaction",  # issue 14: below honesty
+    }
     for p in c.principles:
         assert p.critique_prompt.rstrip().endswith("Answer Yes or No."), p.id
         assert 1 <= len(p.examples) <= 2, p.id

@@ -24,6 +24,7 @@ def _root() -> None:
 _COMMAND_MODULES = (
     "check",
     "constitution",
+    "governance",
     "queue",
     "web",
     "run",

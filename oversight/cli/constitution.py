@@ -1,8 +1,9 @@
 """``oversight constitution ...``: inspect a constitution and try its conflict resolution.
 
 ``show`` prints the principles, the priority edges and the conditional rules that apply to a
-context (overlays applied); ``resolve`` settles a conflict between candidates given the
-principles each violates, the way the decision core does. Errors exit with status 2.
+context (overlays applied); ``diff A B`` lists principle, edge and rule changes; ``resolve``
+settles a conflict between candidates given the principles each violates, the way the decision
+core does. Errors exit with status 2.
 """
 
 from __future__ import annotations
@@ -117,6 +118,25 @@ def resolve_command(
     typer.echo(f"strategy: {strategy}\nwinner: {result.winner or '-'}\n{result.rationale}")
 
 
+def diff_command(
+    a: str,
+    b: str,
+    overlays_a: list[str] | None = None,
+    overlays_b: list[str] | None = None,
+    as_json: bool = False,
+) -> dict[str, Any]:
+    """Print what changes from constitution A to B (principles, edges, rules); return it."""
+    from ..constitution import load_constitution
+    from ..governance import diff_constitutions, format_diff
+
+    diff = diff_constitutions(
+        load_constitution(a, overlays=overlays_a or []),
+        load_constitution(b, overlays=overlays_b or []),
+    )
+    typer.echo(json.dumps(diff, indent=2) if as_json else format_diff(diff))
+    return diff
+
+
 def register(app: typer.Typer) -> None:
     constitution_app = typer.Typer(
         name="constitution",
@@ -159,7 +179,25 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             resolve_command(parsed, constitution, overlay, facts, margin, as_json)
 
+    @constitution_app.command("diff")
+    def diff(
+        a: Annotated[str, typer.Argument(help="Constitution A (YAML file).")],
+        b: Annotated[str, typer.Argument(help="Constitution B (YAML file).")],
+        overlay_a: Annotated[
+            list[str] | None, typer.Option("--overlay-a", help="Overlay applied to A.")
+        ] = None,
+        overlay_b: Annotated[
+            list[str] | None,
+            typer.Option("--overlay-b", "-o", help="Overlay applied to B (e.g. A + an overlay)."),
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """What changes from A to B: principles added, removed and changed, priority edges and
+        conditional rules added and removed."""
+        with user_errors():
+            diff_command(a, b, overlay_a, overlay_b, as_json)
+
     app.add_typer(constitution_app)
 
 
-__all__ = ["register", "resolve_command", "show_command"]
+__all__ = ["diff_command", "register", "resolve_command", "show_command"]

@@ -57,8 +57,11 @@ def case_from_episode(
     :class:`~oversight.escalation.EscalationPolicy`) gives the priority and the number of
     reviewers.
     """
-    reasoning: dict[str, list[Any]] = {}
+    reasoning: dict[str, Any] = {}
     for env in published:
+        if env.payload.kind == "constitution":  # which constitution and overlays decided
+            reasoning["constitution"] = env.payload.model_dump(mode="json", exclude={"kind"})
+            continue
         key = DETAIL_KEYS.get(env.payload.kind)
         if key is not None:
             reasoning.setdefault(key, []).append(env.model_dump(mode="json"))

@@ -39,6 +39,7 @@ from ..escalation import Case, Decision, DecisionRecord, HumanQueue, Lease, fina
 from ..escalation.accounts import ReviewerAccounts, Session, check_csrf
 from ..escalation.agreement import case_agreement, queue_agreement
 from ..escalation.audits import audit_report
+from .explain import add_explain_routes
 from .graph import conflict_view, payload, resolution_svg
 
 HERE = Path(__file__).parent
@@ -554,6 +555,18 @@ def create_app(
     def rows_page(case_id: str, session: PageSession) -> HTMLResponse:
         case = get_case(case_id)
         return page("rows.html", session, case=case, rows=training_rows(runs, case))
+
+    # -- preference chains (oversight/web/explain.py) ------------------------------------------
+    add_explain_routes(
+        app,
+        page=page,
+        session_dependency=PageSession,
+        get_case=get_case,
+        queue=queue,
+        runs=runs,
+        can_see_decisions=_can_see_decisions,
+        visible_decisions=_visible_decisions,
+    )
 
     @app.get("/agreement", response_class=HTMLResponse, include_in_schema=False)
     def agreement_page(session: PageSession, run: str = "") -> HTMLResponse:
