@@ -26,10 +26,11 @@ import_or_fail("schemathesis", "pip install 'oversight[dev]' (schemathesis)")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from test_web import submission  # noqa: E402
-from test_web_server import ServerProcess, api_session, tokens  # noqa: E402
+from test_web_server import ServerProcess, api_session  # noqa: E402
 
 from oversight.escalation import HumanQueue  # noqa: E402
 from oversight.escalation.accounts import ReviewerAccounts  # noqa: E402
+from oversight.escalation.votes import StakeholderVotes  # noqa: E402
 from oversight.web import create_app  # noqa: E402
 
 MAX_EXAMPLES = 10
@@ -71,6 +72,8 @@ def test_every_route_documents_its_errors(schema: dict[str, Any]) -> None:
         if name.startswith("POST") and name != "POST /api/login":
             assert "403" in responses, name  # a cookie session without its CSRF header
     assert "409" in ops["POST /api/cases/{case_id}/decide"]["responses"]
+    vote = ops["POST /api/proposals/{proposal_id}/vote"]["responses"]
+    assert {"403", "404", "409"} <= set(vote)  # not a stakeholder, no proposal, changed vote
     assert "401" in ops["POST /api/login"]["responses"]  # a spent token
     schemes = schema["components"]["securitySchemes"]
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
@@ -129,7 +132,9 @@ def test_fuzzing_from_the_schema_finds_nothing(tmp_path: Path) -> None:
     with HumanQueue(url) as queue:
         for i in range(3):
             queue.submit(submission(f"ep-{i}", reviewers=2))
-    (token,) = tokens(url, "fuzz")
+        ballot = StakeholderVotes(queue.store)
+        ballot.propose("edge", {"winner": "privacy", "loser": "helpfulness"}, by="root")
+        token = ballot.accounts.add_reviewer("fuzz", stakeholder=True)
     with ServerProcess(url, log=tmp_path / "server.log") as server:
         with api_session(server.base, token) as client:
             bearer = client.headers["Authorization"]

@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "constitution",
     "queue",
     "web",
+    "votes",
     "run",
     "schema",
     "simulate",

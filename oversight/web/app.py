@@ -42,6 +42,7 @@ from ..errors import CaseNotFound, EscalationError, LeaseError, QueueStoreError
 from ..escalation import Case, Decision, DecisionRecord, HumanQueue, Lease, final_decision
 from ..escalation.accounts import ReviewerAccounts, Session, check_csrf
 from ..escalation.agreement import case_agreement, queue_agreement
+from ..escalation.votes import StakeholderVotes
 from .graph import conflict_view, payload, resolution_svg
 from .schema import (
     SECURITY,
@@ -59,6 +60,7 @@ from .schema import (
     errors,
     finish_openapi,
 )
+from .votes import add_vote_routes
 
 HERE = Path(__file__).parent
 COOKIE = "oversight_session"
@@ -256,10 +258,12 @@ def create_app(
     priority_edges: PriorityEdges | None = None,
     secure_cookies: bool = False,
     page_size: int = 50,
+    votes: StakeholderVotes | None = None,
 ) -> FastAPI:
     """The review app. ``priority_edges(case)`` gives the constitution's ``(winner, loser)``
     edges for a case's context (drawn in the case graph); ``secure_cookies`` adds ``Secure``
-    to the cookies (serve behind HTTPS)."""
+    to the cookies (serve behind HTTPS); ``votes`` holds the stakeholders' proposals and votes
+    (by default in the queue's database, see :mod:`oversight.web.votes`)."""
     runs = Path(runs_dir)
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -565,7 +569,7 @@ def create_app(
         return LoginReply(
             reviewer=session.reviewer.name,
             admin=session.reviewer.admin,
-            stakeholder=getattr(session.reviewer, "stakeholder", False),
+            stakeholder=session.reviewer.stakeholder,
             session=session.secret,
             csrf=session.csrf,
         )
@@ -684,6 +688,16 @@ def create_app(
         record = await api_call(credentials, decide)
         return Response(record.model_dump_json(), media_type="application/json")
 
+    add_vote_routes(
+        app,
+        votes or StakeholderVotes(queue.store, table_prefix=_prefix(accounts), accounts=accounts),
+        page=page,
+        page_session=PageSession,
+        require_csrf=require_csrf,
+        credentials=Credentials,
+        api_call=api_call,
+    )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if not request.url.path.startswith("/api/"):
@@ -713,6 +727,11 @@ def create_app(
         return HTMLResponse(html, exc.status_code, headers=headers)
 
     return app
+
+
+def _prefix(accounts: ReviewerAccounts) -> str:
+    """The table prefix the accounts were made with (``queue_`` by default)."""
+    return str(accounts.reviewers.name).removesuffix("reviewers")
 
 
 def _as_list(value: Any) -> list[Any]:
