@@ -514,7 +514,16 @@ def overlay_yaml(overlay: Overlay) -> str:
         ]
     if "add_priorities" in data:
         data["add_priorities"] = [f"{w} > {lo}" for w, lo in overlay.add_priorities]
-    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None  # prompts stay readable as blocks
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    _Dumper.add_representer(str, _text)
+    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100))
 
 
 __all__ = [
