@@ -127,6 +127,7 @@ def schemathesis_cli() -> str:
     return found
 
 
+@pytest.mark.timeout(360)  # about 30 s idle; a loaded 2-core machine needs several times that
 def test_fuzzing_from_the_schema_finds_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     with HumanQueue(url) as queue:
@@ -135,7 +136,8 @@ def test_fuzzing_from_the_schema_finds_nothing(tmp_path: Path) -> None:
         ballot = StakeholderVotes(queue.store)
         ballot.propose("edge", {"winner": "privacy", "loser": "helpfulness"}, by="root")
         token = ballot.accounts.add_reviewer("fuzz", stakeholder=True)
-    with ServerProcess(url, log=tmp_path / "server.log") as server:
+    server = ServerProcess(url, log=tmp_path / "server.log").start(timeout=120)
+    try:
         with api_session(server.base, token) as client:
             bearer = client.headers["Authorization"]
         command = [
@@ -156,6 +158,8 @@ def test_fuzzing_from_the_schema_finds_nothing(tmp_path: Path) -> None:
         result = subprocess.run(
             command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
         )
+    finally:
+        server.stop()
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
     assert "No issues found" in out, out[-3000:]
