@@ -393,6 +393,9 @@ class Overlay(_Config):
     """Conditional rules to add."""
     source: str | None = None
     """The file the overlay was loaded from (named in errors)."""
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    """Where the overlay's changes came from (a stakeholder vote tally, the paragraphs of a
+    policy document); recorded for people, never read by the pipeline."""
 
     @field_validator("weights")
     @classmethod

@@ -2,8 +2,9 @@
 
 Logs in with a token, claims a case and decides it with the keyboard, sees it leave the list,
 opens the case's preference chain, and checks that XSS payloads planted in the prompt, answers
-and critiques do not execute on any of these pages.
-Screenshots of the list and case pages are saved under the test's tmp directory.
+and critiques do not execute on any of these pages. A stakeholder votes on proposals on the
+votes page. Screenshots of the list, case and votes pages are saved under the test's tmp
+directory.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ pytestmark = [
 sync_api = import_or_fail("playwright.sync_api", "pip install playwright")
 import_or_fail("uvicorn", "the web page needs the web extra")
 
-from test_web import submission  # noqa: E402
+from test_web import XSS, submission  # noqa: E402
 from test_web_server import ServerProcess, tokens  # noqa: E402
 
 from oversight.escalation import HumanQueue  # noqa: E402
+from oversight.escalation.votes import StakeholderVotes  # noqa: E402
 
 ARGS = [
     "--headless",
@@ -103,4 +105,66 @@ def test_login_claim_decide_by_keyboard_and_xss_stays_inert(tmp_path: Path) -> N
     assert final is not None
     assert final.choice == "c1" and final.reviewer == "alice"
     assert final.rationale == "safe and helpful (decided by keyboard)"
+    assert not [m for m in console if "Content Security Policy" in m or "pageerror" in m], console
+
+
+class PatientServer(ServerProcess):
+    """The server, given more time to start on a loaded machine (CI shares two cores)."""
+
+    def __enter__(self) -> ServerProcess:
+        return self.start(timeout=120)
+
+
+@pytest.mark.timeout(300)
+def test_stakeholder_votes_on_the_votes_page(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    with HumanQueue(url) as queue:
+        ballot = StakeholderVotes(queue.store)
+        edge = ballot.propose(
+            "edge",
+            {"winner": "privacy", "loser": "helpfulness"},
+            by="root",
+            rationale=f"policy paragraph 3 {XSS['script']}",
+        )
+        weight = ballot.propose("weight", {"principle_id": "harm", "weight": 1.3}, by="root")
+        token = ballot.accounts.add_reviewer("sam", stakeholder=True)
+    console: list[str] = []
+    with (
+        PatientServer(url, log=tmp_path / "server.log") as server,
+        sync_api.sync_playwright() as pw,
+    ):
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda msg: console.append(msg.text))
+            page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+            page.goto(f"{server.base}/login")
+            page.fill("#token", token)
+            page.press("#token", "Enter")
+            page.wait_for_selector("text=Log out")
+            page.click("nav >> text=Votes")
+            page.wait_for_selector("section.proposal")
+            assert page.locator("form.vote-form").count() == 2
+            assert page.locator(f"#p-{edge} .counts").count() == 0  # hidden before voting
+            assert page.locator("text=window.__pwned=1").count() >= 1  # shown as text
+            page.screenshot(path=str(tmp_path / "votes.png"), full_page=True)
+            page.fill(f"#p-{edge} input[name=comment]", "privacy first")
+            page.click(f"#p-{edge} button[value=approve]")
+            page.wait_for_selector(f"#p-{edge} .my-vote")
+            assert "approve" in page.inner_text(f"#p-{edge} .my-vote")
+            counts = " ".join(page.inner_text(f"#p-{edge} .counts").split())
+            assert counts.startswith("approve 1 , reject 0"), counts
+            page.click(f"#p-{weight} button[value=reject]")
+            page.wait_for_selector(f"#p-{weight} .my-vote")
+            assert page.locator("form.vote-form").count() == 0
+            assert page.evaluate(PWNED)[0] is None
+            page.screenshot(path=str(tmp_path / "voted.png"), full_page=True)
+        finally:
+            browser.close()
+    with HumanQueue(url) as queue:
+        report = StakeholderVotes(queue.store).tally()
+    assert [(t.approve, t.reject) for t in report.proposals] == [(1, 0), (0, 1)]
+    assert report.overlay is not None and report.overlay.add_priorities == (
+        ("privacy", "helpfulness"),
+    )
     assert not [m for m in console if "Content Security Policy" in m or "pageerror" in m], console

@@ -538,7 +538,7 @@ def test_api_list_show_claim_decide_and_retry(
         ).status_code
         == 422
     )
-    assert alice.post("/api/login", json={"token": "bad"}).status_code == 422
+    assert alice.post("/api/login", json={"token": "bad"}).status_code == 401
 
 
 def test_openapi_documents_the_api_only(app: Any) -> None:
@@ -552,8 +552,13 @@ def test_openapi_documents_the_api_only(app: Any) -> None:
         "/api/cases/{case_id}/decide",
     } <= paths
     assert not any(not p.startswith("/api/") for p in paths)
-    decide = schema["components"]["schemas"]["DecideRequest"]["properties"]
-    assert {"choice", "edited_text", "rationale", "principle_tags", "request_id"} <= set(decide)
+    components = schema["components"]["schemas"]
+    choose, edit = (
+        components["ChooseCandidate"]["properties"],
+        components["EditAnswer"]["properties"],
+    )
+    common = {"rationale", "principle_tags", "request_id", "tie_break"}
+    assert {"choice", *common} == set(choose) and {"edited_text", *common} == set(edit)
 
 
 def test_cli_add_reviewer_prints_a_working_token(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "governance",
     "queue",
     "web",
+    "votes",
     "run",
     "worker",
     "schema",

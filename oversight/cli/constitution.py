@@ -137,6 +137,52 @@ def diff_command(
     return diff
 
 
+def draft_command(
+    document: str,
+    out: str | None = None,
+    name: str | None = None,
+    base: str = DEFAULT,
+    model: str | None = None,
+    model_options: dict[str, str] | None = None,
+) -> None:
+    """Draft candidate principles from a policy document as an overlay (see
+    :mod:`oversight.drafting`); print it, or write it to ``out``."""
+    from pathlib import Path
+
+    from ..constitution import load_constitution
+    from ..drafting import Drafter, ModelDrafter, RuleDrafter, draft_overlay, read_policy
+    from ..escalation.votes import overlay_yaml
+
+    text = read_policy(document)
+    constitution = load_constitution(base)
+    drafter: Drafter = RuleDrafter()
+    if model:
+        from ..backends import create_backend
+
+        drafter = ModelDrafter(create_backend(model, **(model_options or {})), name=model)
+    overlay = draft_overlay(
+        text,
+        document=document,
+        name=name or f"{Path(document).stem}-drafted",
+        base=constitution,
+        drafter=drafter,
+    )
+    load_constitution(base, overlays=[overlay])  # the draft applies (no clash, no cycle)
+    header = (
+        f"# Drafted by `oversight constitution draft {Path(document).name}` "
+        f"({overlay.provenance['drafter']} drafter): candidate principles for a person to\n"
+        "# review. Each cites its paragraph under provenance.paragraphs.\n"
+    )
+    text_out = header + overlay_yaml(overlay)
+    if out is None:
+        typer.echo(text_out, nl=False)
+        return
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text_out, encoding="utf-8")
+    count = len(overlay.add_principles)
+    typer.echo(f"wrote {out}: {count} candidate principle(s) from {document}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     constitution_app = typer.Typer(
         name="constitution",
@@ -197,7 +243,30 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             diff_command(a, b, overlay_a, overlay_b, as_json)
 
+    @constitution_app.command("draft")
+    def draft(
+        document: Annotated[str, typer.Argument(help="Policy document (text or Markdown).")],
+        out: Annotated[
+            str | None, typer.Option("--out", "-o", help="Write the overlay here (else stdout).")
+        ] = None,
+        name: Annotated[
+            str | None, typer.Option(help="Overlay name (default: <stem>-drafted).")
+        ] = None,
+        base: ConstitutionOpt = DEFAULT,
+        model: Annotated[
+            str | None,
+            typer.Option(help="Backend that drafts the purposes (default: offline rules)."),
+        ] = None,
+        model_option: Annotated[
+            list[str] | None, typer.Option("--model-option", help="Backend option key=value.")
+        ] = None,
+    ) -> None:
+        """Candidate principles from a policy document, each citing its paragraph."""
+        options = _pairs(model_option, "--model-option")
+        with user_errors():
+            draft_command(document, out, name, base, model, options)
+
     app.add_typer(constitution_app)
 
 
-__all__ = ["diff_command", "register", "resolve_command", "show_command"]
+__all__ = ["diff_command", "draft_command", "register", "resolve_command", "show_command"]

@@ -156,17 +156,23 @@ def add_reviewer(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Reviewer name (letters, digits, . _ @ -).")],
     admin: Annotated[bool, typer.Option("--admin", help="May break ties and withdraw.")] = False,
+    stakeholder: Annotated[
+        bool, typer.Option("--stakeholder", help="May vote on proposed constitution changes.")
+    ] = False,
     queue: QueueOption = None,
 ) -> None:
     """Create a reviewer (or a new token for one) and print a one-time login token."""
     from ..escalation.accounts import ReviewerAccounts
 
     with cli_errors(), open_queue(ctx, queue) as human_queue:
-        token = ReviewerAccounts(human_queue.store).add_reviewer(name, admin=admin)
+        accounts = ReviewerAccounts(human_queue.store)
+        token = accounts.add_reviewer(name, admin=admin, stakeholder=stakeholder)
     typer.echo(token)
+    roles = "".join(
+        f" ({role})" for role, held in (("admin", admin), ("stakeholder", stakeholder)) if held
+    )
     typer.echo(
-        f"one-time login token for {name}{' (admin)' if admin else ''}: it works once; "
-        "paste it on the login page",
+        f"one-time login token for {name}{roles}: it works once; paste it on the login page",
         err=True,
     )
 

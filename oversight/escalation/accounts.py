@@ -8,6 +8,11 @@ Accounts live in the queue's own database (tables ``<prefix>reviewers`` and
     session = accounts.login(token)                         # the token is spent
     accounts.authenticate(session.secret)                   # -> Reviewer, or None
 
+Roles: every account reviews cases; ``admin`` also breaks ties and withdraws cases;
+``stakeholder`` also votes on proposed constitution changes (:mod:`oversight.escalation.votes`).
+The stakeholder role lives in its own table (``<prefix>stakeholders``), so a queue database made
+before the role existed gains it without changing its tables.
+
 Only SHA-256 digests of tokens and session secrets are stored: a copy of the database does not
 let anyone log in. A login token works once; a session lasts ``session_seconds`` (default 12 h)
 and carries its own CSRF token.
@@ -36,10 +41,12 @@ def _digest(secret: str) -> str:
 
 @dataclass(frozen=True)
 class Reviewer:
-    """A person who may review cases; ``admin`` may also break ties and withdraw cases."""
+    """A person who may review cases; ``admin`` may also break ties and withdraw cases,
+    ``stakeholder`` may also vote on proposed constitution changes."""
 
     name: str
     admin: bool
+    stakeholder: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,20 +95,33 @@ class ReviewerAccounts:
             sa.Column("csrf", sa.String(64), nullable=False),
             sa.Column("expires_at", sa.Float, nullable=False),
         )
+        self.stakeholders = sa.Table(
+            f"{table_prefix}stakeholders",
+            self.metadata,
+            sa.Column(
+                "name",
+                sa.String(64),
+                sa.ForeignKey(self.reviewers.c.name, ondelete="CASCADE"),
+                primary_key=True,
+            ),
+            sa.Column("since", sa.Float, nullable=False),
+        )
         with store.write() as conn:
             self.metadata.create_all(conn)
         self._authenticate_sql = store.prepare(
-            f"SELECT s.reviewer, s.csrf, s.expires_at, r.admin FROM {self.sessions.name} s "
-            f"JOIN {self.reviewers.name} r ON r.name = s.reviewer WHERE s.secret_hash = :digest"
+            f"SELECT s.reviewer, s.csrf, s.expires_at, r.admin, k.name AS stakeholder "
+            f"FROM {self.sessions.name} s JOIN {self.reviewers.name} r ON r.name = s.reviewer "
+            f"LEFT JOIN {self.stakeholders.name} k ON k.name = s.reviewer "
+            "WHERE s.secret_hash = :digest"
         )
 
     # -- accounts ---------------------------------------------------------------------------
 
-    def add_reviewer(self, name: str, *, admin: bool = False) -> str:
+    def add_reviewer(self, name: str, *, admin: bool = False, stakeholder: bool = False) -> str:
         """Create ``name`` (or issue a new token for it) and return a one-time login token.
 
         Issuing a new token for an existing reviewer invalidates the old unused token; its
-        sessions stay valid. ``admin`` is set to the given value.
+        sessions stay valid. ``admin`` and ``stakeholder`` are set to the given values.
         """
         if not _NAME_RE.match(name):
             raise EscalationError(
@@ -124,14 +144,23 @@ class ReviewerAccounts:
                         name=name, admin=admin, token_hash=_digest(token), created_at=self._clock()
                     )
                 )
+            k = self.stakeholders
+            conn.execute(sa.delete(k).where(k.c.name == name))
+            if stakeholder:
+                conn.execute(sa.insert(k).values(name=name, since=self._clock()))
         return token
 
     def list_reviewers(self) -> list[Reviewer]:
         """Every account, by name."""
-        t = self.reviewers
+        t, k = self.reviewers, self.stakeholders
+        query = (
+            sa.select(t.c.name, t.c.admin, k.c.name.label("stakeholder"))
+            .select_from(t.outerjoin(k, k.c.name == t.c.name))
+            .order_by(t.c.name)
+        )
         with self.store.read() as conn:
-            rows = conn.execute(sa.select(t.c.name, t.c.admin).order_by(t.c.name)).all()
-        return [Reviewer(r.name, bool(r.admin)) for r in rows]
+            rows = conn.execute(query).all()
+        return [Reviewer(r.name, bool(r.admin), r.stakeholder is not None) for r in rows]
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -141,8 +170,11 @@ class ReviewerAccounts:
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = self._clock()
         with self.store.write() as conn:
+            k = self.stakeholders
             row = conn.execute(
-                sa.select(t.c.name, t.c.admin).where(t.c.token_hash == _digest(token.strip()))
+                sa.select(t.c.name, t.c.admin, k.c.name.label("stakeholder"))
+                .select_from(t.outerjoin(k, k.c.name == t.c.name))
+                .where(t.c.token_hash == _digest(token.strip()))
             ).first()
             if row is None:
                 raise EscalationError(
@@ -157,7 +189,8 @@ class ReviewerAccounts:
                     secret_hash=_digest(secret), reviewer=row.name, csrf=csrf, expires_at=expires
                 )
             )
-        return Session(Reviewer(row.name, bool(row.admin)), secret, csrf, expires)
+        reviewer = Reviewer(row.name, bool(row.admin), row.stakeholder is not None)
+        return Session(reviewer, secret, csrf, expires)
 
     def authenticate(self, secret: str | None) -> Session | None:
         """The session whose cookie secret is ``secret``, or ``None`` (unknown or expired)."""
@@ -168,7 +201,8 @@ class ReviewerAccounts:
             row = tx.one_or_none(self._authenticate_sql, {"digest": _digest(secret)})
         if row is None or row.expires_at <= self._clock():
             return None
-        return Session(Reviewer(row.reviewer, bool(row.admin)), secret, row.csrf, row.expires_at)
+        reviewer = Reviewer(row.reviewer, bool(row.admin), row.stakeholder is not None)
+        return Session(reviewer, secret, row.csrf, row.expires_at)
 
     def logout(self, secret: str) -> None:
         """End the session (the cookie stops working at once)."""

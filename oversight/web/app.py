@@ -23,15 +23,19 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import CaseNotFound, EscalationError, LeaseError, QueueStoreError
@@ -39,8 +43,26 @@ from ..escalation import Case, Decision, DecisionRecord, HumanQueue, Lease, fina
 from ..escalation.accounts import ReviewerAccounts, Session, check_csrf
 from ..escalation.agreement import case_agreement, queue_agreement
 from ..escalation.audits import audit_report
+from ..escalation.votes import StakeholderVotes
 from .explain import add_explain_routes
 from .graph import conflict_view, payload, resolution_svg
+from .schema import (
+    SECURITY,
+    ApiError,
+    CaseList,
+    CaseSummary,
+    CaseView,
+    ClaimRequest,
+    DecideRequest,
+    LeaseReply,
+    LoginReply,
+    LoginRequest,
+    ReleaseReply,
+    StatusFilter,
+    errors,
+    finish_openapi,
+)
+from .votes import add_vote_routes
 
 HERE = Path(__file__).parent
 COOKIE = "oversight_session"
@@ -57,6 +79,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+MAX_OFFSET = 2**31 - 1
+"""Largest page offset (a larger one overflows the database's integer)."""
 
 PriorityEdges = Callable[[Case], Iterable[tuple[str, str]]]
 T = TypeVar("T")
@@ -95,63 +120,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LoginRequest(_Body):
-    """Exchange a one-time token for an API session."""
-
-    token: str
-    """The token printed by ``oversight queue add-reviewer``."""
-
-
-class LoginReply(_Body):
-    """An API session."""
-
-    reviewer: str
-    """Who is logged in."""
-    admin: bool
-    """Whether the reviewer may break ties and withdraw cases."""
-    session: str
-    """Send as ``Authorization: Bearer <session>``."""
-    csrf: str
-    """Send as ``X-CSRF-Token`` when authenticating with the cookie instead."""
-
-
-class ClaimRequest(_Body):
-    """Claim (or renew) a case."""
-
-    lease_seconds: float | None = Field(default=None, gt=0)
-    """Lease length; the queue's default when absent."""
-
-
-class DecideRequest(_Body):
-    """A decision: exactly one of ``choice`` or ``edited_text``."""
-
-    choice: str | None = None
-    """Candidate id chosen."""
-    edited_text: str | None = None
-    """An edited answer instead of a candidate."""
-    rationale: str = ""
-    """Why."""
-    principle_tags: tuple[str, ...] = ()
-    """Principles that decided it."""
-    request_id: str | None = Field(default=None, max_length=200)
-    """Idempotency key: a retried request with the same id applies once."""
-    tie_break: bool = False
-    """Settle a tied case (admins only)."""
-
-
-class CaseList(_Body):
-    """A page of cases."""
-
-    cases: list[dict[str, Any]]
-    """Case summaries (no internal reasoning)."""
-    total: int
-    """Matching cases in all pages."""
 
 
 def _age(ts: datetime, now: float) -> str:
@@ -292,10 +260,12 @@ def create_app(
     priority_edges: PriorityEdges | None = None,
     secure_cookies: bool = False,
     page_size: int = 50,
+    votes: StakeholderVotes | None = None,
 ) -> FastAPI:
     """The review app. ``priority_edges(case)`` gives the constitution's ``(winner, loser)``
     edges for a case's context (drawn in the case graph); ``secure_cookies`` adds ``Secure``
-    to the cookies (serve behind HTTPS)."""
+    to the cookies (serve behind HTTPS); ``votes`` holds the stakeholders' proposals and votes
+    (by default in the queue's database, see :mod:`oversight.web.votes`)."""
     runs = Path(runs_dir)
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -421,7 +391,7 @@ def create_app(
         principle: str = "",
         trigger: str = "",
         mine: bool = False,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         fragment: bool = False,
     ) -> HTMLResponse:
         context = list_context(session, status, run, principle, trigger, mine, offset)
@@ -598,8 +568,8 @@ def create_app(
             raise HTTPException(503, str(exc)) from exc
         except LeaseError as exc:
             raise HTTPException(409, str(exc)) from exc
-        except EscalationError as exc:
-            raise HTTPException(422, str(exc)) from exc
+        except EscalationError as exc:  # e.g. a candidate the case does not have
+            raise HTTPException(409, str(exc)) from exc
         except ValidationError as exc:
             raise HTTPException(422, "; ".join(e["msg"] for e in exc.errors())) from exc
 
@@ -613,26 +583,35 @@ def create_app(
 
         return await anyio.to_thread.run_sync(work, limiter=api_threads)
 
-    @app.post("/api/login", tags=["api"])
+    api_tags: list[str | Enum] = ["api"]
+    secured: dict[str, Any] = {"security": SECURITY}  # every route but login (see .schema)
+
+    @app.post("/api/login", tags=["api"], responses=errors(400, 401, 422, 503))
     def api_login(body: LoginRequest) -> LoginReply:
         """Exchange a one-time token for a session (send it as ``Authorization: Bearer``)."""
-        session = api_errors(lambda: accounts.login(body.token))
+        try:
+            session = accounts.login(body.token)
+        except QueueStoreError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        except EscalationError as exc:  # a token that is not valid (or spent)
+            raise HTTPException(401, str(exc)) from exc
         return LoginReply(
             reviewer=session.reviewer.name,
             admin=session.reviewer.admin,
+            stakeholder=session.reviewer.stakeholder,
             session=session.secret,
             csrf=session.csrf,
         )
 
-    @app.get("/api/cases", tags=["api"])
+    @app.get("/api/cases", responses=errors(401, 422, 503), tags=api_tags, openapi_extra=secured)
     async def api_list(
         credentials: Credentials,
-        status: str = "open",
+        status: StatusFilter = "open",
         run: str | None = None,
         principle: str | None = None,
         trigger: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> CaseList:
         """Cases, highest priority first, then oldest; ``status=all`` for every status."""
         filters: dict[str, Any] = {
@@ -645,33 +624,44 @@ def create_app(
         def listing(session: Session) -> CaseList:
             cases = queue.list_cases(**filters, limit=limit, offset=offset)
             return CaseList(
-                cases=[_summary(c, session) for c in cases], total=queue.count_cases(**filters)
+                cases=[CaseSummary(**_summary(c, session)) for c in cases],
+                total=queue.count_cases(**filters),
             )
 
         return await api_call(credentials, listing)
 
-    @app.get("/api/cases/{case_id}", tags=["api"])
-    async def api_show(case_id: str, credentials: Credentials) -> dict[str, Any]:
+    @app.get(
+        "/api/cases/{case_id}",
+        responses=errors(401, 404, 503),
+        tags=api_tags,
+        openapi_extra=secured,
+    )
+    async def api_show(case_id: str, credentials: Credentials) -> CaseView:
         """One case with prompt, candidates and the agents' internal reasoning (``details``).
 
         Other reviewers' decisions are left out until you decided or the case is settled."""
 
-        def show(session: Session) -> dict[str, Any]:
+        def show(session: Session) -> CaseView:
             case = queue.get(case_id)
-            data = case.model_dump(mode="json")
-            visible = _visible_decisions(case, session)
-            data["decisions"] = [d.model_dump(mode="json") for d in visible]
-            data["internal_reasoning"] = True
-            final = final_decision(case)
-            data["final_decision"] = final.model_dump(mode="json") if final else None
-            return data
+            return CaseView(
+                **{
+                    **dict(case),
+                    "decisions": tuple(_visible_decisions(case, session)),
+                    "final_decision": final_decision(case),
+                }
+            )
 
         return await api_call(credentials, show)
 
-    @app.post("/api/cases/{case_id}/claim", tags=["api"], response_model=dict[str, Any])
+    @app.post(
+        "/api/cases/{case_id}/claim",
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+        tags=api_tags,
+        openapi_extra=secured,
+    )
     async def api_claim(
         case_id: str, credentials: Credentials, body: ClaimRequest | None = None
-    ) -> Response:
+    ) -> LeaseReply:
         """Claim the case (a lease); claiming again renews your lease."""
         seconds = body.lease_seconds if body else None
 
@@ -679,35 +669,82 @@ def create_app(
             return queue.claim(case_id, session.reviewer.name, seconds)
 
         lease = await api_call(credentials, claim)
-        return JSONResponse(_lease_json(lease) | {"case_id": case_id, "slot": lease.slot})
+        return LeaseReply(
+            case_id=case_id,
+            reviewer=lease.reviewer,
+            slot=lease.slot,
+            claimed_at=lease.claimed_at,
+            expires_at=lease.expires_at,
+        )
 
-    @app.post("/api/cases/{case_id}/release", tags=["api"])
-    async def api_release(case_id: str, credentials: Credentials) -> dict[str, bool]:
+    @app.post(
+        "/api/cases/{case_id}/release",
+        responses=errors(401, 403, 404, 503),
+        tags=api_tags,
+        openapi_extra=secured,
+    )
+    async def api_release(case_id: str, credentials: Credentials) -> ReleaseReply:
         """Give your claim back."""
 
         def release(session: Session) -> bool:
             return queue.release(case_id, session.reviewer.name)
 
-        return {"released": await api_call(credentials, release)}
+        return ReleaseReply(released=await api_call(credentials, release))
 
-    @app.post("/api/cases/{case_id}/decide", tags=["api"], response_model=dict[str, Any])
+    @app.post(
+        "/api/cases/{case_id}/decide",
+        response_model=DecisionRecord,
+        responses=errors(400, 401, 403, 404, 409, 422, 503),
+        tags=api_tags,
+        openapi_extra=secured,
+    )
     async def api_decide(case_id: str, body: DecideRequest, credentials: Credentials) -> Response:
-        """Decide a case you hold a claim on; idempotent per ``request_id``."""
+        """Decide a case you hold a claim on; idempotent per ``request_id``.
+
+        The body is one of two shapes: ``choice`` (a candidate id) or ``edited_text`` (your
+        own answer), never both."""
+        fields = body.root
 
         def decide(session: Session) -> DecisionRecord:
             decision = Decision(
                 choice=body.choice,
                 edited_text=body.edited_text,
-                rationale=body.rationale,
-                principle_tags=body.principle_tags,
+                rationale=fields.rationale,
+                principle_tags=fields.principle_tags,
             )
-            return apply_decision(case_id, session, decision, body.request_id, body.tie_break)
+            return apply_decision(case_id, session, decision, fields.request_id, fields.tie_break)
 
         record = await api_call(credentials, decide)
         return Response(record.model_dump_json(), media_type="application/json")
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> Response:
+    add_vote_routes(
+        app,
+        votes or StakeholderVotes(queue.store, table_prefix=_prefix(accounts), accounts=accounts),
+        page=page,
+        page_session=PageSession,
+        require_csrf=require_csrf,
+        credentials=Credentials,
+        api_call=api_call,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse(ApiError(error=problems).model_dump(), 422)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = finish_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers or {})
         if exc.status_code == 303:
             return Response(status_code=303, headers=headers)
@@ -719,6 +756,11 @@ def create_app(
         return HTMLResponse(html, exc.status_code, headers=headers)
 
     return app
+
+
+def _prefix(accounts: ReviewerAccounts) -> str:
+    """The table prefix the accounts were made with (``queue_`` by default)."""
+    return str(accounts.reviewers.name).removesuffix("reviewers")
 
 
 def _as_list(value: Any) -> list[Any]:
