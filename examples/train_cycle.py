@@ -40,6 +40,7 @@ import yaml
 
 from oversight.evaluation.sets import default_data_dir
 from oversight.training.config import DPOSettings, SFTSettings
+from oversight.training.cycle import rates
 from oversight.training.dpo import train_dpo
 from oversight.training.eval import (
     SET_NAMES,
@@ -175,13 +176,6 @@ def over_refusal_pairs(run_dir: Path, out_dir: Path, judge: Judge) -> Path | Non
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
     )
     return out_dir
-
-
-def rates(result: dict[str, Any]) -> dict[str, float]:
-    return {
-        name: r["refusal_rate"] if r["kind"] == "harmful" else r["compliance_rate"]
-        for name, r in result["sets"].items()
-    }
 
 
 def main() -> None:
