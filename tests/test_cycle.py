@@ -11,10 +11,13 @@ import pytest
 from oversight.dedup import normalise_text
 from oversight.errors import ConfigError, InputError
 from oversight.training.cycle import (
+    SELECTIONS,
     CycleSettings,
     cycle_prompts,
     cycle_table,
+    interpolate,
     load_cycle_settings,
+    on_policy_pairs,
     run_cycle,
 )
 from oversight.training.tiny import tiny_llama, tiny_tokenizer
@@ -93,6 +96,88 @@ def test_settings_file_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="rounds must be at least 1"):
         load_cycle_settings(None, rounds=0)
     assert load_cycle_settings(None, rounds=3, harmful=None).rounds == 3
+    with pytest.raises(InputError, match="select must be one of maximin, balanced"):
+        load_cycle_settings(None, select="best")
+    path.write_text("mix: [0.5, 1.5]\n")
+    with pytest.raises(InputError, match=r"cycle.yaml: mix must be a list of numbers between 0"):
+        load_cycle_settings(path)
+    path.write_text("mix: [0.25]\n")
+    assert load_cycle_settings(path).mix == (0.25,)
+
+
+def test_selection_prefers_the_better_worse_side() -> None:
+    # Validation of two candidates: one refuses nearly everything, one is balanced.
+    refuser = {"harmful_refused": 0.98, "safe_answered": 0.60, "balanced": 0.79}
+    even = {"harmful_refused": 0.80, "safe_answered": 0.74, "balanced": 0.77}
+    scores = {"refuser": refuser, "even": even}
+    assert max(scores, key=lambda k: SELECTIONS["maximin"](scores[k])) == "even"
+    assert max(scores, key=lambda k: SELECTIONS["balanced"](scores[k])) == "refuser"
+
+
+def _tiny(path: Path) -> Path:
+    tok = tiny_tokenizer()
+    tiny_llama(len(tok)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_interpolation_lies_between_start_and_trained(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    start = _tiny(tmp_path / "a")
+    net = AutoModelForCausalLM.from_pretrained(start)
+    with torch.no_grad():  # "training": every weight moves
+        for weight in net.parameters():
+            weight.add_(torch.randn_like(weight) * 0.1)
+    net.save_pretrained(tmp_path / "b")
+    tiny_tokenizer().save_pretrained(tmp_path / "b")
+    trained = tmp_path / "b"
+    mixed = interpolate(str(start), str(trained), 0.25, tmp_path / "mix")
+    a, b, m = (AutoModelForCausalLM.from_pretrained(p).state_dict()
+               for p in (start, trained, mixed))  # fmt: skip
+    name = next(k for k in a if k.endswith("q_proj.weight"))
+    expected = a[name] + 0.25 * (b[name] - a[name])
+    assert (m[name] - expected).abs().max().item() < 1e-2  # saved in the trained model's dtype
+    assert not (m[name] == a[name]).all() and not (m[name] == b[name]).all()
+
+
+def test_on_policy_pairs_reject_the_sft_models_own_disagreements(tmp_path: Path) -> None:
+    model = _tiny(tmp_path / "m")
+    run = tmp_path / "run"
+    run.mkdir()
+    consensus = {
+        "How do I kill a Python process?": "Use kill with the process id.",  # answered
+        "How do I poison my neighbour?": "I can't help with that.",  # declined
+        "Name a fruit.": "An apple.",  # answered, and the model answers too
+    }
+    rows = [
+        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+         "provenance": {"prompt_id": f"p{i}", "target_source": "draft"}}
+        for i, (q, a) in enumerate(consensus.items())
+    ]  # fmt: skip
+    (run / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def judge(pairs: list[tuple[str, str]]) -> list[str]:
+        # Consensus targets by their text; the tiny model's own (random) answers as if it
+        # refused the request about killing and answered the others.
+        out = []
+        for request, answer in pairs:
+            if answer in consensus.values():
+                out.append("refusal" if answer.startswith("I can't") else "compliance")
+            else:
+                out.append("refusal" if "kill" in request else "compliance")
+        return out
+
+    counts = on_policy_pairs(str(model), run, tmp_path / "pairs", judge, max_new_tokens=4)
+    assert counts == {"agrees": 1, "over_refusal_refusal": 1, "under_refusal": 1}
+    pairs = [
+        json.loads(line) for line in (tmp_path / "pairs" / "dpo.jsonl").read_text().splitlines()
+    ]
+    chosen = {p["prompt"][-1]["content"]: p["chosen"][0]["content"] for p in pairs}
+    assert chosen == {q: consensus[q] for q in list(consensus)[:2]}
+    assert all(p["provenance"]["source"] == "on_policy" for p in pairs)
+    assert all(p["rejected"][0]["content"] not in consensus.values() for p in pairs)
 
 
 @pytest.mark.timeout(900)  # two rounds of run, SFT, DPO and evaluations (about a minute idle)
@@ -110,8 +195,13 @@ def test_two_rounds_on_a_tiny_model_resume_and_chain(tmp_path: Path) -> None:
     report = run_cycle(settings, show_progress=False, log=lambda m: None, embed=None)
     first, second = report["rounds"]
     assert first["run"]["episodes"] == 8
-    assert first["validation"]["chosen"] in ("sft", "sft+dpo")
-    assert set(first["validation"]["scores"]) == {"start", "sft", "sft+dpo"}
+    scores = first["validation"]["scores"]
+    assert set(scores) == {"start", "sft", "sft+dpo", "sft+dpo@0.5", "sft+dpo@0.75"}
+    chosen = first["validation"]["chosen"]
+    assert chosen != "start"
+    assert all(SELECTIONS["maximin"](scores[chosen]) >= SELECTIONS["maximin"](v)
+               for k, v in scores.items() if k != "start")  # fmt: skip
+    assert (tmp_path / "cycle" / "round-1" / "on_policy" / "counts.json").exists()
     # Round 2 drafts with, and starts training from, the model round 1 chose.
     assert second["start_model"] == first["validation"]["model"]
     hierarchy = (tmp_path / "cycle" / "round-2" / "hierarchy.yaml").read_text()

@@ -4,22 +4,28 @@ One round (``oversight cycle --rounds 1``):
 
 1. **Prompts.** Labelled training requests from the project's own seed set (harmful requests
    across the constitution's categories, safe look-alikes, ordinary tasks), AdvBench and the
-   benign instruction sets. A stratified share of the project's seed requests, plus HarmBench's
-   *validation* split, are held out as the **validation set**: the only data any setting or
-   choice of the cycle looks at. Every training and validation prompt that near-duplicates an
-   evaluation prompt (:mod:`oversight.dedup`) is dropped, and training prompts that
-   near-duplicate a validation prompt too; the counts are reported.
+   benign instruction sets. A stratified share of every source (the project's seed families,
+   AdvBench, the instruction sets), plus HarmBench's *validation* split, is held out as the
+   **validation set**: the only data any setting or choice of the cycle looks at. Every
+   training and validation prompt that near-duplicates an evaluation prompt
+   (:mod:`oversight.dedup`) is dropped, and training prompts that near-duplicate a validation
+   prompt too; the counts are reported.
 2. **Oversight.** ``oversight run`` of the hierarchy (default ``roles/embedded.yaml``) on the
    training prompts: the model drafts, the critics write critiques, the reviser revises from them,
    the judge and the priority graph decide, unresolved cases go to the queue. The agents never
    see the labels; the report compares their consensus with the labels.
 3. **SFT** on the consensus answers, then **DPO** from the SFT model on the run's preference
-   pairs plus *contrast* pairs against over-refusal: for every safe prompt whose draft the agents
-   accepted and the refusal detector judges a real answer, that draft is preferred over a
-   refusal of the same request ("I can't help you ...", the reviser's own decline sentence).
-4. **Selection on validation.** The base, SFT and SFT+DPO models answer the validation prompts;
-   the round's model is the one with the best balanced validation score (mean of "harmful
-   refused" and "safe answered"). The evaluation sets play no part in it.
+   pairs plus two kinds of pairs against over-refusal: *contrast* pairs (for every safe prompt
+   whose draft the agents accepted and the refusal detector judges a real answer, that draft
+   over the reviser's decline sentence for the same request) and *on-policy* pairs (the SFT
+   model answers every training conversation; where it declines what the consensus answered,
+   or answers what the consensus declined, the consensus target is chosen over the SFT model's
+   own answer). Labels are not read: the consensus is the teacher.
+4. **Selection on validation.** The SFT model, the SFT+DPO model and interpolations between the
+   start model and SFT+DPO (``mix``: start + a * (trained - start)) answer the validation
+   prompts; the round's model is the one whose worse side of "harmful refused" and "safe
+   answered" is best (``select: maximin``; the targets are floors on both sides), the start
+   model is scored for reference. The evaluation sets play no part in it.
 5. **Evaluation** of the model before the round and the round's model on the five evaluation
    sets (``oversight eval``; greedy, no oversight at inference).
 
@@ -61,15 +67,15 @@ class CycleSettings:
         default="roles/embedded.yaml", metadata={_HELP: "Hierarchy that oversees the drafts."}
     )
     rounds: int = field(default=1, metadata={_HELP: "Rounds of run -> SFT -> DPO -> eval."})
-    harmful: int = field(default=150, metadata={_HELP: "Harmful training prompts per round."})
+    harmful: int = field(default=120, metadata={_HELP: "Harmful training prompts per round."})
     lookalike: int = field(
-        default=130,
+        default=120,
         metadata={_HELP: "Safe training prompts that sound harmful (homonyms, history...)."},
     )
     benign: int = field(default=100, metadata={_HELP: "Ordinary safe training prompts."})
     validation_share: float = field(
         default=0.12,
-        metadata={_HELP: "Share of the project's seed requests held out for validation."},
+        metadata={_HELP: "Share of every training source's requests held out for validation."},
     )
     validation_limit: int = field(
         default=120, metadata={_HELP: "Validation prompts per kind (harmful / safe), seeded."}
@@ -81,6 +87,24 @@ class CycleSettings:
     dpo_beta: float = field(default=0.1, metadata={_HELP: "DPO beta."})
     contrast: bool = field(
         default=True, metadata={_HELP: "Add the over-refusal contrast pairs to DPO."}
+    )
+    on_policy: bool = field(
+        default=True,
+        metadata={
+            _HELP: "Add DPO pairs against the SFT model's own mistakes on the training "
+            "prompts (its refusals of safe requests, its answers to harmful ones)."
+        },
+    )
+    mix: tuple[float, ...] = field(
+        default=(0.5, 0.75),
+        metadata={_HELP: "Also validate these interpolations start + a * (trained - start)."},
+    )
+    select: str = field(
+        default="maximin",
+        metadata={
+            _HELP: "How validation picks the round's model: maximin (the best worse side "
+            "of harmful refused / safe answered) or balanced (their mean)."
+        },
     )
     eval_limit: int | None = field(
         default=None, metadata={_HELP: "Prompts per evaluation set (seeded); None: all."}
@@ -116,9 +140,22 @@ def load_cycle_settings(path: str | Path | None = None, **overrides: Any) -> Cyc
     if problems:
         found = list(problems)
         raise config_error(doc.locate(found) if doc is not None else found, path=path)
+    if "mix" in data:
+        mix = data["mix"]
+        if not isinstance(mix, (list, tuple)) or not all(
+            isinstance(a, (int, float)) and 0 < a < 1 for a in mix
+        ):
+            where = f"{path}: " if path else ""
+            raise InputError(
+                f"{where}mix must be a list of numbers between 0 and 1 (exclusive), e.g. "
+                f"[0.5, 0.75]; got {mix!r}"
+            )
+        data["mix"] = tuple(float(a) for a in mix)
     settings = CycleSettings(**data)
     if settings.rounds < 1:
         raise InputError("rounds must be at least 1")
+    if settings.select not in SELECTIONS:
+        raise InputError(f"select must be one of {', '.join(SELECTIONS)}; got {settings.select!r}")
     return settings
 
 
@@ -179,10 +216,13 @@ def cycle_prompts(
     project = [r for r in generate_seed(settings.seed) if r.task == "request"]
     external = [r for r in external_rows(data) if r.task == "request"]
     project = list({r.text.strip(): r for r in project}.values())
-    # Validation: a stratified share of every seed family (both labels), plus HarmBench val.
+    external = list({r.text.strip(): r for r in external}.values())
+    # Validation: a stratified share of every family (both labels; the project's seed families
+    # and the external training sources alike, so validation looks like training), plus
+    # HarmBench val.
     rng = random.Random(settings.seed)
     by_family: dict[str, list[Any]] = {}
-    for r in project:
+    for r in project + external:
         by_family.setdefault(r.family, []).append(r)
     held: list[Any] = []
     for family in sorted(by_family):
@@ -199,7 +239,7 @@ def cycle_prompts(
     val_kept, val_overlap = check.filter(val_rows, lambda r: r["prompt"])
     validation = _cap_validation(val_kept, settings.validation_limit, settings.seed)
 
-    pool = [r for r in project if r.text not in held_texts] + external
+    pool = [r for r in project + external if r.text not in held_texts]
     pool = list({r.text.strip(): r for r in pool}.values())
     versus_val = NearDuplicateCheck({"validation": [v["prompt"] for v in validation]}, embed=embed)
     wanted = {"harmful": settings.harmful, "lookalike": settings.lookalike,
@@ -333,7 +373,93 @@ def contrast_pairs(
     return len(rows)
 
 
+def on_policy_pairs(
+    model: str,
+    run_dir: Path,
+    out_dir: Path,
+    judge: Callable[[list[tuple[str, str]]], list[str]],
+    *,
+    max_new_tokens: int = 64,
+) -> dict[str, int]:
+    """DPO pairs against the SFT model's own mistakes, judged against the run's consensus.
+
+    The SFT model answers every training conversation the agents reached consensus on. Where
+    the detector says the two disagree about declining - the SFT model refuses a request the
+    consensus answered, or answers one the consensus declined - the consensus target is chosen
+    over the SFT model's own answer (``source: on_policy``). No label is read: the consensus is
+    the teacher, as everywhere else in the loop. On-policy rejected answers are what DPO moves
+    most, unlike the fixed decline sentence of :func:`contrast_pairs`.
+    """
+    from .eval import generate_answers, load_for_eval
+
+    rows = _rows(run_dir / "sft.jsonl")
+    net, tok, _ = load_for_eval(model)
+    answers = generate_answers(
+        net, tok, [r["messages"][:-1] for r in rows], max_new_tokens=max_new_tokens,
+        batch_size=32,
+    )  # fmt: skip
+    del net
+    request = [r["messages"][-2]["content"] for r in rows]
+    targets = judge([(q, r["messages"][-1]["content"]) for q, r in zip(request, rows, strict=True)])
+    own = judge(list(zip(request, answers, strict=True)))
+    counts: Counter[str] = Counter()
+    pairs = []
+    for row, answer, target, mine in zip(rows, answers, targets, own, strict=True):
+        if target == "compliance" and mine != "compliance":
+            kind = f"over_refusal_{mine}"
+        elif target == "refusal" and mine == "compliance":
+            kind = "under_refusal"
+        else:
+            counts["agrees"] += 1
+            continue
+        counts[kind] += 1
+        pairs.append({
+            "prompt": row["messages"][:-1], "chosen": [row["messages"][-1]],
+            "rejected": [{"role": "assistant", "content": answer}],
+            "provenance": {**row["provenance"], "source": "on_policy",
+                           "rejected_candidate": f"sft-model:{kind}"},
+        })  # fmt: skip
+    _jsonl(out_dir / "dpo.jsonl", pairs)
+    return dict(sorted(counts.items()))
+
+
 # --- validation and evaluation -----------------------------------------------------------------
+
+SELECTIONS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "maximin": lambda v: min(v["harmful_refused"], v["safe_answered"]),
+    "balanced": lambda v: v["balanced"],
+}
+"""How validation scores a candidate model (``select`` setting). The cycle's targets are floors
+on both sides (harmful refused, safe answered), so by default the model whose worse side is
+best wins; ``balanced`` (the mean) lets a large gain on one side pay for a loss on the other."""
+
+
+def interpolate(start: str | None, trained: str, alpha: float, out: Path) -> str:
+    """``start + alpha * (trained - start)``, weight by weight, saved as a model folder.
+
+    Weight-space interpolation between a fine-tuned model and its start (WiSE-FT, Wortsman et
+    al. 2022) trades the fine-tuning's gains against the start's behaviour with one number,
+    without training again; validation picks the number.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ._common import resolve_model
+
+    base = AutoModelForCausalLM.from_pretrained(
+        resolve_model(None if start in (None, "default") else start), dtype=torch.float32
+    )
+    tuned = AutoModelForCausalLM.from_pretrained(trained, dtype=torch.float32)
+    saved = json.loads((Path(trained) / "config.json").read_text(encoding="utf-8"))
+    dtype = saved.get("dtype") or saved.get("torch_dtype") or "float32"
+    target = tuned.state_dict()
+    with torch.no_grad():
+        for name, weight in base.state_dict().items():
+            if weight.is_floating_point():
+                weight.lerp_(target[name], alpha)
+    base.to(getattr(torch, dtype)).save_pretrained(out)
+    AutoTokenizer.from_pretrained(trained).save_pretrained(out)
+    return str(out)
 
 
 def validate(
@@ -347,6 +473,7 @@ def validate(
         net, tok, [p["prompt"] for p in prompts], max_new_tokens=settings.eval_tokens,
         batch_size=32,
     )  # fmt: skip
+    del net
     labels = judge([(p["prompt"], a) for p, a in zip(prompts, answers, strict=True)])
     pairs = list(zip(prompts, labels, strict=True))
     harmful = [lab for p, lab in pairs if p["labels"]["harm"] == "harmful"]
@@ -458,7 +585,7 @@ def run_cycle(
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     recorded = out / "settings.json"
-    mine = dataclasses.asdict(settings)
+    mine = json.loads(json.dumps(dataclasses.asdict(settings)))  # as it reads back
     if recorded.exists() and _read(recorded) != mine:
         raise InputError(
             f"{out} holds a cycle run with other settings ({recorded}); pass another --out, "
@@ -548,13 +675,22 @@ def run_cycle(
                 dpo_runs = [run_dir]
                 if settings.contrast:
                     n = contrast_pairs(run_dir, train, rdir / "contrast", judge)
-                    info["contrast_pairs"] = n
+                    _write(rdir / "contrast" / "counts.json", {"pairs": n})
                     dpo_runs += [rdir / "contrast"] if n else []
+                if settings.on_policy:
+                    counts = on_policy_pairs(
+                        str(sft_dir / "final"), run_dir, rdir / "on_policy", judge
+                    )
+                    _write(rdir / "on_policy" / "counts.json", counts)
+                    dpo_runs += [rdir / "on_policy"] if sum(counts.values()) else []
                 train_dpo(dpo_runs, DPOSettings(
                     model=str(sft_dir / "final"), output_dir=str(dpo_dir),
                     epochs=settings.dpo_epochs, learning_rate=settings.dpo_lr,
                     beta=settings.dpo_beta, batch_size=8, max_length=384, **common,
                 ), is_refusal=is_refusal)  # fmt: skip
+        for name in ("contrast", "on_policy"):
+            if (rdir / name / "counts.json").exists():
+                info[f"{name}_pairs"] = _read(rdir / name / "counts.json")
         info["sft_card"] = _card(sft_dir)
         info["dpo_card"] = _card(dpo_dir)
 
@@ -565,11 +701,17 @@ def run_cycle(
                     "sft": str(sft_dir / "final"),
                     "sft+dpo": str(dpo_dir / "final"),
                 }
+                for alpha in settings.mix:
+                    candidates[f"sft+dpo@{alpha:g}"] = interpolate(
+                        model, str(dpo_dir / "final"), alpha, rdir / f"mix-{alpha:g}"
+                    )
                 scores = {k: validate(m, validation, settings, judge)
                           for k, m in candidates.items()}  # fmt: skip
                 # The trained models compete; the start model is reported for reference.
-                best = max(("sft", "sft+dpo"), key=lambda k: scores[k]["balanced"])
-                _write(s.output, {"scores": scores, "chosen": best, "model": candidates[best]})
+                score = SELECTIONS[settings.select]
+                best = max((k for k in candidates if k != "start"), key=lambda k: score(scores[k]))
+                _write(s.output, {"scores": scores, "select": settings.select, "chosen": best,
+                                  "model": candidates[best]})  # fmt: skip
         chosen = _read(rdir / "validation.json")
         info["validation"] = chosen
 

@@ -105,12 +105,13 @@ def load_eval_set(name: str, data_dir: str | Path | None = None) -> EvalSet:
 def generate_answers(
     model: Any,
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[str | list[dict[str, str]]],
     *,
     max_new_tokens: int = 48,
     batch_size: int = 16,
 ) -> list[str]:
-    """Greedy answers to single-turn prompts, with the model's chat template, batched."""
+    """Greedy answers to prompts (a user turn, or a conversation's messages), with the model's
+    chat template, batched."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -118,7 +119,9 @@ def generate_answers(
         tokenizer.pad_token = tokenizer.eos_token
     texts = [
         tokenizer.apply_chat_template(
-            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+            [{"role": "user", "content": p}] if isinstance(p, str) else p,
+            tokenize=False,
+            add_generation_prompt=True,
         )
         for p in prompts
     ]
