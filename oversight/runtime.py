@@ -125,24 +125,37 @@ class Runtime:
         self.interceptors = list(interceptors)
         """Extra interceptors, after the journal and the standard hard block."""
         self.backends = dict(backends or {})
-        for name, model in spec.models.items():
-            if name not in self.backends:
-                self.backends[name] = create_backend(model.backend, **dict(model.options))
+        """Model name -> backend: those given, and those built for the agents run here. With
+        ``remote``, an agent served by workers gets none: its model is built only in the workers
+        (the coordinator builds the rest once :meth:`run` found the workers)."""
         self.agents: dict[str, Agent] = {}
-        for agent_spec in spec.agents:
-            options = dict(agent_spec.options)
-            if agent_spec.principles:
-                options["principles"] = list(agent_spec.principles)
-            backend = self.backends.get(agent_spec.model) if agent_spec.model else None
-            self.agents[agent_spec.name] = create_agent(
-                agent_spec.role, agent_spec.name, backend, options
-            )
+        """Agent name -> agent. With ``remote``, the agents start without backends (enough to
+        know their capabilities); :meth:`run` equips those that no worker serves."""
+        self._equip([a.name for a in spec.agents], with_backends=remote is None)
         self.levels: dict[str, int] = dict(spec.levels())
         self.cast = Cast.of(spec.base.name, self.agents, list(spec.supervision))
         self.on_outcome: list[Callable[[EpisodeOutcome], None]] = []
         self.remote = remote
         """A transport serving some agents elsewhere (:class:`oversight.transport.RemoteAgents`):
         opened by :meth:`run`; the agents it does not serve run in-process."""
+
+    def _equip(self, names: Sequence[str], *, with_backends: bool = True) -> None:
+        """(Re)build the named agents, with the backends of their models when
+        ``with_backends`` (each model built once, and only when one of them uses it)."""
+        for name in names:
+            agent_spec = self.spec.agent(name)
+            options = dict(agent_spec.options)
+            if agent_spec.principles:
+                options["principles"] = list(agent_spec.principles)
+            backend = None
+            if with_backends and agent_spec.model:
+                if agent_spec.model not in self.backends:
+                    model = self.spec.models[agent_spec.model]
+                    self.backends[agent_spec.model] = create_backend(
+                        model.backend, **dict(model.options)
+                    )
+                backend = self.backends[agent_spec.model]
+            self.agents[name] = create_agent(agent_spec.role, name, backend, options)
 
     # -- one episode ---------------------------------------------------------------------------
     async def _episode(
@@ -211,6 +224,7 @@ class Runtime:
         try:
             if self.remote is not None:
                 await self.remote.open(self.agents)
+                self._equip([n for n in self.agents if n not in self.remote.served])
             journaled = JournalInterceptor(journal.file)
             interceptors: list[Interceptor] = [
                 internal_stays_internal(),

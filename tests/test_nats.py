@@ -15,9 +15,12 @@ from typing import Any
 
 import anyio
 import pytest
+import yaml
 from helpers import read_rows, write_hierarchy
 from typer.testing import CliRunner
 
+from oversight.backends import register_backend
+from oversight.backends.scripted import ScriptedBackend
 from oversight.cli import app
 from oversight.errors import ConfigError, TransportError
 from oversight.export import export_run
@@ -313,3 +316,133 @@ async def test_worker_killed_mid_run_loses_and_duplicates_nothing(
     assert [o.status for o in result.outcomes].count("failed") == 0
     assert signature(tmp_path / "nats") == signature(tmp_path / "local")
     assert_clean(tmp_path / "nats", len(prompts))
+
+
+# --------------------------------------------------------------------------- what the coordinator
+# builds and sends
+
+
+BUILT: Counter[str] = Counter()
+"""Constructions of the ``counting-scripted`` backend, by its ``label`` option."""
+
+
+@register_backend("counting-scripted")
+def _counting_scripted(label: str = "", **options: Any) -> ScriptedBackend:
+    """The scripted backend, counting its constructions (the coordinator must build none for
+    the agents workers serve)."""
+    BUILT[label] += 1
+    return ScriptedBackend(**options)
+
+
+def counting_hierarchy(path: Path) -> Path:
+    """The test hierarchy with each model on the counting backend, labelled by model name."""
+    write_hierarchy(path, settings={"concurrency": 8})
+    spec = yaml.safe_load(path.read_text())
+    for name, model in spec["models"].items():
+        model["backend"] = "counting-scripted"
+        model["options"]["label"] = f"{path}:{name}"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+async def test_the_coordinator_builds_no_backend_for_the_agents_workers_serve(
+    nats_url: str, tmp_path: Path
+) -> None:
+    """Workers serve every agent on the ``assessor`` model: the coordinator builds only the
+    ``base`` model (for the base and the reviser it runs itself), and the episodes end as in
+    process."""
+    hierarchy = counting_hierarchy(tmp_path / "h.yaml")
+    base, assessor = f"{hierarchy}:base", f"{hierarchy}:assessor"
+    prompts = load_prompts(None)[:12]
+    await run_episodes(hierarchy, tmp_path / "local", prompts, None)
+    assert BUILT[base] == BUILT[assessor] == 1  # in process: each model once
+    spec = load_hierarchy(hierarchy)
+    remote_agents = ["harm-critic", "quality-critic", "safety", "judge"]
+    worker = Worker(spec, remote_agents, nats_url)
+    assert BUILT[assessor] == 2 and BUILT[base] == 1  # the worker built its model only
+    remote = RemoteAgents(nats_url, spec, wait_workers=1)
+    runtime = Runtime(spec, run_name="nats", run_dir=tmp_path / "nats", remote=remote)
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        result = await runtime.run(prompts)
+        tg.cancel_scope.cancel()
+    assert BUILT[assessor] == 2, "the coordinator built the model of the remote agents"
+    assert BUILT[base] == 2
+    assert set(runtime.backends) == {"base"}
+    assert set(remote.served) == set(remote_agents)
+    assert all(runtime.agents[name].backend is None for name in remote_agents)
+    assert runtime.agents["base"].backend is runtime.agents["reviser"].backend is not None
+    assert [o.status for o in result.outcomes].count("failed") == 0
+    assert signature(tmp_path / "nats") == signature(tmp_path / "local")
+    assert_clean(tmp_path / "nats", len(prompts))
+
+
+async def test_each_call_carries_only_what_its_role_reads(
+    nats_url: str, tmp_path: Path, hierarchy: Path
+) -> None:
+    """A spy on the request subjects: a draft carries no candidate, the others the candidates
+    they name, and only revise calls carry the episode's messages; results as in process."""
+    prompts = load_prompts(None)[::3]  # benign, harmful (revised), jailbreaks, contexts
+    await run_episodes(hierarchy, tmp_path / "local", prompts, None)
+    spec = load_hierarchy(hierarchy)
+    worker = Worker(spec, SERVED.split(","), nats_url)
+    remote = RemoteAgents(nats_url, spec, wait_workers=1)
+    calls: list[AgentCall] = []
+    spy = await connect(nats_url, name="spy")
+    sub = await spy.subscribe(f"oversight.{worker.hash}.>")  # no queue group: sees every call
+
+    async def record() -> None:
+        async for msg in sub.messages:
+            calls.append(read_wire(msg.data, AgentCall, what="a call"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(record)
+        await spy.flush()
+        await tg.start(worker.serve)
+        result = await run_episodes(hierarchy, tmp_path / "nats", prompts, remote)
+        await spy.flush()
+        await anyio.sleep(0.2)
+        tg.cancel_scope.cancel()
+    await spy.close()
+    assert [o.status for o in result.outcomes].count("failed") == 0
+    assert signature(tmp_path / "nats") == signature(tmp_path / "local")
+    by_cap = Counter(c.capability for c in calls)
+    assert by_cap["draft"] == len(prompts) and by_cap["assess"] and by_cap["revise"], by_cap
+    for call in calls:
+        asked = call.request.payload
+        if call.capability == "revise":
+            assert call.published and {"critique", "draft"} <= {e.kind for e in call.published}
+            assert getattr(asked, "candidate_id", None) in call.candidates
+            continue
+        assert call.published == ()
+        named = {getattr(asked, "candidate_id", None), *getattr(asked, "candidate_ids", ())}
+        assert set(call.candidates) == named - {None}, (call.capability, call.candidates)
+
+
+def test_heartbeat_flags(hierarchy: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    for command, flag in [("run", "--heartbeat-timeout"), ("worker", "--heartbeat")]:
+        assert flag in runner.invoke(app, [command, "--help"], terminal_width=200).output
+    result = runner.invoke(
+        app,
+        ["run", str(hierarchy), "--bus", DEAD_URL, "--heartbeat-timeout", "0",
+         "--runs-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--heartbeat-timeout must be above 0" in result.output
+    result = runner.invoke(
+        app, ["worker", str(hierarchy), "--agents", "judge", "--heartbeat", "-1"]
+    )
+    assert result.exit_code == 2 and "--heartbeat must be above 0" in result.output
+
+
+async def test_a_worker_beating_slower_than_the_timeout_is_an_error(
+    nats_url: str, hierarchy: Path
+) -> None:
+    spec = load_hierarchy(hierarchy)
+    worker = Worker(spec, ["judge"], nats_url, heartbeat=5.0)
+    remote = RemoteAgents(nats_url, spec, wait_workers=1, heartbeat_timeout=2.0)
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.serve)
+        with pytest.raises(ConfigError, match=r"every 5 s.*longer --heartbeat-timeout"):
+            await remote.open({"judge": object()})
+        tg.cancel_scope.cancel()

@@ -94,6 +94,11 @@ class Agent:
     """Base of every role. ``role`` names it in hierarchy YAML."""
 
     role: ClassVar[str] = "agent"
+    reads_episode: ClassVar[frozenset[str]] = frozenset({"revise"})
+    """The capabilities for which this role reads the episode beyond its request: the messages
+    so far (``ctx.published``) or candidates the request does not name. Over NATS only these
+    requests carry them; the others carry the prompt and the candidates they name. A role
+    that reads more (e.g. an assessor comparing candidates) lists its capability here."""
 
     def __init__(
         self, name: str, backend: ModelBackend | None, options: Mapping[str, Any] | None = None

@@ -73,6 +73,15 @@ def register(app: typer.Typer) -> None:
         wait_workers: Annotated[
             int, typer.Option(help="With --bus: wait (up to 60 s) until this many workers answer.")
         ] = 0,
+        heartbeat_timeout: Annotated[
+            float,
+            typer.Option(
+                help="With --bus: seconds without word from the worker holding a request (no "
+                "heartbeat, no answer) before the request is sent again, to another replica. "
+                "Must exceed the workers' --heartbeat; raise it where workers stall (e.g. "
+                "loading a model)."
+            ),
+        ] = 10.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     ) -> None:
         """Run constitutional oversight over a prompt set and write journal, rows and summary.
@@ -95,6 +104,7 @@ def register(app: typer.Typer) -> None:
                 show_progress=not as_json,
                 bus=bus,
                 wait_workers=wait_workers,
+                heartbeat_timeout=heartbeat_timeout,
             )
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
@@ -209,6 +219,7 @@ def run_command(
     show_progress: bool = True,
     bus: str | None = None,
     wait_workers: int = 0,
+    heartbeat_timeout: float = 10.0,
 ) -> dict[str, Any]:
     """The ``oversight run`` command as a function (used by tests and examples)."""
     from ..errors import InputError
@@ -231,7 +242,9 @@ def run_command(
     if bus is not None:
         from ..transport import RemoteAgents
 
-        remote = RemoteAgents(bus, spec, wait_workers=wait_workers)
+        remote = RemoteAgents(
+            bus, spec, wait_workers=wait_workers, heartbeat_timeout=heartbeat_timeout
+        )
     queue = _open_queue(url)
     runtime = Runtime(
         spec,
@@ -307,12 +320,20 @@ class TokenRateColumn(ProgressColumn):
 
     def __init__(self, backends: Any) -> None:
         super().__init__()
+        self.backends = backends
+        """A live view (``runtime.backends.values()``): with --bus the backends of the agents
+        run here are built once the workers are found."""
+
+    @property
+    def stats(self) -> list[Any]:
+        backends = tuple(self.backends)  # one C-level copy: the run may add one meanwhile
         found = {id(s): s for b in backends if (s := getattr(b, "stats", None)) is not None}
-        self.stats = list(found.values())  # a backend shared by several roles counts once
+        return list(found.values())  # a backend shared by several roles counts once
 
     def render(self, task: Task) -> Text:
-        tokens = sum(getattr(s, "tokens", 0) for s in self.stats)
-        if not self.stats:
+        stats = self.stats
+        tokens = sum(getattr(s, "tokens", 0) for s in stats)
+        if not stats:
             return Text("")
         elapsed = task.elapsed or 0.0
         speed = f"{tokens / elapsed:,.0f} tok/s" if elapsed > 0 else "- tok/s"

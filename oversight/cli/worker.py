@@ -25,6 +25,13 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[
             int, typer.Option(help="Requests served at once (they batch in the backends).")
         ] = 64,
+        heartbeat: Annotated[
+            float,
+            typer.Option(
+                help="Seconds between the heartbeats sent while a request is worked on: must "
+                "be below the coordinator's --heartbeat-timeout (10 s by default)."
+            ),
+        ] = 1.0,
     ) -> None:
         """Serve agents of a hierarchy over NATS until stopped (Ctrl-C or SIGTERM).
 
@@ -38,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
             spec = load_hierarchy(resolve_config(hierarchy))
             names = [a.strip() for a in agents.split(",") if a.strip()]
-            served = Worker(spec, names, bus, concurrency=concurrency)
+            served = Worker(spec, names, bus, concurrency=concurrency, heartbeat=heartbeat)
             try:
                 anyio.run(_serve, served)
             except BaseExceptionGroup as group:  # e.g. the server unreachable at start

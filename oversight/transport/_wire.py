@@ -53,11 +53,14 @@ class AgentCall(_Wire):
     prompt: Prompt
     """The episode's prompt."""
     candidates: dict[str, str]
-    """Candidate id -> text, so far."""
+    """Candidate id -> text: those the request names (every candidate so far for a
+    capability in the role's :attr:`~oversight.agents.Agent.reads_episode`)."""
     stage: str
     """What the episode is doing now."""
     published: tuple[Envelope, ...] = ()
-    """The episode's envelopes so far (the reviser reads the critiques among them)."""
+    """The episode's envelopes so far, only for a capability in the role's
+    :attr:`~oversight.agents.Agent.reads_episode` (the reviser reads the critiques among
+    them); empty otherwise."""
 
 
 class AgentAnswer(_Wire):
@@ -91,6 +94,9 @@ class WorkerHello(_Wire):
     """The hierarchy file the worker loaded."""
     agents: dict[str, tuple[Capability, ...]]
     """Agent name -> the capabilities served."""
+    heartbeat: float = 1.0
+    """Seconds between its heartbeats (the coordinator checks it is below its
+    ``heartbeat_timeout``)."""
 
 
 def hierarchy_hash(spec: Any) -> str:

@@ -9,7 +9,8 @@ Two sides, both built on the in-process :class:`~oversight.bus.Bus` (still the d
 * :class:`RemoteAgents` (``oversight run roles/x.yaml --bus URL``) sits on the coordinator's
   bus like the agents' own services: it takes the requests addressed to agents that workers
   serve, sends each over NATS as an :class:`~oversight.transport.AgentCall` (the request plus
-  the episode's prompt, candidates and messages so far: a replica keeps no state), and
+  what of the episode the agent reads: the prompt, the candidates the request names, and the
+  messages so far only for a revise request; a replica keeps no state), and
   publishes the agent's messages and its :class:`~oversight.messages.Reply` on the local bus.
   The journal, the visibility filter and the hard blocks see them there, exactly as for an
   in-process agent. Agents that no worker serves run in-process in the coordinator.
@@ -49,7 +50,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..agents import EpisodeContext, capabilities_of, create_agent
 from ..agents._service import _call, request_topic
 from ..backends import ModelBackend, create_backend
-from ..errors import ConfigError, PrerequisiteError, TransportError
+from ..errors import ConfigError, InputError, PrerequisiteError, TransportError
 from ..messages import (
     AssessRequest,
     Capability,
@@ -195,6 +196,11 @@ class RemoteAgents:
         heartbeat_timeout: float = 10.0,
         connect_timeout: float = 5.0,
     ) -> None:
+        if not heartbeat_timeout > 0:
+            raise InputError(
+                f"--heartbeat-timeout must be above 0 seconds (got {heartbeat_timeout:g}); "
+                "the default is 10"
+            )
         self.url = url
         self.spec = spec
         self.hash = hierarchy_hash(spec)
@@ -212,6 +218,8 @@ class RemoteAgents:
         self._nc: Any = None
         self._inbox = ""
         self._pending: dict[str, MemoryObjectSendStream[bytes]] = {}
+        self._reads: dict[str, frozenset[str]] = {}
+        """Agent name -> the capabilities whose calls carry the whole episode so far."""
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._abandoned: OrderedDict[str, tuple[Envelope, str, str]] = OrderedDict()
 
@@ -237,12 +245,24 @@ class RemoteAgents:
                     "files as the coordinator (or stop the stale workers)",
                     path=self.spec.source,
                 )
+            slow = [h for h in hellos.values() if h.heartbeat >= self.heartbeat_timeout]
+            if slow:
+                found = "; ".join(f"worker {h.worker} every {h.heartbeat:g} s" for h in slow)
+                raise ConfigError(
+                    f"workers on {self.url} send heartbeats no more often than this run's "
+                    f"--heartbeat-timeout of {self.heartbeat_timeout:g} s ({found}): every "
+                    "request they hold would be sent again. Give the run a longer "
+                    "--heartbeat-timeout or the workers a shorter --heartbeat"
+                )
             self.workers = hellos
             for hello in hellos.values():
                 for name, caps in hello.agents.items():
                     if name in agents:
                         known = self.served.get(name, ())
                         self.served[name] = tuple(dict.fromkeys((*known, *caps)))
+                        self._reads[name] = frozenset(
+                            getattr(agents[name], "reads_episode", ("revise",))
+                        )
             self._inbox = self._nc.new_inbox()
         except BaseException:
             await self.aclose()
@@ -357,15 +377,16 @@ class RemoteAgents:
         if ctx is None:
             return
         key = f"{request.id}-{agent}" if capability == "assess" else request.id
+        candidates, published = self._context(agent, capability, request, ctx)
         call = AgentCall(
             hierarchy=self.hash,
             agent=agent,
             capability=capability,
             request=request,
             prompt=ctx.prompt,
-            candidates=dict(ctx.candidates),
+            candidates=candidates,
             stage=ctx.stage,
-            published=tuple(e for e in ctx.published if isinstance(e, Envelope)),
+            published=published,
         )
         subject = agent_subject(self.hash, agent, capability)
         send, receive = anyio.create_memory_object_stream[bytes](64)
@@ -394,6 +415,19 @@ class RemoteAgents:
             )
             payloads = ()
         await self._reply(bus, live, request, agent, capability, payloads, failure)
+
+    def _context(
+        self, agent: str, capability: Capability, request: Envelope, ctx: EpisodeContext
+    ) -> tuple[dict[str, str], tuple[Envelope, ...]]:
+        """What of the episode a call carries: the candidates its request names, and the
+        messages so far only where the agent's role reads them
+        (:attr:`~oversight.agents.Agent.reads_episode`: the reviser's ``revise``)."""
+        if capability in self._reads.get(agent, ()):
+            published = tuple(e for e in ctx.published if isinstance(e, Envelope))
+            return dict(ctx.candidates), published
+        asked = request.payload
+        named = [getattr(asked, "candidate_id", None), *getattr(asked, "candidate_ids", ())]
+        return {c: ctx.candidates[c] for c in named if c in ctx.candidates}, ()
 
     async def _exchange(
         self, subject: str, key: str, data: bytes, answers: MemoryObjectReceiveStream[bytes]
@@ -523,6 +557,10 @@ class Worker:
     ) -> None:
         if not agents:
             raise ConfigError("--agents: name at least one agent of the hierarchy to serve")
+        if not heartbeat > 0:
+            raise InputError(
+                f"--heartbeat must be above 0 seconds (got {heartbeat:g}); the default is 1"
+            )
         self.spec = spec
         self.url = url
         self.hash = hierarchy_hash(spec)
@@ -544,6 +582,7 @@ class Worker:
             hierarchy=self.hash,
             hierarchy_name=self.spec.name,
             source=self.spec.source,
+            heartbeat=self.heartbeat,
             agents={name: capabilities_of(agent) for name, agent in self.agents.items()},
         )
 
