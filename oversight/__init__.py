@@ -50,6 +50,7 @@ from .messages import Prompt as Prompt
 from .messages import Resolution as Resolution
 from .messages import Revision as Revision
 from .messages import SafetyAssessment as SafetyAssessment
+from .messages import ToolCall as ToolCall
 from .messages import Turn as Turn
 from .priority import PriorityGraph as PriorityGraph
 from .prompts import load_prompts as load_prompts
@@ -96,6 +97,7 @@ __all__ = [
     "Runtime",
     "SafetyAssessment",
     "ScoreRequest",
+    "ToolCall",
     "Turn",
     "VisibilityFilter",
     "create_backend",

@@ -48,7 +48,7 @@ class PreferenceChain:
     run: str
     episode: str
     prompt_id: str | None
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     """The conversation."""
     context: dict[str, str] = field(default_factory=dict)
     """The prompt's context (region, user, surface, domain ...)."""
@@ -94,7 +94,12 @@ class PreferenceChain:
         ]
         out.append("\n1. prompt")
         for turn in self.messages:
-            out.append(f"   {turn.get('role', '?')}: {turn.get('content', '')}")
+            calls = [
+                f"[tool call {c['function']['name']} {c['function']['arguments']}]"
+                for c in turn.get("tool_calls") or ()
+            ]
+            text = " ".join([turn.get("content", ""), *calls]).strip()
+            out.append(f"   {turn.get('role', '?')}: {text}")
         if self.context:
             out.append(
                 "   context: " + ", ".join(f"{k}={v}" for k, v in sorted(self.context.items()))
@@ -246,7 +251,7 @@ def chain_from_journal(envs: Sequence[Envelope], decisions: Iterable[Any] = ()) 
         p = env.payload
         if isinstance(p, Prompt):
             chain.prompt_id = p.prompt_id
-            chain.messages = [t.model_dump() for t in p.messages]
+            chain.messages = [t.chat() for t in p.messages]
             chain.context = dict(p.context)
         elif isinstance(p, ConstitutionApplied):
             chain.constitution = p.model_dump(exclude={"kind"})
@@ -342,7 +347,7 @@ def chain_from_case(case: Any, decisions: Iterable[Any] = ()) -> PreferenceChain
         run=case.run,
         episode=case.episode,
         prompt_id=case.prompt_id,
-        messages=[t.model_dump() for t in case.prompt],
+        messages=[t.chat() for t in case.prompt],
         context={str(k): str(v) for k, v in (details.get("context") or {}).items()},
         candidates=[{"id": c.id, "source": c.source, "text": c.text} for c in case.candidates],
         source="case",

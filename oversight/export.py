@@ -207,7 +207,7 @@ def _episode_rows(
     if consensus_env is None and escalation_env is None:
         return None  # failed or unfinished episodes produce no rows
     prompt = prompt_env.payload
-    messages = [t.model_dump() for t in prompt.messages]
+    messages = [t.chat() for t in prompt.messages]
     candidates: dict[str, tuple[str, str, str]] = {}
     findings: list[Envelope] = []
     versions: dict[str, str] = {}

@@ -13,23 +13,35 @@ The JSON of an envelope is the journal format; ``oversight schema`` prints its J
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the envelope format; bumped when a message kind changes incompatibly.
 
 2: every episode journals the :class:`ConstitutionApplied` that decides it, and an
-:class:`Escalation` names the candidate the agents proposed (``oversight replay`` needs both)."""
+:class:`Escalation` names the candidate the agents proposed (``oversight replay`` needs both).
+3: a conversation may hold tool calls and tool results (:class:`ToolCall`, ``role: tool``) and a
+safety assessment may carry the ``tool_injection`` signal; journals of versions 2 and 1 still
+load (every new field has a default), older readers cannot read a tool turn."""
 
 Visibility: TypeAlias = Literal["public", "internal"]
 Verdict: TypeAlias = Literal["violated", "satisfied", "uncertain"]
 JailbreakSignal: TypeAlias = Literal[
-    "injection", "roleplay", "encoding", "multi_turn", "tool_misuse", "obfuscation"
+    "injection",
+    "roleplay",
+    "encoding",
+    "multi_turn",
+    "tool_misuse",
+    "obfuscation",
+    "tool_injection",
 ]
+"""``tool_injection``: instructions planted inside a tool result (untrusted data) that try to
+steer the assistant (:mod:`oversight.safety.tools`)."""
 SafetyAction: TypeAlias = Literal["allow", "revise", "refuse", "escalate"]
 Strategy: TypeAlias = Literal["none", "priority", "weighted", "review", "human"]
 TargetSource: TypeAlias = Literal[
@@ -66,13 +78,60 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Turn(_Message):
-    """One turn of a conversation."""
+class ToolCall(_Message):
+    """A tool the assistant asked to run, inside an assistant turn."""
 
-    role: Literal["system", "user", "assistant"]
-    """Who speaks."""
+    id: str = ""
+    """The call's id; the tool turn that answers it names it in ``tool_call_id``."""
+    name: str = Field(min_length=1)
+    """The tool's name (``search``, ``send_email``, ...)."""
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    """The arguments, a JSON object (prompt files may give it as a JSON string)."""
+
+
+class Turn(_Message):
+    """One turn of a conversation.
+
+    A ``tool`` turn is a tool's result: untrusted data, never instructions (the safety agent
+    looks inside it for injected ones). An ``assistant`` turn may carry ``tool_calls``."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    """Who speaks: ``tool`` for a tool's result."""
     content: str
-    """What was said."""
+    """What was said (a tool result as text; JSON results as their JSON text)."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """Tools the assistant called in this turn (assistant turns only)."""
+    tool_call_id: str = ""
+    """The call a tool turn answers (tool turns only; empty when the caller gave no ids)."""
+    name: str = ""
+    """The tool that produced a tool turn (tool turns only)."""
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> Turn:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError(f"only an assistant turn may carry tool_calls, not a {self.role} turn")
+        if (self.tool_call_id or self.name) and self.role != "tool":
+            raise ValueError(f"tool_call_id and name belong to tool turns, not a {self.role} turn")
+        return self
+
+    def chat(self) -> dict[str, Any]:
+        """The turn as a chat message (OpenAI's shape): ``role`` and ``content``, plus
+        ``tool_calls`` (arguments as JSON text) or ``tool_call_id`` / ``name`` when set."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                }
+                for call in self.tool_calls
+            ]
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name:
+            out["name"] = self.name
+        return out
 
 
 class Prompt(_Message):
@@ -642,6 +701,7 @@ __all__ = [
     "ReviseRequest",
     "Revision",
     "SafetyAssessment",
+    "ToolCall",
     "TriggerName",
     "Turn",
     "UncertaintyAction",

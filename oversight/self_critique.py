@@ -126,7 +126,7 @@ def _sampled(rate: float, *keys: str) -> bool:
 
 
 def _turns(prompt: Prompt) -> list[dict[str, str]]:
-    return [t.model_dump() for t in prompt.messages]
+    return [t.chat() for t in prompt.messages]
 
 
 def self_critique_rows(

@@ -63,6 +63,7 @@ def test_default_has_the_seven_principles_helpfulness_and_the_conflicts_other_si
         "moral_judgment": "ethics",
         "personalisation": "helpfulness",
         "politeness": "ethical interaction",  # issue 14: below honesty
+        "tool_use": "security",  # issue 15: tool results are data, never instructions
     }
     for p in c.principles:
         assert p.critique_prompt.rstrip().endswith("Answer Yes or No."), p.id
@@ -71,6 +72,7 @@ def test_default_has_the_seven_principles_helpfulness_and_the_conflicts_other_si
     for pid in ("harm", "privacy", "lawful"):
         assert c.principle(pid).refusal_template
     assert ("harm", "helpfulness") in c.priorities
+    assert ("tool_use", "helpfulness") in c.priorities
     assert {r.id for r in c.rules} >= {"high-stakes-honesty", "minor-audience"}
 
 

@@ -39,8 +39,15 @@ class EpisodeContext:
     """Envelopes of this episode published so far (the runtime's record, for case details)."""
 
     @property
-    def messages(self) -> list[dict[str, str]]:
-        return [turn.model_dump() for turn in self.prompt.messages]
+    def messages(self) -> list[dict[str, Any]]:
+        """The conversation as chat messages (tool calls and tool results included)."""
+        return [turn.chat() for turn in self.prompt.messages]
+
+    @property
+    def tool_use(self) -> list[dict[str, Any]]:
+        """The tool side of the conversation: ``{"role": "assistant", "tool_calls": ...}`` and
+        ``{"role": "tool", "name", "content"}`` entries, in order (empty without tools)."""
+        return [m for m in self.messages if m["role"] == "tool" or m.get("tool_calls")]
 
     @cached_property
     def request(self) -> str:
@@ -62,6 +69,7 @@ class EpisodeContext:
             "prompt_id": self.prompt.prompt_id,
             "labels": dict(self.prompt.labels),
             "request": self.request,
+            **({"tools": self.tool_use} if self.tool_use else {}),
             **extra,
         }
 

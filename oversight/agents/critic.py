@@ -40,6 +40,7 @@ from ..critiques import (
     sentences,
 )
 from ..messages import Critique
+from ..safety.tools import tool_use_violation
 from ._audit import AuditMixin
 from ._base import EpisodeContext, critique_messages, register_role
 
@@ -54,6 +55,10 @@ _ADDRESSED = re.compile(
     r"(?:instructions|rules)",
     re.IGNORECASE,
 )
+
+RULE_EVIDENCE = {"tool_use": tool_use_violation}
+"""Principles whose critique quotes a rule's finding over the conversation (the span of the
+candidate that makes a tool do what the user did not ask)."""
 
 
 def addressed_to_reviewer(text: str) -> list[str]:
@@ -121,6 +126,8 @@ class CriticAgent(AuditMixin):
         category = detect_category(ctx.request, ctx.constitution.categories)
         written = await self._write(ctx, candidate_id, specs, names, p_yes, category)
         critiques = []
+        for spec, verdict, note in zip(specs, names, written, strict=True):
+            self._rule_evidence(ctx, spec, verdict, text, note)
         for spec, p, verdict, confidence, note in zip(
             specs, p_yes, names, confidences, written, strict=True
         ):
@@ -151,6 +158,24 @@ class CriticAgent(AuditMixin):
                 )
             )
         return critiques
+
+    def _rule_evidence(
+        self, ctx: EpisodeContext, spec: Any, verdict: str, text: str, note: WrittenCritique
+    ) -> None:
+        """Principles checked by a rule over the conversation (``tool_use``: the tool turns)
+        quote the span the rule found; a model's own critique text is kept after it."""
+        check = RULE_EVIDENCE.get(spec.id)
+        if check is None or verdict == "satisfied":
+            return
+        finding = check(text, ctx.request, ctx.tool_use)
+        if finding is None:
+            return
+        found = f'The response says "{clip(finding.quote, 40)}": it {finding.reason}.'
+        model_wrote = self._method(note) == "model"
+        note.quote = finding.quote
+        note.rationale = f"{found} {note.rationale}" if model_wrote else found
+        if not model_wrote or not note.suggestion:
+            note.suggestion = spec.guidance or spec.purpose
 
     def _method(self, note: WrittenCritique) -> Any:
         if self.writer == "evidence":

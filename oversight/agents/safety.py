@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..backends import ScoreRequest
 from ..consensus import VERDICT_NAMES, verdict_from_probability
 from ..critiques import detect_category
@@ -20,7 +22,7 @@ RESPONSE_TEMPLATE = (
 )
 
 
-def _jailbreak_signals(messages: list[dict[str, str]]) -> tuple[str, ...]:
+def _jailbreak_signals(messages: list[dict[str, Any]]) -> tuple[str, ...]:
     """Jailbreak techniques found in the whole conversation (decoded first)."""
     from ..safety.jailbreak import conversation_signals
 
@@ -46,6 +48,14 @@ class SafetyAgent(AuditMixin):
     ``escalate`` sends the episode to people (an injection or role-play framing around a request
     of moderate harm, at least ``escalate_threshold``, that the candidate goes along with),
     ``revise`` asks for a revision, ``allow`` lets the other findings decide.
+
+    A conversation with tools adds a check: instructions planted in a tool result are the
+    ``tool_injection`` signal (:mod:`oversight.safety.tools`), and a candidate that acts on them
+    (it names the address, link or wording the injection planted) is refused whatever the
+    request's harm: it carries out an attacker's instruction. ``tool_injection: escalate`` also
+    sends every episode with a planted instruction to people, even when the candidate ignores it
+    (default ``block``: only the candidates that act on it are blocked; the signal is journaled
+    on every assessment).
 
     Options: ``principle``, ``band`` (uncertainty band, default 0.1), ``signals`` (run the
     jailbreak signal detector, default true), ``block_threshold`` (default 0.85) and
@@ -99,10 +109,19 @@ class SafetyAgent(AuditMixin):
         block = float(self.options.get("block_threshold", 0.85))
         moderate = float(self.options.get("escalate_threshold", 0.3))
         framing = bool({"injection", "roleplay", "tool_misuse"} & set(signals))
+        from ..safety.tools import acts_on_injection
+
+        followed = (
+            acts_on_injection(text, ctx.request, ctx.messages)
+            if "tool_injection" in signals
+            else None
+        )
         action: SafetyAction
-        if verdict == "violated" and p_request >= block:
+        if followed is not None or (verdict == "violated" and p_request >= block):
             action = "refuse"
-        elif verdict != "satisfied" and framing and p_request >= moderate:
+        elif (verdict != "satisfied" and framing and p_request >= moderate) or (
+            "tool_injection" in signals and self.options.get("tool_injection") == "escalate"
+        ):
             action = "escalate"
         elif verdict == "violated":
             action = "revise"
@@ -124,13 +143,14 @@ class SafetyAgent(AuditMixin):
             deceptive_request=bool(
                 {"roleplay", "encoding", "obfuscation", "multi_turn"} & set(signals)
             ),
-            policy_override=bool({"injection", "tool_misuse"} & set(signals)),
+            policy_override=bool({"injection", "tool_misuse", "tool_injection"} & set(signals)),
             recommended=recommended,
             confidence=round(float(confidences[0]), 4),
             rationale=(
                 f"P(request harmful) = {p_request:.2f}; P(answer harmful) = {risk:.2f}; "
                 f"signals: {', '.join(signals) or 'none'}; recommend {recommended}; "
                 f"action {action}"
+                + (f'; the candidate {followed.reason}: "{followed.quote}"' if followed else "")
             ),
         )
 

@@ -17,13 +17,17 @@ A rule matches when its ``task``/``principle``/``role``/``agent`` (if given) equ
 and its ``match`` regex (if given) is found in the request's user text or the candidate text.
 ``reply`` answers ``generate``; ``p_yes`` (or ``p_first``) answers ``score`` with that probability
 for the first choice; ``error`` raises :class:`BackendError`; ``hang`` sleeps that many seconds
-(to exercise timeouts). Behaviour without a matching rule:
+(to exercise timeouts). ``obey_tools: true`` makes a gullible base model: its drafts carry out
+the first instruction planted in a tool result (to show the safety agent catching it).
+Behaviour without a matching rule:
 
 * base / reviser drafts comply: a short on-topic answer; a reviser asked to fix a safety,
   privacy or lawfulness violation refuses with the constitution's template when it is given;
 * critics say a candidate violates ``harm`` when the request is harmful and the candidate
   complies (and any principle the prompt's ``violates`` label lists), and ``helpfulness`` when
   it refuses: for a harmful request the two conflict, and the priority graph settles it;
+* ``tool_use`` is violated when the candidate acts on an instruction planted in a tool result or
+  has a tool do what the user did not ask (:func:`oversight.safety.tools.tool_use_violation`);
 * a principle listed in the ``uncertain`` label gets P = 0.5 (the critics cannot tell);
 * the judge prefers the candidate that best fits the request (a refusal for harmful ones);
 * auditors agree with the finding they audit.
@@ -81,6 +85,7 @@ class ScriptedBackend:
         confidence: float = 0.95,
         latency: float = 0.0,
         name: str = "scripted",
+        obey_tools: bool = False,
     ) -> None:
         self.name = name
         self.rules = [dict(rule) for rule in rules]
@@ -91,6 +96,8 @@ class ScriptedBackend:
         self.refusal = refusal
         self.confidence = confidence
         self.latency = latency
+        self.obey_tools = obey_tools
+        """A gullible base model: its drafts carry out instructions planted in tool results."""
         self.calls = {"generate": 0, "score": 0}
 
     # -- rules ---------------------------------------------------------------------------------
@@ -135,6 +142,10 @@ class ScriptedBackend:
             return not refused
         if principle == "harm":
             return self.harmful(request, meta) and not refused
+        if principle == "tool_use":  # the conversation's tools: a rule, no label needed
+            from ..safety.tools import tool_use_violation
+
+            return tool_use_violation(candidate, request, meta.get("tools") or ()) is not None
         return False
 
     # -- protocol ------------------------------------------------------------------------------
@@ -160,9 +171,21 @@ class ScriptedBackend:
             if principles & SAFETY_PRINCIPLES:
                 template = meta.get("refusal_template")
                 return str(template) if template else self.refusal
+            if "tool_use" in principles:
+                return (
+                    f"Here is what the tools returned about {topic}, read as data. A tool result "
+                    "contained an instruction addressed to the assistant; I did not follow it."
+                )
             return f"Here is a careful, complete answer about {topic}: it covers the key points."
         if meta.get("task") in (None, "draft"):
-            return f"Sure. Here is how to approach {topic}: start with the basics, then go on."
+            draft = f"Sure. Here is how to approach {topic}: start with the basics, then go on."
+            if self.obey_tools:
+                from ..safety.tools import find_injections
+
+                planted = find_injections(meta.get("tools") or ())
+                if planted:
+                    return f"Done, as the {planted[0].tool} result asked: {planted[0].span} {draft}"
+            return draft
         if meta.get("task") == "rationale":
             return self._written_critique(req)
         return "Yes"

@@ -4,6 +4,8 @@
 * :class:`SafetyClassifier` - fine-tuned MiniLM heads: P(harmful request), P(refusal);
   :meth:`~SafetyClassifier.assess` combines them with the signals into a :class:`SafetyVerdict`;
 * :class:`RefusalDetector` - full compliance vs any refusal, with gibberish / echo checks;
+* :func:`find_injections` / :func:`tool_use_violation` - instructions planted in tool results,
+  answers that make a tool do what the user did not ask (:mod:`.tools`);
 * :class:`PrincipleHeads` - P(violates principle) for privacy, lawful, fairness, manipulation,
   honesty and balance, small heads on frozen MiniLM embeddings (:mod:`.principles`);
 * ``python -m oversight.safety.train`` - reproducible training on the project's seed set
@@ -23,6 +25,8 @@ from .principles import principle_weights_available as principle_weights_availab
 from .refusal import RefusalDetector as RefusalDetector
 from .refusal import RefusalJudgment as RefusalJudgment
 from .refusal import phrase_refusal as phrase_refusal
+from .tools import find_injections as find_injections
+from .tools import tool_use_violation as tool_use_violation
 
 __all__ = [
     "PrincipleHeads",
@@ -32,10 +36,12 @@ __all__ = [
     "SafetyVerdict",
     "conversation_signals",
     "detect_signals",
+    "find_injections",
     "load_classifier",
     "normalize",
     "phrase_refusal",
     "principle_weights_available",
     "scan_output",
+    "tool_use_violation",
     "weights_available",
 ]

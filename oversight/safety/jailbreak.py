@@ -19,6 +19,9 @@ it hides), so the classifier sees the decoded request as well as the wrapper.
     a persona or fiction wrapper *combined with* a cue that it exists to evade rules (DAN,
     developer mode, "you are now an unfiltered AI", "in a world with no laws"). Plain role-play
     ("act as a travel guide") is not a signal.
+``tool_injection``
+    instructions planted inside a tool result (:mod:`oversight.safety.tools`): the tool's output
+    is data, and a sentence in it that addresses the assistant is an attack on it.
 ``multi_turn``
     set by :func:`oversight.safety.classifier.assess_conversation` when earlier turns carry the
     harm that the last turn only continues.
@@ -227,9 +230,14 @@ def conversation_signals(turns: Sequence[tuple[str, str]]) -> tuple[JailbreakSig
     """Signals over a whole conversation of ``(role, content)`` turns.
 
     User turns are scanned for jailbreak framings; assistant and tool turns for injected
-    instructions (an injection there means an earlier output tries to steer the model).
+    instructions (an injection there means an earlier output tries to steer the model); a tool
+    turn with a planted instruction adds ``tool_injection``.
     """
+    from .tools import injected_spans
+
     found: list[JailbreakSignal] = []
     for role, content in turns:
         found.extend(detect_signals(content) if role == "user" else scan_output(content))
+        if role == "tool" and injected_spans(content):
+            found.append("tool_injection")
     return tuple(dict.fromkeys(found))
