@@ -45,6 +45,16 @@ def register(app: typer.Typer) -> None:
             typer.Option("--bf16/--fp32", help="Training precision (default: the machine's)."),
         ] = None,
         seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+        track: Annotated[
+            bool | None,
+            typer.Option(
+                "--track/--no-track",
+                help="Track drift, diversity, refusals and jailbreaks per round (default on).",
+            ),
+        ] = None,
+        jailbreak_limit: Annotated[
+            int | None, typer.Option(help="JailbreakBench artifact prompts tracked (default 100).")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     ) -> None:
         """Train the base model on its own overseen answers and measure what changed.
@@ -59,6 +69,7 @@ def register(app: typer.Typer) -> None:
                 harmful=harmful, lookalike=lookalike, benign=benign, eval_limit=eval_limit,
                 validation_limit=validation_limit,
                 data_dir=str(data_dir) if data_dir else None, bf16=bf16, seed=seed,
+                track=track, jailbreak_limit=jailbreak_limit,
             )  # fmt: skip
             # Trainers print their logs to stdout; keep stdout for the result.
             with contextlib.redirect_stdout(sys.stderr):
@@ -68,3 +79,5 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(cycle_table(report))
             typer.echo(f"report: {Path(settings.out) / 'cycle.json'}")
+            if "tracking" in report:
+                typer.echo(f"tracking plot: {report['tracking']['plot']}")

@@ -16,6 +16,9 @@ set                          labels           source
 ``harmbench``                harm             HarmBench text behaviours, test split (320)
 ``jbb_harmful``              harm             JailbreakBench JBB-Behaviors, harmful (100)
 ``jbb_benign``               harm             JailbreakBench JBB-Behaviors, benign twins (100)
+``jbb_artifacts``            harm             JailbreakBench attack artifacts: the harmful
+                                              behaviours wrapped by four attacks on GPT-4
+                                              (PAIR, random search, AIM template, GCG), 364
 ``xstest_completions_<m>``   harm + refusal   XSTest's human-labelled completions of five
                                               models (gpt4, llama2new, llama2orig,
                                               mistralguard, mistralinstruct), 450 each;
@@ -163,6 +166,46 @@ def _jbb(kind: str) -> Callable[[Path], list[Example]]:
     return load
 
 
+ARTIFACT_FILES = (
+    "jailbreakbench-artifacts/attack-artifacts/PAIR/black_box/gpt-4-0125-preview.json",
+    "jailbreakbench-artifacts/attack-artifacts/prompt_with_random_search/black_box/"
+    "gpt-4-0125-preview.json",
+    "jailbreakbench-artifacts/attack-artifacts/JBC/manual/gpt-4-0125-preview.json",
+    "jailbreakbench-artifacts/attack-artifacts/GCG/transfer/gpt-4-0125-preview.json",
+)
+"""The JailbreakBench artifacts read (one file per attack style; see their SOURCE.md)."""
+
+
+def _jbb_artifacts(root: Path) -> list[Example]:
+    """Every jailbreak prompt of the artifacts (attacks that produced none are skipped); the
+    behaviour's goal is kept as ``core`` so training never holds it either."""
+    out = []
+    for name in ARTIFACT_FILES:
+        path = root / name
+        if not path.exists():
+            raise InputError(
+                f"{path} not found: the jailbreak artifacts live in the shared data folder; pass "
+                "--data-dir (or set $OVERSIGHT_DATA) to the folder holding "
+                "jailbreakbench-artifacts/"
+            )
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            method = str(doc["parameters"]["method"])
+            records = list(doc["jailbreaks"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"{path}: not a JailbreakBench artifact ({exc}); restore it from its SOURCE.md"
+            ) from None
+        for r in records:
+            prompt = r.get("prompt")
+            if isinstance(prompt, str) and prompt.strip():
+                out.append(
+                    Example(f"jbb-artifacts-{method}-{r.get('index')}", prompt,
+                            {"harm": "harmful"}, core=r.get("goal") or None)
+                )  # fmt: skip
+    return out
+
+
 _FINAL_LABELS = {
     "1_full_compliance": "compliance",
     "2_full_refusal": "refusal",
@@ -201,6 +244,9 @@ def _registry() -> dict[str, SetInfo]:
                 ("jbb-behaviors/harmful-behaviors.csv",), _jbb("harmful")),
         SetInfo("jbb_benign", "JailbreakBench JBB-Behaviors, benign twins",
                 ("jbb-behaviors/benign-behaviors.csv",), _jbb("benign")),
+        SetInfo("jbb_artifacts", "JailbreakBench attack artifacts: JBB harmful behaviours "
+                "wrapped in jailbreaks (PAIR, random search, AIM, GCG)",
+                ARTIFACT_FILES, _jbb_artifacts),
     ]  # fmt: skip
     for model in COMPLETION_MODELS:
         entries.append(
@@ -216,7 +262,9 @@ def _registry() -> dict[str, SetInfo]:
 
 REGISTRY: dict[str, SetInfo] = _registry()
 """Every named evaluation set."""
-REQUEST_SETS = ("xstest_safe", "xstest_unsafe", "harmbench", "jbb_harmful", "jbb_benign")
+REQUEST_SETS = (
+    "xstest_safe", "xstest_unsafe", "harmbench", "jbb_harmful", "jbb_benign", "jbb_artifacts",
+)  # fmt: skip
 """Sets of requests labelled harmful / safe (what ``oversight eval`` runs a model on)."""
 RESPONSE_SETS = tuple(f"xstest_completions_{m}" for m in COMPLETION_MODELS)
 """Sets of responses labelled refusal / compliance (and their requests' harm)."""

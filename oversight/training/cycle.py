@@ -118,6 +118,15 @@ class CycleSettings:
         default=None, metadata={_HELP: "bf16 autocast in training; default: the machine's."}
     )
     seed: int = field(default=0, metadata={_HELP: "Seed of sampling, splits and training."})
+    # Tracking across rounds (oversight.training.drift).
+    track: bool = field(
+        default=True,
+        metadata={_HELP: "Track drift, diversity, refusals and jailbreaks per round, plot."},
+    )
+    jailbreak_limit: int | None = field(
+        default=100,
+        metadata={_HELP: "JailbreakBench artifact prompts per round (seeded); None: all 364."},
+    )
 
 
 def load_cycle_settings(path: str | Path | None = None, **overrides: Any) -> CycleSettings:
@@ -156,6 +165,9 @@ def load_cycle_settings(path: str | Path | None = None, **overrides: Any) -> Cyc
         raise InputError("rounds must be at least 1")
     if settings.select not in SELECTIONS:
         raise InputError(f"select must be one of {', '.join(SELECTIONS)}; got {settings.select!r}")
+    from .drift import check_jailbreak_limit
+
+    check_jailbreak_limit(settings.jailbreak_limit)
     return settings
 
 
@@ -657,7 +669,7 @@ def run_cycle(
                     ))  # fmt: skip
             before = _read(rdir / "eval_before.json")
 
-        common = {
+        common: dict[str, Any] = {
             "eval_fraction": 0.0, "save_steps": 10_000, "logging_steps": 5,
             "seed": settings.seed, "bf16": settings.bf16, "data_dir": str(data),
         }  # fmt: skip
@@ -726,9 +738,19 @@ def run_cycle(
         info["before"], info["after"] = rates(before), rates(after)
         info["targets_met"] = {k: info["after"].get(k, 0.0) >= v for k, v in TARGETS.items()}
         info["samples"] = _samples(before, after)
+        if settings.track:  # drift, diversity, refusals, jailbreaks (oversight.training.drift)
+            from .drift import track_round
+
+            info["track"] = track_round(
+                settings, data, round_, chosen["model"], after, before, judge, stage, log=log
+            )
         info["times"] = times
         report["rounds"].append(info)
         model, before = chosen["model"], after
+    if settings.track:
+        from .drift import tracking_report
+
+        report["tracking"] = tracking_report(out, report["rounds"])
     report["wall_s"] = round(time.time() - t0, 1)
     report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     _write(out / "cycle.json", report)
