@@ -200,7 +200,7 @@ def test_two_rounds_on_a_tiny_model_resume_and_chain(tmp_path: Path) -> None:
     first, second = report["rounds"]
     assert first["run"]["episodes"] == 8
     scores = first["validation"]["scores"]
-    assert set(scores) == {"start", "sft", "sft+dpo", "sft+dpo@0.5", "sft+dpo@0.75"}
+    assert set(scores) == {"start", "sft", "sft+dpo", "sft+dpo@0.6", "sft+dpo@0.75", "sft+dpo@0.9"}
     chosen = first["validation"]["chosen"]
     assert chosen != "start"
     assert all(SELECTIONS["maximin"](scores[chosen]) >= SELECTIONS["maximin"](v)

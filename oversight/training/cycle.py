@@ -96,7 +96,7 @@ class CycleSettings:
         },
     )
     mix: tuple[float, ...] = field(
-        default=(0.5, 0.75),
+        default=(0.6, 0.75, 0.9),
         metadata={_HELP: "Also validate these interpolations start + a * (trained - start)."},
     )
     select: str = field(
