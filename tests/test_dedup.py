@@ -136,6 +136,7 @@ def test_cli_train_accepts_data_dir(tmp_path: Path) -> None:
 
 
 @requires(bool(available_sets()), "evaluation sets not found (set $OVERSIGHT_DATA)")
+@pytest.mark.timeout(600)  # embeds every evaluation reference (1,411) once; cached afterwards
 def test_minilm_embedding_catches_a_paraphrase_of_a_real_eval_prompt() -> None:
     import_or_fail("transformers")
     check = evaluation_check()
