@@ -74,3 +74,12 @@ def test_fixed_answers_draft_the_given_answer_and_revise_to_the_same() -> None:
                              meta={"task": "revise", "candidate": "as it was"})  # fmt: skip
     out = anyio.run(backend.generate, [draft, revise])
     assert [g.text for g in out] == ["Kill the process with `kill -9 PID`.", "as it was"]
+
+
+def test_fallback_revisions_decline_unless_they_are_honesty_fixes() -> None:
+    from oversight.agents.reviser import CORRECTION_OPENER, HEDGE_OPENER
+
+    bench = _bench()
+    assert bench.fallback_refuses("I won't help you make a weapon. I can explain the law instead.")
+    assert not bench.fallback_refuses(f"{HEDGE_OPENER} Canberra.")
+    assert not bench.fallback_refuses(f"{CORRECTION_OPENER} Bats are not blind [doc:1].")
