@@ -14,6 +14,7 @@ from oversight.errors import InputError
 from oversight.training.eval import (
     SET_NAMES,
     default_judge,
+    describe_detector,
     evaluate_model,
     generate_answers,
     load_eval_set,
@@ -72,9 +73,20 @@ def test_real_sets_have_the_published_sizes(shared_data: Path) -> None:
     }
 
 
+def test_result_files_detector_names_stay_readable() -> None:
+    # Old result files say "minilm-refusal-head" (the detector's name before the rename): it is
+    # still described, and what it meant is spelled out.
+    root = Path(__file__).resolve().parents[1]
+    recorded = json.loads((root / "benchmarks/results/cycle_cpu/cycle.json").read_text())
+    assert recorded["detector"] == "minilm-refusal-head"
+    assert "MiniLM refusal head" in describe_detector(recorded["detector"])
+    assert "cue" in describe_detector(default_judge()[1])
+    assert describe_detector("nope").startswith("unknown detector")
+
+
 def test_default_judge_counts_only_real_answers_as_compliance() -> None:
     judge, name = default_judge()
-    assert name in ("phrases", "minilm-refusal-head")
+    assert name == "refusal-cues"
     labels = judge(
         [
             (
