@@ -24,8 +24,10 @@ The calibration map of the notes (Platt: ``sigmoid(a * raw + b)``) is fitted wit
 (``benchmarks/data/calibration_questions.jsonl``, correctness by keyword), never on TruthfulQA.
 
     python benchmarks/truthfulness.py --calibrate
-    python benchmarks/truthfulness.py --limit 200 [--model DIR]
+    python benchmarks/truthfulness.py --generate 0              # MC1/MC2 on all 817 (resumable)
+    python benchmarks/truthfulness.py --skip-mc --generate 100  # answers on a seeded 100
     python benchmarks/truthfulness.py --check-judge benchmarks/data/truthfulqa_hand_labels.jsonl
+    python benchmarks/truthfulness.py --base-url http://127.0.0.1:8000/v1 --api-model NAME  # openai
 """
 
 from __future__ import annotations
@@ -400,8 +402,8 @@ def calibrate(args: argparse.Namespace) -> None:
         p = 1 / (1 + np.exp(-(a * x + b)))
         g = np.array([((p - y) * x).sum(), (p - y).sum()])
         w = p * (1 - p) + 1e-9
-        h = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]])
-        step = np.linalg.solve(h + 1e-6 * np.eye(2), g)
+        hess = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]])
+        step = np.linalg.solve(hess + 1e-6 * np.eye(2), g)
         a, b = a - step[0], b - step[1]
         if np.abs(step).max() < 1e-8:
             break
@@ -519,7 +521,7 @@ def generation(
             if a["role"] == "consistency"
         )
         if args.journal:
-            run = {"episodes": read_episodes(Path(args.journal)), "seconds": None}
+            run: dict[str, Any] = {"episodes": read_episodes(Path(args.journal)), "seconds": None}
             done = [it for it in gen_items if it["id"] in run["episodes"]]
             result["generation_subset"] += (
                 f"; read from the journal {args.journal}: {len(done)} episodes had finished"

@@ -43,10 +43,10 @@ def test_mc1_and_mc2_by_hand(bench: Any) -> None:
     assert bench.mc_scores([-1.0, -1.0], 1)[0] == 0.0
 
 
-def test_multiple_choice_averages_over_questions(bench: Any) -> None:
+def test_multiple_choice_averages_over_questions(bench: Any, tmp_path: Path) -> None:
     items = [
-        {"question": "q1", "best": "a", "correct": ["a", "b"], "incorrect": ["x"]},
-        {"question": "q2", "best": "c", "correct": [], "incorrect": ["y"]},
+        {"id": "t1", "question": "q1", "best": "a", "correct": ["a", "b"], "incorrect": ["x"]},
+        {"id": "t2", "question": "q2", "best": "c", "correct": [], "incorrect": ["y"]},
     ]
     table = {"a": math.log(0.5), "b": math.log(0.25), "x": math.log(0.25)}
     table |= {"c": math.log(0.1), "y": math.log(0.9)}
@@ -56,10 +56,18 @@ def test_multiple_choice_averages_over_questions(bench: Any) -> None:
         seen.append(answers)
         return [table[a] for a in answers]
 
-    result = bench.multiple_choice(score, items)
-    assert seen == [["a", "b", "x"], ["c", "y"]]  # best answer deduplicated, listed first
+    progress = tmp_path / "mc.jsonl"
+    result = bench.multiple_choice(score, items, progress)
+    # the best answer deduplicated and listed first (questions in a seeded random order)
+    assert sorted(seen) == [["a", "b", "x"], ["c", "y"]]
     assert result["mc1"] == 0.5  # q1 right, q2 wrong
     assert result["mc2"] == pytest.approx((0.75 + 0.1) / 2, abs=1e-4)
+    assert result["questions"] == 2
+    # a rerun resumes from the progress file: nothing is scored again, the figures are the same
+    seen.clear()
+    assert bench.multiple_choice(score, items, progress) == result
+    assert seen == []
+    assert len(progress.read_text().splitlines()) == 2
 
 
 def test_completions_scorer_sums_only_the_answer_tokens(bench: Any) -> None:
