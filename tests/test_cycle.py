@@ -243,3 +243,32 @@ def test_two_rounds_on_a_tiny_model_resume_and_chain(tmp_path: Path) -> None:
     other = CycleSettings(**{**settings.__dict__, "harmful": 4})
     with pytest.raises(InputError, match="other settings"):
         run_cycle(other, show_progress=False, log=lambda m: None, embed=None)
+
+
+def test_cli_flags_reach_the_settings_and_bad_values_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from oversight.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "c"
+    bad = runner.invoke(app, ["cycle", "--out", str(out), "--select", "best"])
+    assert bad.exit_code != 0 and "select must be one of maximin, balanced" in bad.output
+    bad = runner.invoke(app, ["cycle", "--out", str(out), "--mix", "0.5", "--mix", "1.5"])
+    assert bad.exit_code != 0 and "mix must be a list of numbers between 0 and 1" in bad.output
+    assert not out.exists()  # refused before anything is written
+
+    seen: list[CycleSettings] = []
+
+    def fake_run(settings: CycleSettings, **_: object) -> dict[str, object]:
+        seen.append(settings)
+        return {"rounds": []}
+
+    monkeypatch.setattr("oversight.training.cycle.run_cycle", fake_run)
+    args = ["cycle", "--out", str(out), "--mix", "0.5", "--select", "balanced", "--no-on-policy"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert (seen[0].mix, seen[0].select, seen[0].on_policy) == ((0.5,), "balanced", False)
+    assert runner.invoke(app, ["cycle", "--out", str(out)]).exit_code == 0
+    assert (seen[1].mix, seen[1].select, seen[1].on_policy) == ((0.6, 0.75, 0.9), "maximin", True)

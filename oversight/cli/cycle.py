@@ -55,6 +55,24 @@ def register(app: typer.Typer) -> None:
         jailbreak_limit: Annotated[
             int | None, typer.Option(help="JailbreakBench artifact prompts tracked (default 100).")
         ] = None,
+        on_policy: Annotated[
+            bool | None,
+            typer.Option(
+                "--on-policy/--no-on-policy",
+                help="DPO pairs against the SFT model's own disagreements (default on).",
+            ),
+        ] = None,
+        mix: Annotated[
+            list[float] | None,
+            typer.Option(
+                help="Interpolation start + A x (trained - start) to validate (repeat; "
+                "default 0.6, 0.75, 0.9)."
+            ),
+        ] = None,
+        select: Annotated[
+            str | None,
+            typer.Option(help="Model choice on validation: maximin (default) or balanced."),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     ) -> None:
         """Train the base model on its own overseen answers and measure what changed.
@@ -69,7 +87,8 @@ def register(app: typer.Typer) -> None:
                 harmful=harmful, lookalike=lookalike, benign=benign, eval_limit=eval_limit,
                 validation_limit=validation_limit,
                 data_dir=str(data_dir) if data_dir else None, bf16=bf16, seed=seed,
-                track=track, jailbreak_limit=jailbreak_limit,
+                track=track, jailbreak_limit=jailbreak_limit, on_policy=on_policy,
+                mix=mix or None, select=select,
             )  # fmt: skip
             # Trainers print their logs to stdout; keep stdout for the result.
             with contextlib.redirect_stdout(sys.stderr):
