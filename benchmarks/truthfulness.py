@@ -245,12 +245,10 @@ class Judge:
 
 
 def auroc(scores: list[float], labels: list[bool]) -> float | None:
-    pos = [s for s, y in zip(scores, labels, strict=True) if y]
-    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return round(wins / (len(pos) * len(neg)), 4)
+    """:func:`oversight.evaluation.metrics.auroc` with this script's argument order."""
+    from oversight.evaluation.metrics import auroc as metrics_auroc
+
+    return metrics_auroc(labels, scores)
 
 
 def reliability(conf: list[float], correct: list[bool], bins: int = 5) -> list[dict[str, Any]]:

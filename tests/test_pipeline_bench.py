@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import anyio
 import pytest
+from _bench import load_benchmark
 from conftest import import_or_fail
 
 import_or_fail("torch")
@@ -18,16 +16,9 @@ import_or_fail("transformers")
 from oversight.backends.transformers import TransformersBackend  # noqa: E402
 from oversight.training.tiny import tiny_llama, tiny_tokenizer  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "pipeline.py"
-
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pipeline_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("pipeline")
 
 
 @pytest.fixture(scope="module")

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import anyio
+from _bench import load_benchmark
 
 from oversight.backends import GenerateRequest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "selective_oversight.py"
-
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("selective_oversight_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("selective_oversight")
 
 
 def test_selective_figures_by_hand() -> None:

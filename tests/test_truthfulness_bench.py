@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from _bench import load_benchmark
 from conftest import import_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks" / "truthfulness.py"
 LABELS = ROOT / "benchmarks" / "data" / "truthfulqa_hand_labels.jsonl"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("truthfulness_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("truthfulness")
 
 
 def test_mc1_and_mc2_by_hand(bench: Any) -> None:
