@@ -319,6 +319,8 @@ def feedback_summary(
     * ``revisions``: by source; for revisions of a candidate whose critique quoted a span, how
       often that span is gone from the revision (all but template revisions, and the model's
       own revisions alone);
+    * ``answers``: how the model's drafts and revisions ended: by the model, cut by the token
+      limit, or stopped repeating itself (:mod:`oversight.backends._ending`);
     * ``targets``: consensus targets by source, the share from the single refusal sentence
       (``template``), and distinct-1/2 of targets vs drafts for harmful requests (the prompt's
       ``harm`` label where present, else the safety agent's P(request harmful) >= 0.5).
@@ -327,6 +329,7 @@ def feedback_summary(
 
     texts: dict[tuple[str, str], str] = {}
     drafts: dict[str, str] = {}
+    drafts_finish: list[str] = []
     critiques: list[tuple[str, Any]] = []
     revisions: list[tuple[str, Any]] = []
     harmful: dict[str, bool] = {}
@@ -336,6 +339,7 @@ def feedback_summary(
         if p.kind == "draft":
             texts[(env.episode, getattr(p, "candidate_id", "c0"))] = p.text
             drafts[env.episode] = p.text
+            drafts_finish.append(getattr(p, "finish", ""))
         elif p.kind == "revision":
             texts[(env.episode, p.candidate_id)] = p.text
             revisions.append((env.episode, p))
@@ -374,6 +378,7 @@ def feedback_summary(
             if r.source in ("model", "few_shot", "best_of_n"):
                 model_checked += 1
                 model_followed += gone
+    answers = _answer_endings(drafts_finish, revisions)
     sources = Counter(src for _, src, _ in targets)
     harmful_targets = [t for e, _, t in targets if harmful.get(e)]
     harmful_drafts = [drafts[e] for e, _, _ in targets if harmful.get(e) and e in drafts]
@@ -405,8 +410,25 @@ def feedback_summary(
             "harmful_drafts_distinct_1": round(distinct_n(harmful_drafts, 1), 4),
             "harmful_drafts_distinct_2": round(distinct_n(harmful_drafts, 2), 4),
         },
+        "answers": answers,
         "agents": dict(sorted((agent_stats or {}).items())),
     }
+
+
+def _answer_endings(drafts: list[str], revisions: list[tuple[str, Any]]) -> dict[str, Any]:
+    """How the model's drafts and revisions ended (``finish``): how many the token limit cut
+    (``length``; kept up to their last whole sentence) and how many were stopped looping."""
+    out: dict[str, Any] = {}
+    model = [getattr(r, "finish", "") for _, r in revisions if getattr(r, "finish", "")]
+    for name, finishes in (("drafts", drafts), ("model_revisions", model)):
+        counts = Counter(f or "unreported" for f in finishes)
+        total = len(finishes)
+        out[name] = {
+            "total": total,
+            "by_finish": dict(sorted(counts.items())),
+            "cut_by_limit_share": round(counts["length"] / total, 4) if total else None,
+        }
+    return out
 
 
 __all__ = [

@@ -20,14 +20,17 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the envelope format; bumped when a message kind changes incompatibly.
 
 2: every episode journals the :class:`ConstitutionApplied` that decides it, and an
 :class:`Escalation` names the candidate the agents proposed (``oversight replay`` needs both).
 3: a conversation may hold tool calls and tool results (:class:`ToolCall`, ``role: tool``) and a
 safety assessment may carry the ``tool_injection`` signal; journals of versions 2 and 1 still
-load (every new field has a default), older readers cannot read a tool turn."""
+load (every new field has a default), older readers cannot read a tool turn.
+4: a draft and a revision say how the model's text ended (``finish``: ``stop``, ``length`` when
+the token limit cut it, ``repetition`` when it was stopped looping); older journals load with
+``finish`` empty."""
 
 Visibility: TypeAlias = Literal["public", "internal"]
 Verdict: TypeAlias = Literal["violated", "satisfied", "uncertain"]
@@ -185,6 +188,10 @@ class Draft(_Message):
     """The answer as the user would see it."""
     model: str
     """Name of the model that wrote it."""
+    finish: str = ""
+    """How the model's text ended (:data:`oversight.backends.Finish`; empty: not reported). A
+    text cut by the token limit (``length``) or stopped looping (``repetition``) is kept only
+    up to its last whole sentence."""
 
 
 class Critique(_Message):
@@ -340,6 +347,9 @@ class Revision(_Message):
     ``guided`` (the constitution's per-category decline-and-redirect guidance composed with the
     request's own words) or ``template`` (the principle's single refusal sentence, the last
     fallback)."""
+    finish: str = ""
+    """How the model's text ended, as for :attr:`Draft.finish` (empty for guided and template
+    revisions, which no model wrote)."""
 
 
 class Audit(_Message):

@@ -254,3 +254,51 @@ async def test_cancelled_caller_withdraws_and_others_still_finish() -> None:
 
 async def _collect(queue: BatchQueue[int, int], items: list[int], out: list[list[int]]) -> None:
     out.append(await queue.submit(items))
+
+
+async def test_a_looping_answer_is_stopped_at_its_first_repeat(
+    tiny_model: object, tokenizer: object
+) -> None:
+    """A model that can only write two words must repeat a 4-token stretch within 48 tokens
+    (16 possible stretches), as SmolLM2-135M loops in long answers: with ``stop_repeats`` the
+    answer ends before its first repeated stretch, and says so."""
+    looping = copy.deepcopy(tiny_model)
+    words = [tokenizer.encode(w, add_special_tokens=False)[0] for w in (" yes", " no")]  # type: ignore[attr-defined]
+    with torch.no_grad():
+        head = looping.lm_head.weight  # type: ignore[attr-defined]
+        kept = head[words].clone()
+        head.zero_()
+        head[words] = kept * 50
+    request = GenerateRequest(user("tell me a long story"), max_new_tokens=48)
+    plain = TransformersBackend(looping, tokenizer=tokenizer, dtype="float32")
+    stopping = TransformersBackend(looping, tokenizer=tokenizer, dtype="float32", stop_repeats=4)
+    (free,) = await plain.generate([request])
+    (stopped,) = await stopping.generate([request])
+    assert free.finish == ("length",) and free.completion_tokens == 48
+    assert stopped.finish == ("repetition",)
+    assert stopped.completion_tokens < 48  # it stopped generating, not only cut the text
+    assert free.text.startswith(stopped.text) and len(stopped.text) < len(free.text)
+    ids = tokenizer.encode(stopped.text, add_special_tokens=False)  # type: ignore[attr-defined]
+    from oversight.backends._ending import first_repeat
+
+    assert first_repeat(ids, 4) is None  # what is kept never repeats itself
+    with pytest.raises(ConfigError, match="stop_repeats"):
+        TransformersBackend(tiny_model, tokenizer=tokenizer, dtype="float32", stop_repeats=-1)
+
+
+def test_the_stopping_criterion_fires_where_first_repeat_points() -> None:
+    from oversight.backends._ending import first_repeat
+    from oversight.backends.transformers import _RepeatStop
+
+    rows = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [5, 6, 7, 5, 6, 7, 5, 6, 8, 8, 8, 8]]
+    prompt = [[0, 0], [0, 9]]
+    criterion = _RepeatStop(prompt_width=2, n=3, rows=2)
+    fired: list[int | None] = [None, None]
+    for step in range(1, len(rows[0]) + 1):
+        ids = torch.tensor([p + r[:step] for p, r in zip(prompt, rows, strict=True)])
+        for row, done in enumerate(criterion(ids, None).tolist()):
+            if done and fired[row] is None:
+                fired[row] = step
+    assert first_repeat(rows[0], 3) is None and fired[0] is None
+    start = first_repeat(rows[1], 3)
+    assert start == 3 and fired[1] == start + 3  # detected when the repeat is complete

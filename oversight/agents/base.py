@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
-from ..backends import GenerateRequest
+from ..backends import GenerateRequest, whole_sentences
 from ..messages import Draft
 from ._base import Agent, EpisodeContext, register_role
 
 
 @register_role("base")
 class BaseAgent(Agent):
-    """Answers the conversation as a plain assistant would."""
+    """Answers the conversation as a plain assistant would.
+
+    Options: ``max_new_tokens`` and ``temperature`` (default: the hierarchy's settings);
+    ``system``: a system message put before a conversation that has none (the embedded
+    hierarchy asks its small model for brief answers: it loops when it writes long ones). The
+    system message only steers the draft; the conversation the episode records and trains on
+    is the user's. A draft the token limit cut keeps its whole sentences (counted in the run's
+    ``feedback.answers``).
+    """
 
     async def draft(self, ctx: EpisodeContext) -> Draft:
         assert self.backend is not None
         settings = ctx.settings
+        messages = tuple(ctx.messages)
+        system = str(self.options.get("system") or "")
+        if system and not any(m.get("role") == "system" for m in messages):
+            messages = ({"role": "system", "content": system}, *messages)
         request = GenerateRequest(
-            messages=tuple(ctx.messages),
+            messages=messages,
             max_new_tokens=int(self.options.get("max_new_tokens", settings.max_new_tokens)),
             temperature=float(self.options.get("temperature", settings.temperature)),
             seed=settings.seed,
             meta=ctx.meta(self, "draft"),
         )
         (generation,) = await self.backend.generate([request])
-        return Draft(candidate_id="c0", text=generation.text.strip(), model=self.name)
+        text = generation.text.strip()
+        finish = generation.finish[0] if generation.finish else ""
+        if finish == "length":
+            text = whole_sentences(text) or text
+        return Draft(candidate_id="c0", text=text, model=self.name, finish=finish)

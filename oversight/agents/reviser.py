@@ -22,7 +22,7 @@ import re
 from collections import Counter
 from typing import Any, TypeVar
 
-from ..backends import GenerateRequest
+from ..backends import GenerateRequest, whole_sentences
 from ..critiques import clip, copies_reasoning, detect_category
 from ..messages import Critique, Revision, UncertaintyNote, Verification
 from ._base import Agent, EpisodeContext, register_role
@@ -335,16 +335,18 @@ class ReviserAgent(Agent):
         allowed += [getattr(ex, "revision", "") for ex in examples]
         allowed += [c.evidence for v in verifications for c in v.claims]
         limit = request.max_new_tokens * max(1, len(generation.texts))
-        truncated = generation.completion_tokens >= limit > 0
-        for offset, text in enumerate(generation.texts):
+        finishes = generation.finish or (
+            ("length" if generation.completion_tokens >= limit > 0 else "",) * len(generation.texts)
+        )
+        for offset, (text, finish) in enumerate(zip(generation.texts, finishes, strict=True)):
             text = text.strip()
-            if truncated and text and text[-1] not in ".!?)\"'`":
+            if finish == "length" and text:
                 # Cut off by the token limit: keep the complete sentences, drop the stub.
-                whole = text[: max(text.rfind(". "), text.rfind("! "), text.rfind("? ")) + 1]
+                whole = whole_sentences(text)
                 self.stats[
                     "revisions_truncated_trimmed" if whole else "revisions_truncated_dropped"
                 ] += 1
-                text = whole.strip()
+                text = whole
             if not text or text in seen:
                 self.stats["revisions_empty_or_repeated"] += 1
                 continue
@@ -363,6 +365,7 @@ class ReviserAgent(Agent):
                     text=text,
                     principle_ids=tuple(principles),
                     source=source,
+                    finish=finish,
                 )
             )
         return revisions

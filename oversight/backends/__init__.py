@@ -1,5 +1,7 @@
 """Model backends behind one protocol (``generate`` and ``score``, both batched)."""
 
+from ._ending import Finish as Finish
+from ._ending import whole_sentences as whole_sentences
 from ._protocol import ChatMessage as ChatMessage
 from ._protocol import ChoiceScores as ChoiceScores
 from ._protocol import GenerateRequest as GenerateRequest
@@ -13,6 +15,7 @@ from ._protocol import register_backend as register_backend
 __all__ = [
     "ChatMessage",
     "ChoiceScores",
+    "Finish",
     "GenerateRequest",
     "Generation",
     "ModelBackend",
@@ -20,4 +23,5 @@ __all__ = [
     "backend_names",
     "create_backend",
     "register_backend",
+    "whole_sentences",
 ]

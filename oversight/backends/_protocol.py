@@ -63,6 +63,9 @@ class Generation:
     """Tokens in the prompt (0 when the backend does not count)."""
     completion_tokens: int = 0
     """Tokens generated over all samples."""
+    finish: tuple[str, ...] = ()
+    """How each completion ended: ``stop``, ``length`` (cut by the token limit) or
+    ``repetition`` (:mod:`oversight.backends._ending`); empty when the backend does not say."""
 
     @property
     def text(self) -> str:

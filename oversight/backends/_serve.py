@@ -99,7 +99,10 @@ def create_app(backend: TransformersBackend, *, model_name: str | None = None) -
                 {
                     "index": i,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    # OpenAI's reasons: "length" when the limit cut it; a stopped loop ended.
+                    "finish_reason": "length"
+                    if generation.finish[i : i + 1] == ("length",)
+                    else "stop",
                     "logprobs": logprobs,
                 }
             )

@@ -181,10 +181,13 @@ class ClassifierBackend:
         from ..critiques import sentences
 
         out = []
-        for request, candidate in items:
+        parts_of = [sentences(candidate) for _, candidate in items]
+        # Every sentence of every candidate in one call (a batched forward pass, cached texts
+        # skipped), then read back per candidate.
+        flat = iter(self._classifier.harm_probability([p for ps in parts_of for p in ps]))
+        for (request, candidate), parts in zip(items, parts_of, strict=True):
             verdict = self._assess([{"role": "user", "content": request}])
-            parts = sentences(candidate)
-            scores = self._classifier.harm_probability(parts) if parts else []
+            scores = [next(flat) for _ in parts]
             outcome = self._refusals.judge(request, candidate).outcome
             out.append(
                 Evidence(

@@ -178,6 +178,7 @@ class OpenAIBackend:
             texts=texts,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish=tuple(_finish(c.get("finish_reason")) for c in choices),
         )
 
     async def _score_one(self, r: ScoreRequest) -> ChoiceScores:
@@ -288,6 +289,12 @@ def _content(choice: dict[str, Any]) -> str:
     message = choice.get("message") or {}
     content = message.get("content")
     return content if isinstance(content, str) else ""
+
+
+def _finish(reason: Any) -> str:
+    """The protocol's ``finish`` from an OpenAI ``finish_reason`` (``length``: the token limit
+    cut the answer; anything else ended it)."""
+    return "length" if reason == "length" else "stop"
 
 
 def _retry_after(response: Any) -> float | None:

@@ -21,6 +21,11 @@ run as one padded batch in a worker thread. Options (the hierarchy YAML's ``opti
 ``num_threads``
     torch's CPU threads (process-wide; ``None`` leaves torch's default). On a shared or busy
     CPU, fewer threads than cores avoids oversubscription.
+``stop_repeats``
+    stop a sequence once it repeats an ``n``-token stretch it already wrote, keep the text
+    before the repeat and trim it to whole sentences (``Generation.finish`` says
+    ``repetition``); 0 (default) never stops early. Small models loop until the token limit
+    (:mod:`oversight.backends._ending`); the embedded hierarchy uses 12.
 ``continuous_batching``
     on CUDA, generate with transformers' continuous batching (``model.generate_batch``) when the
     installed transformers has it; ``None`` (default) means "on CUDA when available".
@@ -51,6 +56,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..devices import DtypeChoice, pick_dtype
 from ..errors import BackendError, ConfigError, PrerequisiteError
 from ._batching import BatchQueue
+from ._ending import Finish, first_repeat, whole_sentences
 from ._protocol import ChoiceScores, GenerateRequest, Generation, ScoreRequest, register_backend
 
 if TYPE_CHECKING:
@@ -107,6 +113,29 @@ def _input_order(results: dict[str, Any]) -> list[str]:
     return keys
 
 
+class _RepeatStop:
+    """A stopping criterion: a row is done once its newest ``n`` generated tokens repeat a
+    stretch it generated before (the same test as :func:`first_repeat`, one window per step)."""
+
+    def __init__(self, prompt_width: int, n: int, rows: int) -> None:
+        self.width, self.n = prompt_width, n
+        self.seen: list[set[tuple[int, ...]]] = [set() for _ in range(rows)]
+        self.done = [False] * rows
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        generated = input_ids.shape[1] - self.width
+        if generated >= self.n:
+            for row, window in enumerate(input_ids[:, -self.n :].tolist()):
+                key = tuple(window)
+                if key in self.seen[row]:
+                    self.done[row] = True
+                else:
+                    self.seen[row].add(key)
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """``text`` up to the earliest stop string, and whether one was found."""
     cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
@@ -132,6 +161,7 @@ class TransformersBackend:
         continuous_batching: bool | None = None,
         max_prompt_tokens: int | None = None,
         num_threads: int | None = None,
+        stop_repeats: int = 0,
     ) -> None:
         torch, transformers = _import_torch_transformers()
         if num_threads is not None:
@@ -192,6 +222,13 @@ class TransformersBackend:
             use_cb if continuous_batching is None else bool(continuous_batching)
         )
         self.max_prompt_tokens = max_prompt_tokens
+        if int(stop_repeats) < 0:
+            raise ConfigError(
+                f"transformers backend option stop_repeats={stop_repeats}: use 0 (off) or a "
+                "number of tokens, e.g. 12"
+            )
+        self.stop_repeats = int(stop_repeats)
+        """Stop a sequence at its first repeated stretch of this many tokens (0: never)."""
         self._torch = torch
         self._transformers = transformers
         self._lock = threading.Lock()
@@ -302,22 +339,40 @@ class TransformersBackend:
             outputs = self._generate_continuous(rows, config)
         else:
             ids, mask = self._left_pad(rows)
+            stopping = None
+            if self.stop_repeats:
+                stopping = self._transformers.StoppingCriteriaList(
+                    [_RepeatStop(ids.shape[1], self.stop_repeats, len(rows))]
+                )
             out = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 generation_config=config,
                 tokenizer=self.tokenizer if head.stop else None,
+                stopping_criteria=stopping,
             )
             outputs = [list(map(int, o)) for o in out[:, ids.shape[1] :].tolist()]
         stop_ids = {self.tokenizer.pad_token_id, *self._eos_ids()}
         texts: list[str] = []
         counts: list[int] = []
+        finishes: list[Finish] = []
         for tokens, limit in zip(outputs, limits, strict=True):
             tokens = tokens[:limit]
             end = next((i for i, t in enumerate(tokens) if t in stop_ids), len(tokens))
             counts.append(min(end + 1, len(tokens)))
-            text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True)
-            texts.append(cut_at_stop(text, head.stop)[0])
+            body = tokens[:end]
+            finish: Finish = "length" if end == len(tokens) == limit else "stop"
+            repeat = first_repeat(body, self.stop_repeats)
+            if repeat is not None:
+                body, finish = body[:repeat], "repetition"
+            text = self.tokenizer.decode(body, skip_special_tokens=True)
+            text, stopped = cut_at_stop(text, head.stop)
+            if stopped:
+                finish = "stop"
+            elif finish == "repetition":
+                text = whole_sentences(text) or text.rstrip()
+            texts.append(text)
+            finishes.append(finish)
         self._queue.stats.tokens += sum(counts)
         results: list[Generation] = []
         at = 0
@@ -328,6 +383,7 @@ class TransformersBackend:
                     texts=tuple(texts[at : at + k]),
                     prompt_tokens=len(p),
                     completion_tokens=sum(counts[at : at + k]),
+                    finish=tuple(finishes[at : at + k]),
                 )
             )
             at += k

@@ -129,6 +129,9 @@ class VLLMBackend:
                 texts=tuple(c.text for c in completions),
                 prompt_tokens=len(out.prompt_token_ids or ()),
                 completion_tokens=sum(len(c.token_ids) for c in completions),
+                finish=tuple(
+                    "length" if c.finish_reason == "length" else "stop" for c in completions
+                ),
             )
 
         return await _gather([one(r) for r in requests])

@@ -20,6 +20,7 @@ turn, and adds the ``multi_turn`` signal when the harm only shows in context.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +36,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 """Where ``python -m oversight.safety.train`` saves the shipped weights."""
 _BLOCKING_SIGNALS = frozenset({"injection", "roleplay"})
 _TAIL_CHARS = 600
+_CACHE_SIZE = 20_000
+"""Scored texts remembered per classifier (a few MB); the cache starts over when full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,8 @@ class SafetyClassifier:
         if threads is not None:
             torch.set_num_threads(threads)
         self._heads: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str], float] = {}
+        self._cache_lock = threading.Lock()
         for task in ("request", "response"):
             head = make_head(self.encoder)
             state = load_file(str(self.weights_dir / f"{task}.safetensors"))
@@ -93,19 +98,25 @@ class SafetyClassifier:
             self._heads[task] = head.eval()
 
     def _probability(self, task: str, texts: Sequence[str], batch: int = 32) -> list[float]:
+        """P(task) per text; a text scored before is read from a bounded cache (an episode's
+        draft is scored by the safety agent, every critic's evidence and the judge's audits),
+        and each distinct new text is encoded once per call."""
         torch = self.encoder.torch
-        out = [0.0] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch):
-            idx = order[start : start + batch]
-            hidden, mask, _ = self.encoder.bottom(
-                [texts[i] or " " for i in idx], self.max_tokens[task]
-            )
+        with self._cache_lock:
+            known = {t: p for t in texts if (p := self._cache.get((task, t))) is not None}
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        todo.sort(key=len)
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            hidden, mask, _ = self.encoder.bottom([t or " " for t in chunk], self.max_tokens[task])
             with torch.no_grad():
                 probs = torch.sigmoid(self._heads[task](hidden, mask)).tolist()
-            for i, p in zip(idx, probs, strict=True):
-                out[i] = float(p)
-        return out
+            known.update(zip(chunk, map(float, probs), strict=True))
+        with self._cache_lock:
+            if len(self._cache) + len(todo) > _CACHE_SIZE:
+                self._cache.clear()
+            self._cache.update(((task, t), known[t]) for t in todo)
+        return [known[t] for t in texts]
 
     def harm_probability(self, texts: Sequence[str]) -> list[float]:
         """P(harmful) for each request, as written (no de-obfuscation; see :meth:`assess`)."""
