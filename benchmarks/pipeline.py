@@ -335,7 +335,7 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument(
-        "--repeats", type=int, default=2, help="alternate (b)/(c)/(d) runs; the fastest counts"
+        "--repeats", type=int, default=3, help="runs of every variant, in turn; the median counts"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument(
@@ -375,48 +375,55 @@ def main() -> None:
     print(json.dumps(report))
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median wall time (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict[str, Any]:
     """Run every variant on ``prompts``; the report (episodes/s, ratios, batching)."""
     n, tokens = len(prompts), args.tokens
     timed(backend.generate_sync, [draft_request(prompts[0], 4)])  # warm-up
 
     results: dict[str, Any] = {}
-    t_a = 0.0
-    if not args.skip_sequential:
-        n_a = min(args.sequential_limit or n, n)
-        _, t_seq = timed(sequential, backend, prompts[:n_a], tokens)
-        t_a = t_seq * n / n_a  # per-episode cost, scaled to the same prompt count
-        results["sequential"] = {"wall_s": t_seq, "prompts": n_a, "episodes_per_s": n_a / t_seq}
-    # (b), (c) and (d) alternate ``--repeats`` times and the fastest of each counts: on a shared
-    # machine, load from other processes otherwise decides the ratios.
-    t_b = t_c = t_d = float("inf")
-    texts_b: list[str] = []
-    best_c: dict[str, Any] = {}
-    best_d: dict[str, Any] = {}
+    # Every variant runs ``--repeats`` times, in turn (a, b, c, d, a, b, ...), and its median
+    # counts: the same rule for each, so load from other processes shifts them alike.
+    n_a = min(args.sequential_limit or n, n)
+    runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "d": []}
     for _ in range(args.repeats):
+        if not args.skip_sequential:
+            _, t_seq = timed(sequential, backend, prompts[:n_a], tokens)
+            runs["a"].append({"wall": t_seq * n / n_a, "measured": t_seq})
         texts, t = timed(stage_batched, backend, prompts, tokens)
-        if t < t_b:
-            t_b, texts_b = t, texts
-        run = run_runtime(backend, prompts, tokens, args.concurrency)
-        if run["wall"] < t_c:
-            t_c, best_c = run["wall"], run
+        runs["b"].append({"wall": t, "texts": texts})
+        runs["c"].append(run_runtime(backend, prompts, tokens, args.concurrency))
         before = (backend.stats.busy_s, backend.stats.batches, backend.stats.items)
         start = time.perf_counter()
         texts = anyio.run(concurrent, backend, prompts, tokens, args.concurrency)
-        t = time.perf_counter() - start
-        if t < t_d:
-            t_d = t
-            best_d = {
-                "texts": texts,
-                "busy": backend.stats.busy_s - before[0],
-                "batches": backend.stats.batches - before[1],
-                "items": backend.stats.items - before[2],
-            }
-    results["stage_batched"] = {"wall_s": t_b, "episodes_per_s": n / t_b}
+        runs["d"].append({
+            "wall": time.perf_counter() - start,
+            "texts": texts,
+            "busy": backend.stats.busy_s - before[0],
+            "batches": backend.stats.batches - before[1],
+            "items": backend.stats.items - before[2],
+        })  # fmt: skip
+    med = {k: _median_run(v) for k, v in runs.items() if v}
+    walls = {k: [round(r["wall"], 3) for r in v] for k, v in runs.items() if v}
+    if "a" in med:
+        t_a = med["a"]["wall"]
+        results["sequential"] = {
+            "wall_s": med["a"]["measured"], "prompts": n_a,
+            "episodes_per_s": n_a / med["a"]["measured"], "runs_s_scaled_to_all": walls["a"],
+        }  # fmt: skip
+    t_b, t_c, t_d = med["b"]["wall"], med["c"]["wall"], med["d"]["wall"]
+    best_c, best_d, texts_b = med["c"], med["d"], med["b"]["texts"]
+    results["stage_batched"] = {"wall_s": t_b, "episodes_per_s": n / t_b, "runs_s": walls["b"]}
     counts = best_c["result"].counts()
     results["runtime"] = {
         "wall_s": t_c,
         "episodes_per_s": n / t_c,
+        "runs_s": walls["c"],
         "episodes": {k: counts[k] for k in ("episodes", "consensus", "escalated", "failed")},
         "revised": sum(o.rounds > 0 for o in best_c["result"].outcomes),
         "messages": counts["messages"],
@@ -429,6 +436,7 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
     results["concurrent"] = {
         "wall_s": t_d,
         "episodes_per_s": n / t_d,
+        "runs_s": walls["d"],
         "batches": best_d["batches"],
         "requests_per_episode": round(best_d["items"] / n, 3),
         "mean_batch_size": round(best_d["items"] / max(best_d["batches"], 1), 2),
@@ -457,14 +465,15 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
         "repeats": args.repeats,
         "principle": PRINCIPLE_ID,
         "calls_per_episode": {"generate": 2, "score": 1},
+        "timing": "every variant run --repeats times in turn; the median run counts",
         "runtime_is": "oversight.runtime.Runtime: base, critic (always flags the draft), reviser "
         "on one transformers backend; bus, journal (temp dir), decision core",
         "concurrent_is": "episode tasks through the batching backend, without the runtime",
         **results,
         "ratio_runtime_vs_stage_batched": round(t_b / t_c, 3),
         "ratio_concurrent_vs_stage_batched": round(t_b / t_d, 3),
-        "same_outputs_b_runtime": texts_b == best_c["texts"],
-        "same_outputs_b_concurrent": texts_b == best_d["texts"],
+        "same_outputs_b_runtime": all(r["texts"] == texts_b for r in runs["c"]),
+        "same_outputs_b_concurrent": all(r["texts"] == texts_b for r in runs["d"]),
     }
     if "sequential" in results:
         report["ratio_stage_batched_vs_sequential"] = round(t_a / t_b, 3)

@@ -78,3 +78,23 @@ def test_variants_ask_the_model_the_same_requests(bench: Any, backend: Transform
 
     assert len(runtime_requests) == 6
     assert sorted(map(key, runtime_requests)) == sorted(map(key, seen))
+
+
+def test_every_variant_is_timed_the_same_way(bench: Any, backend: TransformersBackend) -> None:
+    """Each variant runs --repeats times in turn and its median run is the figure."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(
+        tokens=4, concurrency=2, repeats=3, skip_sequential=False, sequential_limit=1,
+        device="cpu", max_wait_ms=5.0, threads=1,
+    )  # fmt: skip
+    report = bench.measure(backend, bench.load_prompts(2), args)
+    for name in ("stage_batched", "runtime", "concurrent"):
+        runs = report[name]["runs_s"]
+        assert len(runs) == 3
+        assert report[name]["wall_s"] == sorted(runs)[1]
+    sequential = report["sequential"]
+    assert len(sequential["runs_s_scaled_to_all"]) == 3 and sequential["prompts"] == 1
+    assert report["same_outputs_b_runtime"] and report["same_outputs_b_concurrent"]
+    ratio = report["stage_batched"]["wall_s"] / report["runtime"]["wall_s"]
+    assert report["ratio_runtime_vs_stage_batched"] == pytest.approx(ratio, abs=0.01)
