@@ -629,21 +629,6 @@ def _jobs(
     return jobs
 
 
-def warm_up() -> None:
-    """Compile (or load from numba's cache) every kernel, on a few episodes of a packaged
-    hierarchy; a no-op when that hierarchy cannot be loaded."""
-    from ..hierarchy import load_hierarchy
-    from ..paths import resolve_config
-    from .plan import compile_plan
-
-    try:
-        spec = load_hierarchy(resolve_config("roles/recursive.yaml"))
-    except Exception:  # pragma: no cover - a broken install; workers compile lazily instead
-        return
-    config = SimulationConfig(episodes=64, chunk_size=64)
-    simulate_chunk(compile_plan(spec, config), config, np.random.default_rng(0), 64, 0, Tally())
-
-
 def run_plans(
     points: list[tuple[Plan, SimulationConfig]],
     *,
@@ -653,33 +638,45 @@ def run_plans(
 ) -> list[Tally]:
     """Simulate several configurations (a sweep); one tally per configuration.
 
-    With ``workers > 1`` every chunk of every configuration goes to one pool of processes, so
-    the workers start once per study and stay busy across configurations. The result does not
-    depend on ``workers``: each chunk has its own generator and tallies are sums.
+    With ``workers > 1`` the chunks of every configuration run on that many threads of this
+    process, one pool for the whole study: the compiled kernels release the GIL and so do
+    numpy's bulk random draws and ``exp``, so the threads use as many cores, without starting
+    processes or copying plans. At most ``2 x workers`` chunks are in flight (memory stays
+    bounded by the chunk size). The result does not depend on ``workers``: each chunk has its
+    own generator and tallies are sums, taken in chunk order.
     """
     jobs = [(point, job) for point, (plan, config) in enumerate(points)
             for job in _jobs(plan, config, seed)]  # fmt: skip
     parts: list[list[Tally]] = [[] for _ in points]
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
-        # compile (or load) the kernels here first, so that numba's cache has them; the fork
-        # server loads them once (oversight.simulate._preload) and every worker inherits them
+    def collect(point: int, tally: Tally) -> None:
+        parts[point].append(tally)
+        if progress is not None:
+            progress(tally.episodes)
+
+    if workers > 1 and len(jobs) > 1:
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        # compile (or load) the kernels and build every plan's tables here, before threads
+        # race to do it
+        for plan, _ in points:
+            plan.kernel_tables()
         plan, config = points[0]
         simulate_chunk(plan, config, np.random.default_rng(0), 64, 0, Tally())
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["oversight.simulate._preload"])
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            for (point, _), tally in zip(jobs, pool.map(_chunk, [j for _, j in jobs]), strict=True):
-                parts[point].append(tally)
-                if progress is not None:
-                    progress(tally.episodes)
+        window: deque[tuple[int, Future[Tally]]] = deque()
+        with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+            for point, job in jobs:
+                window.append((point, pool.submit(_chunk, job)))
+                if len(window) >= 2 * workers:
+                    done_point, future = window.popleft()
+                    collect(done_point, future.result())
+            while window:
+                done_point, future = window.popleft()
+                collect(done_point, future.result())
     else:
         for point, job in jobs:
-            parts[point].append(_chunk(job))
-            if progress is not None:
-                progress(job[4])
+            collect(point, _chunk(job))
     return [merge_tallies(p) for p in parts]
 
 
