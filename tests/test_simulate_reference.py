@@ -124,3 +124,21 @@ def test_a_sweep_on_several_workers_gives_the_same_points(tmp_path: Path) -> Non
     assert len(one.points) == 4
     assert one.points == two.points
     assert one.points[0]["result"] != one.points[3]["result"]
+
+
+def test_threads_give_the_serial_tallies_chunk_by_chunk(tmp_path: Path) -> None:
+    """More chunks than the threads' window (2 x workers), two configurations in one pool: the
+    tallies equal one thread's, and progress reports every chunk once."""
+    from oversight.simulate.engine import run_plans
+
+    spec = load_hierarchy(_every_mode(tmp_path))
+    points = []
+    for rate in (0.25, 0.75):
+        config = SimulationConfig(episodes=5000, chunk_size=400, seed=5, sample_rate=rate)
+        points.append((compile_plan(spec, config), config))
+    seen: list[int] = []
+    serial = run_plans(points, workers=1)
+    threaded = run_plans(points, workers=3, progress=seen.append)
+    assert [_tally_fields(t) for t in threaded] == [_tally_fields(t) for t in serial]
+    assert sorted(seen) == [200] * 2 + [400] * 24
+    assert serial[0].escalated != serial[1].escalated

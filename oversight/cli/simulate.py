@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=1, help="Episodes simulated at once (bounds memory).")
         ] = 32_768,
         workers: Annotated[
-            int, typer.Option(min=1, help="Processes simulating chunks in parallel.")
+            int, typer.Option(min=1, help="Threads simulating chunks in parallel (same results).")
         ] = 1,
         plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,

@@ -49,7 +49,7 @@ class SimulationConfig(BaseModel):
     chunk_size: int = Field(default=32_768, ge=1)
     """Episodes simulated at once; memory grows with it, not with ``episodes``."""
     workers: int = Field(default=1, ge=1)
-    """Processes simulating chunks in parallel (results do not depend on it)."""
+    """Threads simulating chunks in parallel, one core each (results do not depend on it)."""
     case_mix: dict[str, CaseCategory] = Field(default_factory=_default_mix)
     """Categories of requests and their shares (``safe_scary``: safe but sounds dangerous,
     ``jailbreak``: harmful, wrapped in a jailbreak)."""

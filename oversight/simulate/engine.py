@@ -34,6 +34,7 @@ from ..consensus import (
     VERDICT_VIOLATED,
     FindingsBatch,
     _jit,
+    _jit_inline,
     combine_cell,
     decide,
     verdict_of,
@@ -138,16 +139,20 @@ def assess_candidate(
         t.col_thresholds, x, says_yes,
     )  # fmt: skip
     np.exp(x, out=x)
-    p_yes = np.empty(n * n_k, dtype=np.float32)
-    _p_yes_kernel(x, says_yes, t.col_confidence, n_k, p_yes)
-    for start, width, bias in t.biased_blocks:
-        block = p_yes.reshape(n, n_k)[:, start : start + width]
-        p_yes.reshape(n, n_k)[:, start : start + width] = bh.apply_bias(block, bias)
+    if t.biased_blocks:  # the log-odds bias is numpy's: every P("Yes") first, then the bias
+        p_yes = np.empty(n * n_k, dtype=np.float32)
+        _p_yes_kernel(x, says_yes, t.col_confidence, n_k, p_yes)
+        for start, width, bias in t.biased_blocks:
+            block = p_yes.reshape(n, n_k)[:, start : start + width]
+            p_yes.reshape(n, n_k)[:, start : start + width] = bh.apply_bias(block, bias)
+    else:  # P("Yes") computed in the assessment kernel, only for the cells it reads
+        p_yes = x[:0]
     _assessment_kernel(
-        rows, candidate, p_yes, n_k, on, draws, t.assessors, t.deferred, t.block_start,
-        t.block_width, t.col_principle, t.col_band, t.calls_per_candidate, t.step_auditor,
-        t.step_subject, t.step_mode, t.step_rate, t.step_slot, t.severity, t.level, batch.verdict,
-        batch.severity, batch.confidence, batch.disagreement, batch.valid, calls,
+        rows, candidate, x, says_yes, t.col_confidence, p_yes, n_k, on, draws, t.assessors,
+        t.deferred, t.block_start, t.block_width, t.col_principle, t.col_band,
+        t.calls_per_candidate, t.step_auditor, t.step_subject, t.step_mode, t.step_rate,
+        t.step_slot, t.severity, t.level, batch.verdict, batch.severity, batch.confidence,
+        batch.disagreement, batch.valid, calls,
     )  # fmt: skip
 
 
@@ -199,23 +204,34 @@ def _evidence_kernel(
             says_yes[i * n_k + j] = truth != (z < thr)
 
 
+@_jit_inline
+def _p_yes_of(
+    m: int, j: int, e_x: np.ndarray, says_yes: np.ndarray, col_confidence: np.ndarray
+) -> np.float32:  # pragma: no cover - compiled
+    """P("Yes") of cell ``m`` (column ``j``) from ``exp(x)``: the calibrated confidence of the
+    answer the agent gives (:func:`.behaviour.p_yes_from_evidence`, float32 as numpy)."""
+    one, half = np.float32(1.0), np.float32(0.5)
+    ease = one / (one + e_x[m])
+    conf = half + col_confidence[j, 0] * (col_confidence[j, 1] + col_confidence[j, 2] * ease)
+    return conf if says_yes[m] else one - conf
+
+
 @_jit
 def _p_yes_kernel(
     e_x: np.ndarray, says_yes: np.ndarray, col_confidence: np.ndarray, n_k: int, p_yes: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """P("Yes") from ``exp(x)``: the calibrated confidence of the answer the agent gives."""
-    one, half = np.float32(1.0), np.float32(0.5)
+    """:func:`_p_yes_of` of every cell (for reporters with a bias, which numpy applies)."""
     for m in range(len(e_x)):
-        j = m % n_k
-        ease = one / (one + e_x[m])
-        conf = half + col_confidence[j, 0] * (col_confidence[j, 1] + col_confidence[j, 2] * ease)
-        p_yes[m] = conf if says_yes[m] else one - conf
+        p_yes[m] = _p_yes_of(m, m % n_k, e_x, says_yes, col_confidence)
 
 
 @_jit
 def _assessment_kernel(
     rows: np.ndarray,
     candidate: int,
+    e_x: np.ndarray,
+    says_yes: np.ndarray,
+    col_confidence: np.ndarray,
     p_yes: np.ndarray,
     n_k: int,
     on: np.ndarray,
@@ -241,8 +257,12 @@ def _assessment_kernel(
     valid: np.ndarray,
     calls: np.ndarray,
 ) -> None:  # pragma: no cover - compiled (tests compare it with the numpy engine)
-    """Gate, audit and merge the reports of one candidate, episode by episode."""
+    """Gate, audit and merge the reports of one candidate, episode by episode.
+
+    P("Yes") of a cell is ``p_yes`` where given (one value per cell), else computed here from
+    ``exp(x)`` (``e_x``) for the cells read: those of active assessors and audited cells."""
     n_r, n_p = len(level), len(severity_of)
+    given = len(p_yes) > 0
     v = np.empty((n_r, n_p), dtype=np.int8)
     sev = np.empty((n_r, n_p), dtype=np.float32)
     conf = np.empty((n_r, n_p), dtype=np.float32)
@@ -261,19 +281,20 @@ def _assessment_kernel(
                     continue
                 a = assessors[j]
                 active = flagged if late == 1 else on[i, j]
+                if not active:
+                    continue
                 for col in range(block_start[j], block_start[j] + block_width[j]):
                     p = col_principle[col]
-                    pj = p_yes[base + col]
+                    m = base + col
+                    pj = p_yes[m] if given else _p_yes_of(m, col, e_x, says_yes, col_confidence)
                     vj, cj = verdict_of(pj, col_band[col, 0], col_band[col, 1])
                     if late == 0:
-                        flagged |= active and vj != VERDICT_SATISFIED
-                    if active:
-                        v[a, p] = vj
-                        conf[a, p] = cj
-                        if vj != VERDICT_SATISFIED:
-                            sev[a, p] = severity_of[p] * pj
-                if active:
-                    made += calls_per_candidate[a]
+                        flagged |= vj != VERDICT_SATISFIED
+                    v[a, p] = vj
+                    conf[a, p] = cj
+                    if vj != VERDICT_SATISFIED:
+                        sev[a, p] = severity_of[p] * pj
+                made += calls_per_candidate[a]
         for k in range(len(step_auditor)):
             a, subject, mode = step_auditor[k], step_subject[k], step_mode[k]
             first = block_start[len(assessors) + step_slot[k]]
@@ -285,7 +306,9 @@ def _assessment_kernel(
                     cell &= draws[k, i, p] < step_rate[k]
                 if cell:
                     col = first + p
-                    vj, cj = verdict_of(p_yes[base + col], col_band[col, 0], col_band[col, 1])
+                    m = base + col
+                    pj = p_yes[m] if given else _p_yes_of(m, col, e_x, says_yes, col_confidence)
+                    vj, cj = verdict_of(pj, col_band[col, 0], col_band[col, 1])
                     v[a, p] = vj
                     conf[a, p] = cj
                     sev[a, p] = severity_of[p] if vj == VERDICT_VIOLATED else zero
@@ -629,21 +652,6 @@ def _jobs(
     return jobs
 
 
-def warm_up() -> None:
-    """Compile (or load from numba's cache) every kernel, on a few episodes of a packaged
-    hierarchy; a no-op when that hierarchy cannot be loaded."""
-    from ..hierarchy import load_hierarchy
-    from ..paths import resolve_config
-    from .plan import compile_plan
-
-    try:
-        spec = load_hierarchy(resolve_config("roles/recursive.yaml"))
-    except Exception:  # pragma: no cover - a broken install; workers compile lazily instead
-        return
-    config = SimulationConfig(episodes=64, chunk_size=64)
-    simulate_chunk(compile_plan(spec, config), config, np.random.default_rng(0), 64, 0, Tally())
-
-
 def run_plans(
     points: list[tuple[Plan, SimulationConfig]],
     *,
@@ -653,33 +661,45 @@ def run_plans(
 ) -> list[Tally]:
     """Simulate several configurations (a sweep); one tally per configuration.
 
-    With ``workers > 1`` every chunk of every configuration goes to one pool of processes, so
-    the workers start once per study and stay busy across configurations. The result does not
-    depend on ``workers``: each chunk has its own generator and tallies are sums.
+    With ``workers > 1`` the chunks of every configuration run on that many threads of this
+    process, one pool for the whole study: the compiled kernels release the GIL and so do
+    numpy's bulk random draws and ``exp``, so the threads use as many cores, without starting
+    processes or copying plans. At most ``2 x workers`` chunks are in flight (memory stays
+    bounded by the chunk size). The result does not depend on ``workers``: each chunk has its
+    own generator and tallies are sums, taken in chunk order.
     """
     jobs = [(point, job) for point, (plan, config) in enumerate(points)
             for job in _jobs(plan, config, seed)]  # fmt: skip
     parts: list[list[Tally]] = [[] for _ in points]
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
-        # compile (or load) the kernels here first, so that numba's cache has them; the fork
-        # server loads them once (oversight.simulate._preload) and every worker inherits them
+    def collect(point: int, tally: Tally) -> None:
+        parts[point].append(tally)
+        if progress is not None:
+            progress(tally.episodes)
+
+    if workers > 1 and len(jobs) > 1:
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        # compile (or load) the kernels and build every plan's tables here, before threads
+        # race to do it
+        for plan, _ in points:
+            plan.kernel_tables()
         plan, config = points[0]
         simulate_chunk(plan, config, np.random.default_rng(0), 64, 0, Tally())
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["oversight.simulate._preload"])
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-            for (point, _), tally in zip(jobs, pool.map(_chunk, [j for _, j in jobs]), strict=True):
-                parts[point].append(tally)
-                if progress is not None:
-                    progress(tally.episodes)
+        window: deque[tuple[int, Future[Tally]]] = deque()
+        with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+            for point, job in jobs:
+                window.append((point, pool.submit(_chunk, job)))
+                if len(window) >= 2 * workers:
+                    done_point, future = window.popleft()
+                    collect(done_point, future.result())
+            while window:
+                done_point, future = window.popleft()
+                collect(done_point, future.result())
     else:
         for point, job in jobs:
-            parts[point].append(_chunk(job))
-            if progress is not None:
-                progress(job[4])
+            collect(point, _chunk(job))
     return [merge_tallies(p) for p in parts]
 
 
