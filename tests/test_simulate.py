@@ -284,3 +284,18 @@ def test_cli_settings_and_calibration_files(tmp_path: Path) -> None:
     write_yaml(settings, {})
     res = CliRunner().invoke(cli(), args)
     assert res.exit_code == 2 and "calibration file not found" in res.output
+
+
+def test_cli_leaves_the_settings_file_alone_unless_told(tmp_path: Path) -> None:
+    """`episodes:` and `seed:` of a settings file hold unless the command line gives them;
+    workers default to the cores this process may use (the result does not depend on them)."""
+    from oversight.simulate.config import available_cores
+
+    settings = write_yaml(tmp_path / "sim.yaml", {"episodes": 1500, "seed": 7})
+    base = ["simulate", RECURSIVE, "--json", "--no-plots", "--out", str(tmp_path),
+            "--settings", str(settings)]  # fmt: skip
+    doc = json.loads(CliRunner().invoke(cli(), base).stdout)
+    assert doc["points"][0]["result"]["episodes"] == 1500
+    assert doc["config"]["seed"] == 7 and doc["config"]["workers"] == available_cores()
+    doc = json.loads(CliRunner().invoke(cli(), [*base, "-n", "1000", "--workers", "1"]).stdout)
+    assert doc["points"][0]["result"]["episodes"] == 1000 and doc["config"]["workers"] == 1

@@ -17,8 +17,14 @@ def register(app: typer.Typer) -> None:
     def simulate(
         hierarchy: Annotated[str, typer.Argument(help="Hierarchy file, e.g. roles/recursive.yaml")],
         episodes: Annotated[
-            int, typer.Option("--episodes", "-n", min=1, help="Episodes per configuration.")
-        ] = 100_000,
+            int | None,
+            typer.Option(
+                "--episodes",
+                "-n",
+                min=1,
+                help="Episodes per configuration (default: the settings file's, else 100,000).",
+            ),
+        ] = None,
         sweep: Annotated[
             list[str] | None,
             typer.Option(
@@ -27,7 +33,10 @@ def register(app: typer.Typer) -> None:
                 "E.g. depth=1,2,3 accuracy=0.8,0.9 correlation=0,0.3,0.6.",
             ),
         ] = None,
-        seed: Annotated[int, typer.Option(help="Seed (the same for every point).")] = 0,
+        seed: Annotated[
+            int | None,
+            typer.Option(help="Seed, the same for every point (default: the settings', else 0)."),
+        ] = None,
         out: Annotated[
             Path, typer.Option(help="Directory for results.json, results.csv and plots.")
         ] = Path("simulation"),
@@ -43,11 +52,15 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         chunk_size: Annotated[
-            int, typer.Option(min=1, help="Episodes simulated at once (bounds memory).")
-        ] = 32_768,
+            int | None,
+            typer.Option(min=1, help="Episodes simulated at once (bounds memory; default 32,768)."),
+        ] = None,
         workers: Annotated[
-            int, typer.Option(min=1, help="Threads simulating chunks in parallel (same results).")
-        ] = 1,
+            int | None,
+            typer.Option(
+                min=1, help="Threads simulating chunks in parallel (same results; default: cores)."
+            ),
+        ] = None,
         plots: Annotated[bool, typer.Option(help="Write PNG plots.")] = True,
         as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     ) -> None:
@@ -61,9 +74,9 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         try:
-            overrides: dict[str, Any] = dict(
-                episodes=episodes, seed=seed, chunk_size=chunk_size, workers=workers
-            )
+            given = dict(episodes=episodes, seed=seed, chunk_size=chunk_size, workers=workers)
+            # Only what the command line says overrides the settings file.
+            overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
             config = load_simulation_config(settings, **overrides)
             if calibration is None and config.calibration is not None:
                 # ``calibration:`` in the settings file, relative to that file

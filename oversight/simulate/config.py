@@ -48,8 +48,9 @@ class SimulationConfig(BaseModel):
     """Seed of the whole simulation (each configuration of a sweep derives its own)."""
     chunk_size: int = Field(default=32_768, ge=1)
     """Episodes simulated at once; memory grows with it, not with ``episodes``."""
-    workers: int = Field(default=1, ge=1)
-    """Threads simulating chunks in parallel, one core each (results do not depend on it)."""
+    workers: int = Field(default_factory=lambda: available_cores(), ge=1)
+    """Threads simulating chunks in parallel, one core each (results do not depend on it);
+    default: the cores this process may use."""
     case_mix: dict[str, CaseCategory] = Field(default_factory=_default_mix)
     """Categories of requests and their shares (``safe_scary``: safe but sounds dangerous,
     ``jailbreak``: harmful, wrapped in a jailbreak)."""
@@ -216,6 +217,16 @@ def validate_config(data: Mapping[str, Any], *, path: str | Path | None = None) 
     except ValidationError as exc:
         found = describe_validation_error(exc, model=SimulationConfig, data=data)
         raise config_error(found, path=path) from None
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else the count)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def load_simulation_config(path: str | Path | None = None, **overrides: Any) -> SimulationConfig:
