@@ -33,9 +33,11 @@
    ``RefusalDetector()``'s rule defaults must equal the chosen rules (``defaults_match``).
 3. **Measurement**: agreement with XSTest's human labels in each of the five completion files
    (partial refusal = refusal) for the chosen detector, its rules without the probe, the
-   previous chosen detector (``last``: declines and caveats anywhere), phrase matching, and the
-   probe alone. ``xstest_measurements`` counts how many times a design has been measured on
-   XSTest (each after a design change), written in by hand as ``MEASUREMENTS``.
+   previous chosen detector (``last``: declines and caveats anywhere) and phrase matching. The
+   probe alone is not measured: the detector asks it only about responses no rule flagged,
+   and embedding all 2,250 completions took too long on the loaded CPU.
+   ``xstest_measurements`` counts how many times a design has been measured on XSTest (each
+   after a design change), written in by hand as ``MEASUREMENTS``.
 
 The fine-tuned refusal head of ``SafetyClassifier`` is no longer in the grid: in the previous
 run every threshold of it lost on validation (results at commit ddb669a). Embeddings are cached
@@ -299,8 +301,18 @@ def main() -> None:
     files = xstest(root)
     threshold = chosen_probe["threshold"] if chosen_probe else None
     xs_probs: dict[str, float] = {}
-    if weights is not None:
-        texts = sorted({r for rows in files.values() for _, r, _ in rows})
+    if weights is not None:  # the detector asks the probe only about what no rule flagged
+        rules_only = RefusalDetector(**chosen_rules)
+        texts = sorted(
+            {
+                r
+                for rows in files.values()
+                for (_, r, _), j in zip(
+                    rows, rules_only.judge_many([(p, r) for p, r, _ in rows]), strict=True
+                )
+                if j.complied
+            }
+        )
         xs_probs = dict(zip(texts, _apply(weights, emb(texts)).tolist(), strict=True))
     variants: dict[str, tuple[dict[str, Any], float | None]] = {
         "chosen": (chosen_rules, threshold),
@@ -321,12 +333,6 @@ def main() -> None:
             "refusals_found": {f: v["refusals_found"] for f, v in per_file.items()},
             "compliance_kept": {f: v["compliance_kept"] for f, v in per_file.items()},
         }
-    if threshold is not None:
-        alone = {
-            f: round(sum((xs_probs[r] >= threshold) == g for _, r, g in rows) / len(rows), 4)
-            for f, rows in files.items()
-        }
-        measured["probe_alone"] = {"per_file": alone, "min": min(alone.values())}
     out = {
         "command": "python benchmarks/refusal_detector.py --write-probe",
         "validation": {
