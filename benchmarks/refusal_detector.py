@@ -310,7 +310,7 @@ def main() -> None:
                 for (_, r, _), j in zip(
                     rows, rules_only.judge_many([(p, r) for p, r, _ in rows]), strict=True
                 )
-                if j.complied
+                if j.refusal_probability < 0.5 and r.strip()
             }
         )
         xs_probs = dict(zip(texts, _apply(weights, emb(texts)).tolist(), strict=True))
