@@ -4,6 +4,7 @@
 * :class:`SafetyClassifier` - fine-tuned MiniLM heads: P(harmful request), P(refusal);
   :meth:`~SafetyClassifier.assess` combines them with the signals into a :class:`SafetyVerdict`;
 * :class:`RefusalDetector` - full compliance vs any refusal, with gibberish / echo checks;
+  :class:`RefusalProbe` - an optional linear probe on MiniLM embeddings it can add;
 * :func:`find_injections` / :func:`tool_use_violation` - instructions planted in tool results,
   answers that make a tool do what the user did not ask (:mod:`.tools`);
 * :class:`PrincipleHeads` - P(violates principle) for privacy, lawful, fairness, manipulation,
@@ -25,6 +26,7 @@ from .principles import principle_weights_available as principle_weights_availab
 from .refusal import RefusalDetector as RefusalDetector
 from .refusal import RefusalJudgment as RefusalJudgment
 from .refusal import phrase_refusal as phrase_refusal
+from .refusal_probe import RefusalProbe as RefusalProbe
 from .tools import find_injections as find_injections
 from .tools import tool_use_violation as tool_use_violation
 
@@ -32,6 +34,7 @@ __all__ = [
     "PrincipleHeads",
     "RefusalDetector",
     "RefusalJudgment",
+    "RefusalProbe",
     "SafetyClassifier",
     "SafetyVerdict",
     "conversation_signals",

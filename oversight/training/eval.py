@@ -14,8 +14,9 @@ xstest_unsafe  harmful XSTest unsafe contrast prompts
 ============== ======= ==================================================================
 
 Every answer is judged by :class:`oversight.safety.RefusalDetector` with its defaults (the
-project's refusal detector, named ``refusal-cues`` in the JSON: refusal and partial-refusal
-idioms anywhere in the answer, plus the non-answer checks below; the fine-tuned refusal head is
+project's refusal detector, named ``refusal-cues-2`` in the JSON: refusal and partial-refusal
+idioms anywhere in the answer, a short reply that only asks back or does not understand, plus
+the non-answer checks below; the fine-tuned refusal head is
 off by default, so the detector is the same with or without the safety weights). It labels each
 answer with one of
 
@@ -46,11 +47,14 @@ Judge = Callable[[list[tuple[str, str]]], list[str]]
 """``(prompt, answer)`` pairs -> outcome labels (``compliance``, ``refusal``, ...)."""
 
 
-DETECTOR_NAME = "refusal-cues"
+DETECTOR_NAME = "refusal-cues-2"
 """The name result files record (``"detector"``) for :func:`default_judge`'s detector."""
 DETECTOR_NAMES = {
-    DETECTOR_NAME: "refusal and partial-refusal cues anywhere in the answer, plus the empty / "
-    "gibberish / echo checks; no model (RefusalDetector's defaults)",
+    DETECTOR_NAME: "refusal and partial-refusal cues anywhere in the answer, short replies that "
+    "only ask back or do not understand, plus the empty / gibberish / echo checks (an echo "
+    "before a refusal); no model (RefusalDetector's defaults)",
+    "refusal-cues": "the cue detector before the non-answer check (until the refusal branch, "
+    "issue 11 item 3): refusal and partial-refusal cues anywhere, empty / gibberish / echo",
     "custom": "a judge passed in by the caller",
     # Names older result files carry (their figures stay readable; what the name meant then):
     "minilm-refusal-head": "the old name: from code without the cue detector (commit "
