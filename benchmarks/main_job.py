@@ -103,7 +103,9 @@ def describe(runs: list[dict[str, Any]], work_dirs: list[Path], name: str) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("hierarchy", nargs="?", default="roles/embedded.yaml")
-    parser.add_argument("--baseline-ref", default=None, help="a git commit to compare against")
+    parser.add_argument(
+        "--baseline-ref", action="append", default=[], help="a git commit to compare (repeat)"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="the first N prompts only")
     parser.add_argument("--variant", action="append", default=[], help="NAME:KEY=VALUE,...")
@@ -113,15 +115,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="main-job-") as tmp:
         base = Path(tmp)
         variants: dict[str, tuple[Path, Path]] = {"this": (ROOT, ROOT / args.hierarchy)}
-        if args.baseline_ref:
-            tree = base / "baseline"
+        for ref in args.baseline_ref:
+            tree = base / f"baseline-{ref}"
             subprocess.run(
-                ["git", "worktree", "add", "--detach", str(tree), args.baseline_ref],
+                ["git", "worktree", "add", "--detach", str(tree), ref],
                 cwd=ROOT, check=True, capture_output=True,
             )  # fmt: skip
             # Compiled once here, so the baseline's first run does not pay for its .pyc files.
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "oversight")])
-            variants[f"baseline {args.baseline_ref}"] = (tree, tree / args.hierarchy)
+            variants[f"baseline {ref}"] = (tree, tree / args.hierarchy)
         for spec in args.variant:
             name, _, changes = spec.partition(":")
             pairs = dict(c.split("=", 1) for c in changes.split(",") if c)
@@ -138,9 +140,9 @@ def main() -> None:
                     dirs[key].append(work)
                     print(f"{key} run {i + 1}: {runs[key][-1]['wall_s']:.1f} s", file=sys.stderr)
         finally:
-            if args.baseline_ref:
+            for ref in args.baseline_ref:
                 subprocess.run(
-                    ["git", "worktree", "remove", "--force", str(base / "baseline")],
+                    ["git", "worktree", "remove", "--force", str(base / f"baseline-{ref}")],
                     cwd=ROOT, capture_output=True,
                 )  # fmt: skip
         report = {

@@ -134,9 +134,17 @@ class ClassifierBackend:
                 a, b = (self._utility(prompt, str(t), harm) for t in (*texts, "", "")[:2])
                 p_first = 0.5 + 0.45 * (a - b)
             elif candidate is not None and principle == "helpfulness":
-                # A refusal, gibberish or an echo of the prompt does not help.
+                # Gibberish or an echo of the prompt does not help. A refusal fails to help as
+                # far as the request was reasonable: the constitution's helpfulness asks to
+                # decline "only what another principle rules out", so declining a harmful
+                # request is no helpfulness violation (as in the judge's utility below).
                 judged = self._refusals.judge(prompt, str(candidate))
-                p_first = _FLOOR if judged.complied else 1.0 - _FLOOR
+                if judged.complied:
+                    p_first = _FLOOR
+                elif judged.outcome == "refusal":
+                    p_first = 1.0 - harm
+                else:
+                    p_first = 1.0 - _FLOOR
             elif candidate is not None and principle == "tool_use":
                 # A rule over the conversation's tools (oversight.safety.tools), not a head.
                 from ..safety.tools import tool_use_violation
