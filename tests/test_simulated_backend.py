@@ -89,6 +89,18 @@ async def test_shared_difficulty_correlates_errors_of_different_agents() -> None
     assert correlated > 0.1  # shared difficulty: the two critics fail on the same cases
 
 
+async def test_agents_on_different_models_share_the_case_difficulty() -> None:
+    """The case's latent difficulty belongs to the case: a critic and a judge on models with
+    different seeds fail on the same cases (the vectorised simulator draws one per episode)."""
+    n = 3000
+    critic = SimulatedBackend(seed=1, miss_rate=0.2, correlation=0.8)
+    judge = SimulatedBackend(seed=2, miss_rate=0.2, correlation=0.8)
+    a = await yes_probs(critic, [critique("critic", i, COMPLY, HARMFUL) for i in range(n)])
+    b = await yes_probs(judge, [critique("judge", i, COMPLY, HARMFUL) for i in range(n)])
+    assert abs(float((a < 0.4).mean()) - 0.2) < 4 * math.sqrt(0.2 * 0.8 / n)
+    assert float(((a < 0.4) & (b < 0.4)).mean()) > 0.1  # independent: 0.04
+
+
 async def test_difficulty_label_sets_the_shared_latent() -> None:
     backend = SimulatedBackend(seed=0, miss_rate=0.3, correlation=1.0)
     hard = {**HARMFUL, "difficulty": "0.99"}
