@@ -9,6 +9,7 @@ import pytest
 
 from oversight.backends import GenerateRequest, ScoreRequest, create_backend
 from oversight.backends.simulated import SimulatedBackend
+from oversight.critiques import copies_reasoning
 from oversight.errors import ConfigError
 from oversight.simulate.behaviour import (
     COMPLY_MARK,
@@ -184,3 +185,34 @@ async def test_judge_prefers_the_right_answer_and_position_bias_cancels() -> Non
     assert (b_forward["A"] + b_backward["B"]) / 2 == pytest.approx(
         (f_forward["A"] + f_backward["B"]) / 2, abs=1e-6
     )
+
+
+async def test_every_candidate_of_an_episode_is_its_own_text() -> None:
+    """A revision is a new text: no two candidates of an episode share a run of eight words,
+    so the reviser's leak check (a revision may not repeat eight words of an internal rationale,
+    and critiques quote earlier candidates) never drops a simulated revision for repeating an
+    earlier candidate word for word. Behaviour still comes from the marker."""
+    backend = SimulatedBackend(seed=0, benign_refuse_rate=0.0, revise_fix_rate=1.0)
+
+    def request(task: str, **extra: object) -> GenerateRequest:
+        return GenerateRequest(
+            messages=({"role": "user", "content": "hello"},),
+            meta={"role": "base", "agent": "base", "task": task, "episode": "e1",
+                  "labels": BENIGN, **extra},
+        )  # fmt: skip
+
+    (draft,) = await backend.generate([request("draft")])
+    refusal = answer_text(False)
+    asks = [
+        request("revise", candidate=c, candidate_id=cid, principles=(p,), round=r)
+        for c, cid, p, r in (
+            (draft.text, "c0", "honesty", 1),  # keeps complying
+            (draft.text, "c0", "honesty", 2),  # the same candidate revised again
+            (refusal, "c1", "helpfulness", 2),  # a refusal fixed: complies
+        )
+    ]
+    texts = [draft.text] + [g.text for g in await backend.generate(asks)]
+    assert all(complies_from_text(t) for t in texts)
+    for i, one in enumerate(texts):
+        for other in texts[i + 1 :]:
+            assert not copies_reasoning(one, [f'"{other}": quoted by a critique'], [])

@@ -138,7 +138,10 @@ class SimulatedBackend:
                     b, np.array(harmful), np.array(str(labels.get("category", "")))
                 )
                 complies = bool(u < float(p))
-            texts.append(bh.answer_text(complies, request_text))
+            # each candidate its own text (a revision of round r is not a copy of an earlier one)
+            ident = bh.stable_seed(*key, meta.get("candidate_id", ""), meta.get("round", ""), i)
+            answer_id = f"{ident:016x}"[:6]
+            texts.append(bh.answer_text(complies, request_text, answer_id))
         words = sum(len(t.split()) for t in texts)
         return Generation(texts=tuple(texts), completion_tokens=words)
 
