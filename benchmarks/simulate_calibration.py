@@ -1,6 +1,6 @@
 """Does the simulator, fed a hierarchy's calibration file, predict its automatic accuracy?
 
-    python benchmarks/simulate_calibration.py [--episodes 500] \
+    python benchmarks/simulate_calibration.py [--episodes 500] [--seed 7 --seed 11 ...] \
         > benchmarks/results/simulate_calibration.json
 
 ``roles/recursive.yaml`` (simulated agents with known error rates): ``oversight evaluate`` on
@@ -8,12 +8,17 @@ synthetic labelled sets writes ``calibration.json``; the simulator predicts the 
 automatically decided episodes whose outcome is right, with and without that file; the real
 runtime runs the same hierarchy on ``--episodes`` labelled prompts (the simulator's default case
 mix) and measures it. Prints one JSON object with both, per class, and the load average.
+
+Each ``--seed`` is one draw of both sides: the simulator's seed, and the run name and prompt
+ids of the live run (so every agent's answers, sampled audits and audit draws are new). The
+calibration is measured once; it is the same for every seed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -57,10 +62,10 @@ def _sets(tmp: Path, n: int = 150) -> list[str]:
     return args
 
 
-def _predict(tmp: Path, extra: list[str]) -> dict[str, Any]:
+def _predict(tmp: Path, seed: int, extra: list[str]) -> dict[str, Any]:
     res = CliRunner().invoke(
         app,
-        ["simulate", HIERARCHY, "-n", "50000", "--seed", "7", "--json", "--no-plots",
+        ["simulate", HIERARCHY, "-n", "50000", "--seed", str(seed), "--json", "--no-plots",
          "--out", str(tmp / "sim"), *extra],
     )  # fmt: skip
     if res.exit_code != 0:
@@ -79,7 +84,7 @@ def _predict(tmp: Path, extra: list[str]) -> dict[str, Any]:
     }
 
 
-def _measure(tmp: Path, n: int) -> dict[str, Any]:
+def _measure(tmp: Path, n: int, seed: int) -> dict[str, Any]:
     from oversight.runtime import Runtime
 
     prompts = []
@@ -88,12 +93,12 @@ def _measure(tmp: Path, n: int) -> dict[str, Any]:
             i = len(prompts)
             prompts.append(
                 Prompt(
-                    prompt_id=f"p{i}",
+                    prompt_id=f"s{seed}p{i}",
                     messages=(Turn(role="user", content=f"simulated request number {i}"),),
                     labels={"harm": "harmful" if harmful else "benign", "category": category},
                 )
             )
-    runtime = Runtime(load_hierarchy(HIERARCHY), run_name="cal", run_dir=tmp / "run")
+    runtime = Runtime(load_hierarchy(HIERARCHY), run_name=f"cal{seed}", run_dir=tmp / f"run{seed}")
     outcomes = anyio.run(runtime.run, prompts).outcomes
     counts: Counter[str] = Counter()
     for o in outcomes:
@@ -104,8 +109,10 @@ def _measure(tmp: Path, n: int) -> dict[str, Any]:
     automatic = [o for o in outcomes if o.status == "consensus"]
     right = sum(bool(o.refused) == (o.labels["harm"] == "harmful") for o in automatic)
     benign = [o for o in outcomes if o.labels["harm"] != "harmful"]
+    accuracy = right / len(automatic)
     return {
-        "automatic_accuracy": round(right / len(automatic), 4),
+        "automatic_accuracy": round(accuracy, 4),
+        "standard_error": round(math.sqrt(accuracy * (1 - accuracy) / len(automatic)), 4),
         "automatic_share": round(len(automatic) / len(outcomes), 4),
         "auto_false_refusal_of_benign": round(counts["auto benign refused"] / len(benign), 4),
         "episodes": len(outcomes),
@@ -117,7 +124,9 @@ def _measure(tmp: Path, n: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--episodes", type=int, default=500)
+    ap.add_argument("--seed", type=int, action="append", help="repeatable; default 7")
     a = ap.parse_args()
+    seeds = a.seed or [7]
     started, load_start = time.monotonic(), _load()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -127,21 +136,29 @@ def main() -> None:
         if res.exit_code != 0:
             raise SystemExit(res.output)
         calibration = tmp / "report" / "calibration.json"
+        draws = []
+        for seed in seeds:
+            predicted = _predict(tmp, seed, ["--calibration", str(calibration)])
+            measured = _measure(tmp, a.episodes, seed)
+            gap = abs(predicted["automatic_accuracy"] - measured["automatic_accuracy"])
+            draws.append({
+                "seed": seed,
+                "predicted_with_calibration": predicted,
+                "predicted_without_calibration": _predict(tmp, seed, []),
+                "measured_runtime": measured,
+                "gap": round(gap, 4),
+                "goal_met": gap <= 0.03,
+            })  # fmt: skip
         out = {
-            "command": f"python benchmarks/simulate_calibration.py --episodes {a.episodes}",
+            "command": "python benchmarks/simulate_calibration.py "
+            + " ".join([f"--episodes {a.episodes}", *(f"--seed {s}" for s in seeds)]),
             "hierarchy": HIERARCHY,
             "goal": "predicted automatic accuracy within 3 points of the measured one",
-            "predicted_with_calibration": _predict(tmp, ["--calibration", str(calibration)]),
-            "predicted_without_calibration": _predict(tmp, []),
-            "measured_runtime": _measure(tmp, a.episodes),
+            "draws": draws,
+            "max_gap": max(d["gap"] for d in draws),
+            "goal_met": all(d["goal_met"] for d in draws),
             "calibration_models": json.loads(calibration.read_text())["models"],
         }
-    gap = abs(
-        out["predicted_with_calibration"]["automatic_accuracy"]
-        - out["measured_runtime"]["automatic_accuracy"]
-    )
-    out["gap"] = round(gap, 4)
-    out["goal_met"] = gap <= 0.03
     out["machine"] = detect("cpu").as_dict()
     out["load_average_start"], out["load_average_end"] = load_start, _load()
     out["seconds"] = round(time.monotonic() - started, 1)

@@ -20,6 +20,7 @@ messages; the coordinator records the envelopes their replies carry and publishe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -417,11 +418,17 @@ class Coordinator:
             if conflict_env is not None:
                 parents.append(conflict_env.id)
         if strategy != "none":
-            scores = {c: round(float(decision.cost[0][i]), 4) for i, c in enumerate(order)}
+            # the candidates the decision weighed: one the safety agent blocked has no finite
+            # cost (inf would be written as null and make the journal unreadable)
+            scores = {
+                c: round(float(decision.cost[0][i]), 4)
+                for i, c in enumerate(order)
+                if math.isfinite(float(decision.cost[0][i]))
+            }
             path, rationale = graph.explain(
                 strategy,
                 chosen,
-                violated,
+                {c: v for c, v in violated.items() if c in scores},
                 scores,
                 ctx.prompt.context,
                 margin=core.weighted_margin,

@@ -9,11 +9,17 @@ automatic accuracy.
 3. ``oversight simulate --calibration calibration.json`` predicts the same share
    (``1 - (auto pass-through + auto false refusal) / automatic decisions``).
 
-The prediction must be within 3 points of the measurement. It is not yet: the test checks
-everything else and then reports the gap as an expected failure (docs/simulation.md). Sampling
-error of the live side: 500 episodes, about 300 decided automatically at ~95% accuracy, a
-standard error of about 1.3 points; the simulated side has 50,000 episodes. Both sides are
-seeded, so the test is deterministic.
+The prediction must be within 3 points of the measurement. Sampling error of the live side:
+500 episodes, about 310 decided automatically at ~98% accuracy, a standard error of about 0.8
+points, so 3 points is over 3.5 standard errors; the simulated side has 50,000 episodes. Both
+sides are seeded, so the test is deterministic; ``benchmarks/simulate_calibration.py --seed ...``
+measures the gap on other draws (docs/simulation.md).
+
+It failed by 2.5-3.9 points until the live runtime's simulated agents followed the agent model
+the simulator implements: the case's difficulty is now shared by agents on different models
+(it was drawn per model seed, so a judge's errors were independent of its critics'), and every
+candidate is its own text (identical answers made the reviser's leak check drop revisions that
+repeated an earlier, quoted candidate word for word).
 """
 
 from __future__ import annotations
@@ -112,10 +118,6 @@ def test_simulator_fed_the_calibration_predicts_measured_automatic_accuracy(
     measured, automatic = _live_automatic_accuracy(tmp_path, 500)
     assert automatic > 250  # most episodes are decided without people
     assert 0.5 < measured < 1.0  # not vacuous: the agents do err
-    gap = abs(predicted - measured)
-    if gap > 0.03:
-        # Known gap (docs/simulation.md): the runtime refuses benign requests it decides on its
-        # own ~2-4 points more often than the simulator predicts, with or without the
-        # calibration file (the simulator without it predicts ~98.3% too). Reported, not hidden.
-        pytest.xfail(f"predicted {predicted:.4f} vs measured {measured:.4f} on {automatic}")
-    assert gap <= 0.03
+    assert abs(predicted - measured) <= 0.03, (
+        f"predicted {predicted:.4f} vs measured {measured:.4f} on {automatic} automatic"
+    )

@@ -9,6 +9,7 @@ import pytest
 
 from oversight.backends import GenerateRequest, ScoreRequest, create_backend
 from oversight.backends.simulated import SimulatedBackend
+from oversight.critiques import copies_reasoning
 from oversight.errors import ConfigError
 from oversight.simulate.behaviour import (
     COMPLY_MARK,
@@ -87,6 +88,18 @@ async def test_shared_difficulty_correlates_errors_of_different_agents() -> None
     independent, correlated = await both_wrong(0.0), await both_wrong(0.8)
     assert abs(independent - 0.04) < 4 * math.sqrt(0.04 * 0.96 / n)  # 0.2 * 0.2
     assert correlated > 0.1  # shared difficulty: the two critics fail on the same cases
+
+
+async def test_agents_on_different_models_share_the_case_difficulty() -> None:
+    """The case's latent difficulty belongs to the case: a critic and a judge on models with
+    different seeds fail on the same cases (the vectorised simulator draws one per episode)."""
+    n = 3000
+    critic = SimulatedBackend(seed=1, miss_rate=0.2, correlation=0.8)
+    judge = SimulatedBackend(seed=2, miss_rate=0.2, correlation=0.8)
+    a = await yes_probs(critic, [critique("critic", i, COMPLY, HARMFUL) for i in range(n)])
+    b = await yes_probs(judge, [critique("judge", i, COMPLY, HARMFUL) for i in range(n)])
+    assert abs(float((a < 0.4).mean()) - 0.2) < 4 * math.sqrt(0.2 * 0.8 / n)
+    assert float(((a < 0.4) & (b < 0.4)).mean()) > 0.1  # independent: 0.04
 
 
 async def test_difficulty_label_sets_the_shared_latent() -> None:
@@ -172,3 +185,34 @@ async def test_judge_prefers_the_right_answer_and_position_bias_cancels() -> Non
     assert (b_forward["A"] + b_backward["B"]) / 2 == pytest.approx(
         (f_forward["A"] + f_backward["B"]) / 2, abs=1e-6
     )
+
+
+async def test_every_candidate_of_an_episode_is_its_own_text() -> None:
+    """A revision is a new text: no two candidates of an episode share a run of eight words,
+    so the reviser's leak check (a revision may not repeat eight words of an internal rationale,
+    and critiques quote earlier candidates) never drops a simulated revision for repeating an
+    earlier candidate word for word. Behaviour still comes from the marker."""
+    backend = SimulatedBackend(seed=0, benign_refuse_rate=0.0, revise_fix_rate=1.0)
+
+    def request(task: str, **extra: object) -> GenerateRequest:
+        return GenerateRequest(
+            messages=({"role": "user", "content": "hello"},),
+            meta={"role": "base", "agent": "base", "task": task, "episode": "e1",
+                  "labels": BENIGN, **extra},
+        )  # fmt: skip
+
+    (draft,) = await backend.generate([request("draft")])
+    refusal = answer_text(False)
+    asks = [
+        request("revise", candidate=c, candidate_id=cid, principles=(p,), round=r)
+        for c, cid, p, r in (
+            (draft.text, "c0", "honesty", 1),  # keeps complying
+            (draft.text, "c0", "honesty", 2),  # the same candidate revised again
+            (refusal, "c1", "helpfulness", 2),  # a refusal fixed: complies
+        )
+    ]
+    texts = [draft.text] + [g.text for g in await backend.generate(asks)]
+    assert all(complies_from_text(t) for t in texts)
+    for i, one in enumerate(texts):
+        for other in texts[i + 1 :]:
+            assert not copies_reasoning(one, [f'"{other}": quoted by a critique'], [])

@@ -314,6 +314,7 @@ class ReviserAgent(Agent):
                 principles=tuple(principles),
                 candidate=ctx.candidates[candidate_id],
                 candidate_id=candidate_id,
+                round=round_,
                 refusal_template=templates[0] if templates else None,
             ),
         )

@@ -13,9 +13,9 @@ simulator uses), from the ground truth that agents pass in ``meta``:
   judges.
 
 Every draw is seeded by ``(seed, episode, agent, task, principle, candidate)``, and the shared
-latents by ``(seed, episode)`` (difficulty; a ``labels["difficulty"]`` in [0, 1] sets it instead:
-1 is hardest) and ``(seed, model group, episode)``: results do not depend on concurrency or on
-the order in which calls arrive.
+latents by the episode alone (difficulty, shared by every agent of the episode on every model; a
+``labels["difficulty"]`` in [0, 1] sets it instead: 1 is hardest) and by ``(seed, model group,
+episode)``: results do not depend on concurrency or on the order in which calls arrive.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ class SimulatedBackend:
         if difficulty is not None:
             d = min(max(float(difficulty), 1e-6), 1 - 1e-6)
             return NormalDist().inv_cdf(1.0 - d)
-        return bh.stable_normal(self.behaviour.seed, "case", self._case_key(meta))
+        # A property of the case, not of the model: every agent of the episode, whatever its
+        # model and seed, reads the same difficulty (as in the vectorised simulator).
+        return bh.stable_normal("case", self._case_key(meta))
 
     def _z(self, meta: Mapping[str, Any], *parts: object) -> float:
         b = self.behaviour
@@ -136,7 +138,10 @@ class SimulatedBackend:
                     b, np.array(harmful), np.array(str(labels.get("category", "")))
                 )
                 complies = bool(u < float(p))
-            texts.append(bh.answer_text(complies, request_text))
+            # each candidate its own text (a revision of round r is not a copy of an earlier one)
+            ident = bh.stable_seed(*key, meta.get("candidate_id", ""), meta.get("round", ""), i)
+            answer_id = f"{ident:016x}"[:6]
+            texts.append(bh.answer_text(complies, request_text, answer_id))
         words = sum(len(t.split()) for t in texts)
         return Generation(texts=tuple(texts), completion_tokens=words)
 

@@ -304,14 +304,19 @@ def revised_complies(
 # --- answers as text -------------------------------------------------------------------------
 
 
-def answer_text(complies: bool, request: str = "") -> str:
+def answer_text(complies: bool, request: str = "", answer_id: str = "") -> str:
     """A readable simulated answer that carries its behaviour in a marker.
 
     The request is not echoed, so that refusal detectors never mistake it for the answer.
+    ``answer_id`` names the answer among the episode's candidates: a model's revision is a new
+    text, not a copy of an earlier candidate, and the reviser drops a revision that repeats
+    eight words of an internal rationale (:func:`oversight.critiques.copies_reasoning`), which
+    quotes earlier candidates. So the id sits within every run of eight words of the answer.
     """
+    tag = answer_id or "a"
     if complies:
-        return f"{COMPLY_MARK} Sure - here is a direct, complete answer to your request."
-    return f"{REFUSE_MARK} I can't help with that request, but I can suggest safer resources."
+        return f"{COMPLY_MARK} Sure - here is answer {tag}, a direct and complete reply."
+    return f"{REFUSE_MARK} Sorry, I can't help ({tag}) with that; I can suggest safer resources."
 
 
 def complies_from_text(text: str) -> bool:
