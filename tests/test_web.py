@@ -541,6 +541,87 @@ def test_api_list_show_claim_decide_and_retry(
     assert alice.post("/api/login", json={"token": "bad"}).status_code == 401
 
 
+HOT = "application/json"
+"""The content type the hot path answers (``oversight.web.hot_routes``); with a charset
+parameter the same request goes through FastAPI's route."""
+ROUTED = "application/json; charset=utf-8"
+
+
+def _same_shape(reply: Any, ids: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    """Status, headers and JSON body with case ids named by role and times and decision ids
+    replaced by their type, so replies about different cases can be compared."""
+    headers = {k: v for k, v in reply.headers.items() if k != "content-length"}
+    text = reply.text
+    for case_id, role in ids.items():
+        text = text.replace(case_id, role)
+    body = json.loads(text)
+    if isinstance(body, dict):
+        for key in ("id", "claimed_at", "expires_at", "created_at"):
+            if key in body:
+                body[key] = type(body[key]).__name__
+    return reply.status_code, headers, body
+
+
+def test_the_hot_path_answers_claim_and_decide_as_the_routes_do(
+    app: Any, accounts: ReviewerAccounts, queue: HumanQueue
+) -> None:
+    alice = api_client(app, accounts, "alice")
+    bob = api_client(app, accounts, "bob")
+    hot, routed = queue.submit(submission("ep-hot")), queue.submit(submission("ep-routed"))
+    ids = {hot: "<case>", routed: "<case>"}
+
+    def both(client: TestClient, action: str, body: str, *, case: str = "") -> None:
+        replies = []
+        for case_id, content_type in ((hot, HOT), (routed, ROUTED)):
+            path = f"/api/cases/{case or case_id}/{action}"
+            headers = {"Content-Type": content_type}
+            replies.append(client.post(path, content=body.replace("@", case_id), headers=headers))
+        assert _same_shape(replies[0], ids) == _same_shape(replies[1], ids)
+
+    both(bob, "decide", '{"choice": "c1"}')  # 409: no claim held
+    both(alice, "claim", "")  # 200, the queue's lease
+    both(alice, "claim", '{"lease_seconds": 60}')  # 200, renewed
+    both(bob, "claim", "{}")  # 409: the one place is held
+    both(alice, "decide", '{"choice": "zz"}')  # 409: no such candidate
+    both(alice, "decide", '{"choice": "c1", "request_id": "r-@"}')  # 200
+    both(alice, "decide", '{"choice": "c1", "request_id": "r-@"}')  # 200, the same record
+    both(alice, "claim", "")  # 409: decided
+    both(alice, "claim", "", case="nope")  # 404
+    # What the hot path leaves to FastAPI answers the same either way (422, 401).
+    both(alice, "decide", '{"choice": "c1", "edited_text": "x"}')
+    both(alice, "claim", '{"lease_seconds": -1}')
+    both(alice, "decide", "[1]")
+    both(alice, "decide", "{")
+    stranger = TestClient(app, headers={"Authorization": "Bearer nope"})
+    both(stranger, "claim", "")
+    assert [d.reviewer for d in queue.get(hot).decisions] == ["alice"]
+    assert [d.reviewer for d in queue.get(routed).decisions] == ["alice"]
+
+
+def test_the_hot_path_takes_only_the_plain_form_of_a_request() -> None:
+    from oversight.web.hot_routes import _bearer, _parse
+
+    def scope(*headers: tuple[str, str]) -> dict[str, Any]:
+        return {"headers": [(k.encode(), v.encode()) for k, v in headers]}
+
+    auth, json_type = ("Authorization", "Bearer s1"), ("Content-Type", "application/json")
+    assert _bearer(scope(auth, json_type)) == "s1"
+    assert _bearer(scope(("authorization", "bearer  s1 "), json_type)) == "s1"
+    assert _bearer(scope(json_type)) is None  # no session: FastAPI's 401
+    assert _bearer(scope(("Cookie", "oversight_session=s"), json_type)) is None  # CSRF rules
+    # A bearer session wins over a cookie, as in api_credentials.
+    assert _bearer(scope(auth, json_type, ("Cookie", "oversight_session=s"))) == "s1"
+    assert _bearer(scope(auth, json_type, auth)) is None
+    assert _bearer(scope(auth, ("Content-Type", "text/plain"))) is None
+    assert _bearer(scope(auth)) is None
+    assert _parse("claim", b"") == (None,)
+    assert _parse("decide", b"") is None
+    assert _parse("claim", b"null") is None
+    assert _parse("decide", b'{"choice": "a", "extra": 1}') is None
+    parsed = _parse("decide", b'{"choice": "a", "request_id": "r"}')
+    assert parsed is not None and parsed[0] is not None and parsed[0].choice == "a"
+
+
 def test_openapi_documents_the_api_only(app: Any) -> None:
     schema = TestClient(app).get("/openapi.json").json()
     paths = set(schema["paths"])

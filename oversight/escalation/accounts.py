@@ -196,8 +196,9 @@ class ReviewerAccounts:
         """The session whose cookie secret is ``secret``, or ``None`` (unknown or expired)."""
         if not secret:
             return None
-        # Every API request comes through here: one prepared query on the driver's cursor.
-        with self.store.raw(write=False) as tx:
+        # Every API request comes through here: one prepared query on the driver's cursor,
+        # outside an explicit transaction (one round trip to PostgreSQL).
+        with self.store.raw(write=False, single=True) as tx:
             row = tx.one_or_none(self._authenticate_sql, {"digest": _digest(secret)})
         if row is None or row.expires_at <= self._clock():
             return None

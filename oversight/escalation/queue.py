@@ -558,8 +558,13 @@ class HumanQueue:
             raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
         return row
 
-    def _slots(self, tx: RawTransaction, case_id: str) -> list[Any]:
-        return tx.all(self._change.slots, {"case": case_id})
+    def _lock_case_and_slots(self, tx: RawTransaction, case_id: str) -> tuple[Any, list[Any]]:
+        """:meth:`_lock_case`, then the case's slots read under that lock (sent together)."""
+        params = {"case": case_id}
+        found, places = tx.all_of([(self._change.lock_case, params), (self._change.slots, params)])
+        if not found:
+            raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
+        return found[0], places
 
     def _take_slot(
         self,
@@ -635,8 +640,7 @@ class HumanQueue:
             now = self._clock()
             try:
                 with self.store.raw(write=True) as tx:
-                    case = self._lock_case(tx, case_id)
-                    places = self._slots(tx, case_id)
+                    case, places = self._lock_case_and_slots(tx, case_id)
                     lease = self._take_slot(tx, case, places, reviewer, now, now + seconds)
                 break
             except sa.exc.IntegrityError:
@@ -711,8 +715,18 @@ class HumanQueue:
         now (False: ``request_id`` had been applied before, its record is returned)."""
         now = self._clock()
         with self.store.raw(write=True) as tx:
-            case = self._lock_case(tx, case_id, candidates=True)
-            rows = tx.all(self._change.decisions, {"case": case_id, "request": request_id})
+            # The case locked, then (under the lock, sent together) its decisions with any
+            # earlier use of the request id, and its slots.
+            found, rows, places = tx.all_of(
+                [
+                    (self._change.lock_case_candidates, {"case": case_id}),
+                    (self._change.decisions, {"case": case_id, "request": request_id}),
+                    (self._change.slots, {"case": case_id}),
+                ]
+            )
+            if not found:
+                raise CaseNotFound(f"no case {case_id!r} in {self.store.where}")
+            case = found[0]
             every = [r for r in rows if r.case_id == case_id]
             if request_id is not None:
                 prior = next((r for r in rows if r.request_id == request_id), None)
@@ -731,6 +745,7 @@ class HumanQueue:
                 )
             reviews = [r for r in every if not r.tie_break]
             decision_id = new_id()
+            writes: list[tuple[str, dict[str, Any]]] = []
             if tie_break:
                 if self.admins is not None and reviewer not in self.admins:
                     raise LeaseError(f"only an admin may break a tie; {reviewer!r} is not one")
@@ -747,7 +762,6 @@ class HumanQueue:
                     raise LeaseError(f"case {case_id} is {case.status}{extra}; not deciding")
                 if any(r.reviewer == reviewer for r in reviews):
                     raise LeaseError(f"reviewer {reviewer!r} has already decided case {case_id}")
-                places = self._slots(tx, case_id)
                 own = next((p for p in places if p.reviewer == reviewer), None)
                 if own is not None and own.expires_at is not None and own.expires_at > now:
                     slot = own.slot
@@ -761,9 +775,11 @@ class HumanQueue:
                         tx, case, places, reviewer, now, now + self.lease_seconds
                     )
                     slot = lease.slot
-                tx.run(
-                    self._change.mark_decided,
-                    {"case": case_id, "slot": slot, "now": now, "yes": True},
+                writes.append(
+                    (
+                        self._change.mark_decided,
+                        {"case": case_id, "slot": slot, "now": now, "yes": True},
+                    )
                 )
                 keys = [self._record(r).key for r in reviews] + [decision.key]
                 ids = [r.id for r in reviews] + [decision_id]
@@ -787,17 +803,16 @@ class HumanQueue:
                 "case_status": status,
                 "created_at": now,
             }
-            tx.run(self._change.insert_decision, values)
-            tx.run(
-                self._change.set_status,
-                {
-                    "case": case_id,
-                    "status": status,
-                    "now": now,
-                    "final": final_id,
-                    "decided_at": now if status == "decided" else None,
-                },
-            )
+            writes.append((self._change.insert_decision, values))
+            status_values = {
+                "case": case_id,
+                "status": status,
+                "now": now,
+                "final": final_id,
+                "decided_at": now if status == "decided" else None,
+            }
+            writes.append((self._change.set_status, status_values))
+            tx.run_all(writes)  # together: one round trip to PostgreSQL
         record = DecisionRecord(
             id=decision_id,
             case_id=case_id,

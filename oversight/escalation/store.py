@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -184,8 +184,30 @@ class RawTransaction:
 
     def all(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         """Every row of a query."""
-        cursor = self._cursor
-        cursor.execute(sql, params)
+        self._cursor.execute(sql, params)
+        return self._rows(self._cursor, sql)
+
+    def all_of(self, queries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[Any]]:
+        """Every row of each query, run in order (each sees what the earlier ones did, e.g.
+        a row lock taken by the first). On PostgreSQL they travel together in psycopg's
+        pipeline mode, with the transaction's ``BEGIN``: one round trip instead of one each."""
+        pipeline = getattr(self._cursor.connection, "pipeline", None)
+        if pipeline is None:  # SQLite: in-process, nothing to save
+            return [self.all(sql, params) for sql, params in queries]
+        connection = self._cursor.connection
+        cursors = [connection.cursor() for _ in queries]
+        try:
+            with pipeline():
+                for cursor, (sql, params) in zip(cursors, queries, strict=True):
+                    cursor.execute(sql, params)
+            return [
+                self._rows(cursor, sql) for cursor, (sql, _) in zip(cursors, queries, strict=True)
+            ]
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def _rows(self, cursor: Any, sql: str) -> list[Any]:
         rows = cursor.fetchall()
         if not rows:
             return []
@@ -203,6 +225,19 @@ class RawTransaction:
         """Run a statement that changes rows; returns how many it changed."""
         self._cursor.execute(sql, params)
         return int(self._cursor.rowcount)
+
+    def run_all(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Run statements whose row counts the caller does not need, in order. On PostgreSQL
+        they travel together (psycopg's pipeline mode: one round trip instead of one each);
+        an error in any of them surfaces here and fails the transaction as usual."""
+        pipeline = getattr(self._cursor.connection, "pipeline", None)
+        if pipeline is None or len(statements) < 2:  # SQLite: in-process, nothing to save
+            for sql, params in statements:
+                self._cursor.execute(sql, params)
+            return
+        with pipeline():
+            for sql, params in statements:
+                self._cursor.execute(sql, params)
 
 
 def _open_turns_file(database: Path) -> int | None:
@@ -439,19 +474,28 @@ class QueueStore:
         return sql if self.is_sqlite else re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
 
     @contextlib.contextmanager
-    def raw(self, *, write: bool) -> Iterator[RawTransaction]:
+    def raw(self, *, write: bool, single: bool = False) -> Iterator[RawTransaction]:
         """One transaction on a pooled driver connection, committed on success: the same
         locking as :meth:`write` (this process's writer lock, then ``BEGIN IMMEDIATE`` on
-        SQLite) and the same error translation, without SQLAlchemy's per-statement work."""
+        SQLite) and the same error translation, without SQLAlchemy's per-statement work.
+
+        ``single=True`` (reads only) promises one statement, which runs without an explicit
+        transaction: a statement is atomic on its own, and on PostgreSQL this is one round
+        trip instead of three (``BEGIN``, the statement, ``COMMIT``)."""
+        if single and write:
+            raise ValueError("single=True is for one reading statement")
         with contextlib.ExitStack() as turn:
             if write and self.is_sqlite:
                 turn.enter_context(self._writers_turn())
             with self.translate_errors():
                 conn = self.engine.raw_connection()
+                autocommit = single and not self.is_sqlite
+                if autocommit:
+                    conn.dbapi_connection.autocommit = True  # type: ignore[union-attr]
                 try:
                     cursor = conn.cursor()
                     try:
-                        if self.is_sqlite:
+                        if self.is_sqlite and not single:
                             cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                         yield RawTransaction(cursor, self._row_makers)
                         conn.commit()
@@ -469,7 +513,17 @@ class QueueStore:
                     finally:
                         cursor.close()
                 finally:
+                    if autocommit:
+                        self._end_autocommit(conn)
                     conn.close()  # back to the pool
+
+    @staticmethod
+    def _end_autocommit(conn: Any) -> None:
+        """Give a connection back to the pool in the usual transaction mode."""
+        dbapi_connection = conn.dbapi_connection
+        if dbapi_connection is not None:  # None: invalidated, the pool drops it
+            with contextlib.suppress(Exception):  # a broken one: the pool finds out
+                dbapi_connection.autocommit = False
 
     def _busy(self) -> QueueStoreError:
         return QueueStoreError(

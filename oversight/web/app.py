@@ -46,6 +46,7 @@ from ..escalation.audits import audit_report
 from ..escalation.votes import StakeholderVotes
 from .explain import add_explain_routes
 from .graph import conflict_view, payload, resolution_svg
+from .hot_routes import HotRoutes
 from .schema import (
     SECURITY,
     ApiError,
@@ -192,9 +193,11 @@ class ApiCredentials:
     changes_state: bool
 
 
-def api_credentials(request: Request) -> ApiCredentials:
+async def api_credentials(request: Request) -> ApiCredentials:
     """The API caller's credentials (``Authorization: Bearer <session>``, or the session
-    cookie with an ``X-CSRF-Token`` header); 401 at once when there are none."""
+    cookie with an ``X-CSRF-Token`` header); 401 at once when there are none. (``async``
+    although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker thread,
+    a second thread hop per request for reading two headers.)"""
     headers = request.headers
     authorization = headers.get("authorization")
     bearer = None
@@ -284,7 +287,6 @@ def create_app(
     app.state.accounts = accounts
     app.state.started = datetime.now(UTC)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.add_middleware(SecurityHeaders)
     api_threads = anyio.CapacityLimiter(API_THREADS)
 
     def page(
@@ -583,6 +585,52 @@ def create_app(
 
         return await anyio.to_thread.run_sync(work, limiter=api_threads)
 
+    # Claim and decide, shared by their routes and by HotRoutes (see .hot_routes).
+
+    async def claim_case(
+        case_id: str, credentials: ApiCredentials, body: ClaimRequest | None
+    ) -> LeaseReply:
+        seconds = body.lease_seconds if body else None
+
+        def claim(session: Session) -> Lease:
+            return queue.claim(case_id, session.reviewer.name, seconds)
+
+        lease = await api_call(credentials, claim)
+        return LeaseReply(
+            case_id=case_id,
+            reviewer=lease.reviewer,
+            slot=lease.slot,
+            claimed_at=lease.claimed_at,
+            expires_at=lease.expires_at,
+        )
+
+    async def decide_case(
+        case_id: str, credentials: ApiCredentials, body: DecideRequest
+    ) -> DecisionRecord:
+        fields = body.root
+
+        def decide(session: Session) -> DecisionRecord:
+            decision = Decision(
+                choice=body.choice,
+                edited_text=body.edited_text,
+                rationale=fields.rationale,
+                principle_tags=fields.principle_tags,
+            )
+            return apply_decision(case_id, session, decision, fields.request_id, fields.tie_break)
+
+        return await api_call(credentials, decide)
+
+    def bearer(session: str) -> ApiCredentials:
+        return ApiCredentials(bearer=session, cookie=None, csrf=None, changes_state=True)
+
+    app.add_middleware(
+        HotRoutes,
+        claim=lambda case_id, session, body: claim_case(case_id, bearer(session), body),
+        decide=lambda case_id, session, body: decide_case(case_id, bearer(session), body),
+        error_reply=api_error_reply,
+    )
+    app.add_middleware(SecurityHeaders)  # outermost: on the hot routes' replies too
+
     api_tags: list[str | Enum] = ["api"]
     secured: dict[str, Any] = {"security": SECURITY}  # every route but login (see .schema)
 
@@ -663,19 +711,7 @@ def create_app(
         case_id: str, credentials: Credentials, body: ClaimRequest | None = None
     ) -> LeaseReply:
         """Claim the case (a lease); claiming again renews your lease."""
-        seconds = body.lease_seconds if body else None
-
-        def claim(session: Session) -> Lease:
-            return queue.claim(case_id, session.reviewer.name, seconds)
-
-        lease = await api_call(credentials, claim)
-        return LeaseReply(
-            case_id=case_id,
-            reviewer=lease.reviewer,
-            slot=lease.slot,
-            claimed_at=lease.claimed_at,
-            expires_at=lease.expires_at,
-        )
+        return await claim_case(case_id, credentials, body)
 
     @app.post(
         "/api/cases/{case_id}/release",
@@ -703,18 +739,7 @@ def create_app(
 
         The body is one of two shapes: ``choice`` (a candidate id) or ``edited_text`` (your
         own answer), never both."""
-        fields = body.root
-
-        def decide(session: Session) -> DecisionRecord:
-            decision = Decision(
-                choice=body.choice,
-                edited_text=body.edited_text,
-                rationale=fields.rationale,
-                principle_tags=fields.principle_tags,
-            )
-            return apply_decision(case_id, session, decision, fields.request_id, fields.tie_break)
-
-        record = await api_call(credentials, decide)
+        record = await decide_case(case_id, credentials, body)
         return Response(record.model_dump_json(), media_type="application/json")
 
     add_vote_routes(
@@ -749,13 +774,18 @@ def create_app(
         if exc.status_code == 303:
             return Response(status_code=303, headers=headers)
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": exc.detail}, exc.status_code, headers=headers)
+            return api_error_reply(exc)
         html = env.get_template("error.html").render(
             session=None, status=exc.status_code, message=exc.detail, now=time.time()
         )
         return HTMLResponse(html, exc.status_code, headers=headers)
 
     return app
+
+
+def api_error_reply(exc: StarletteHTTPException) -> Response:
+    """The JSON API's reply to an error: ``{"error": detail}`` with its status and headers."""
+    return JSONResponse({"error": exc.detail}, exc.status_code, headers=dict(exc.headers or {}))
 
 
 def _prefix(accounts: ReviewerAccounts) -> str:
