@@ -62,13 +62,18 @@ def run_once(
         "--runs-dir", str(work / "runs"), "--queue", f"sqlite:///{work / 'queue.db'}", "--json",
         *(["--limit", str(limit)] if limit else []),
     ]  # fmt: skip
+    rss = work / "max_rss_kb"
+    # GNU time's peak resident memory of the run, where the machine has it.
+    has_time = Path("/usr/bin/time").exists()
+    timer = ["/usr/bin/time", "-q", "-f", "%M", "-o", str(rss)] if has_time else []
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=code_dir, env=env, capture_output=True, text=True)
+    proc = subprocess.run([*timer, *cmd], cwd=code_dir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     summary = json.loads((work / "runs" / name / "summary.json").read_text(encoding="utf-8"))
-    return {"wall_s": wall, "summary": summary}
+    peak = int(rss.read_text().split()[-1]) / 1024 if rss.exists() else None
+    return {"wall_s": wall, "summary": summary, "max_rss_mb": peak}
 
 
 def _drafts_ended(journal: Path) -> dict[str, Any]:
@@ -91,6 +96,7 @@ def describe(runs: list[dict[str, Any]], work_dirs: list[Path], name: str) -> di
         "wall_s_process": round(runs[mid]["wall_s"], 1),
         "runs_s": [round(r["wall_s"], 1) for r in runs],
         "run_wall_s": invocation.get("wall_seconds"),
+        "max_rss_mb": runs[mid]["max_rss_mb"],
         "counts": {k: summary.get(k) for k in ("episodes", "consensus", "escalated", "failed")},
         "escalation_triggers": summary.get("escalation_triggers"),
         "targets_per_source": summary.get("targets_per_source"),
