@@ -36,6 +36,7 @@ class Completion:
     text: str
     token_ids: list[int]
     logprobs: list[dict[int, Logprob]] | None = None
+    finish_reason: str | None = "stop"
 
 
 @dataclass
@@ -74,9 +75,13 @@ class Engine:
             yield RequestOutput(prompt["prompt_token_ids"], [Completion(0, "Yes", [5], [top])])
             return
         yield RequestOutput(prompt["prompt_token_ids"], [], finished=False)
+        finish = "length" if params.get("max_tokens", 1_000) <= 3 else "stop"
         yield RequestOutput(
             prompt["prompt_token_ids"],
-            [Completion(i, f"answer {i}", [1, 2, 3]) for i in reversed(range(params["n"]))],
+            [
+                Completion(i, f"answer {i}", [1, 2, 3], finish_reason=finish)
+                for i in reversed(range(params["n"]))
+            ],
         )
 
 
@@ -113,6 +118,7 @@ async def test_generate_through_the_engine(engine: Engine) -> None:
     )
     assert g1.texts == ("answer 0", "answer 1") and g1.completion_tokens == 6
     assert g2.prompt_tokens == 1
+    assert g1.finish == ("stop", "stop") and g2.finish == ("length",)  # the limit cut g2
     assert [c[0] for c in engine.calls] == [{"prompt_token_ids": [5]}, {"prompt_token_ids": [2]}]
     assert len({c[2] for c in engine.calls}) == 2  # request ids are unique
 

@@ -130,7 +130,8 @@ class VLLMBackend:
                 prompt_tokens=len(out.prompt_token_ids or ()),
                 completion_tokens=sum(len(c.token_ids) for c in completions),
                 finish=tuple(
-                    "length" if c.finish_reason == "length" else "stop" for c in completions
+                    "length" if getattr(c, "finish_reason", None) == "length" else "stop"
+                    for c in completions
                 ),
             )
 
