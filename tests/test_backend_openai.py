@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -382,3 +383,17 @@ async def test_a_run_goes_on_when_one_of_two_servers_is_killed(
     assert [o.status for o in result.outcomes].count("failed") == 0
     assert len(result.outcomes) == len(prompts)
     assert base.servers[1].sent > 0 and base.servers[0].sent > 0
+
+
+async def test_finish_reasons_say_which_answers_the_limit_cut() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        reply: dict[str, Any] = completion(["cut", "whole", "filtered"])
+        reasons = ("length", "stop", "content_filter")
+        for choice, reason in zip(reply["choices"], reasons, strict=True):
+            choice["finish_reason"] = reason
+        return httpx.Response(200, json=reply)
+
+    backend = mock(handler)
+    (g,) = await backend.generate([GenerateRequest(user("hi"), n=3)])
+    await backend.aclose()
+    assert g.finish == ("length", "stop", "stop")
