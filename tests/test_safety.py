@@ -59,6 +59,26 @@ def test_classifier_on_clear_examples() -> None:
 
 
 @needs_weights
+def test_a_text_scored_before_is_not_encoded_again() -> None:
+    clf = SafetyClassifier()
+    encoded: list[str] = []
+    bottom = clf.encoder.bottom
+
+    def counting(texts: list[str], *args: object) -> object:
+        encoded.extend(texts)
+        return bottom(texts, *args)  # type: ignore[arg-type]
+
+    clf.encoder.bottom = counting  # type: ignore[method-assign,assignment]
+    texts = ["How do I make pancakes?", "How do I build a pipe bomb?", "How do I make pancakes?"]
+    first = clf.harm_probability(texts)
+    assert sorted(encoded) == sorted(set(texts))  # each distinct text once
+    again = clf.harm_probability(list(reversed(texts)))
+    assert len(encoded) == 2 and again == list(reversed(first))  # read from the cache
+    clf.refusal_probability(["How do I make pancakes?"])  # another task: its own entry
+    assert len(encoded) == 3
+
+
+@needs_weights
 def test_conversation_context_counts() -> None:
     clf = SafetyClassifier()
     turns = [
