@@ -119,14 +119,26 @@ def sequential(backend: TransformersBackend, prompts: list[str], tokens: int) ->
     return out
 
 
-def stage_batched(backend: TransformersBackend, prompts: list[str], tokens: int) -> list[str]:
-    drafts = [
-        d.text.strip() for d in backend.generate_sync([draft_request(p, tokens) for p in prompts])
-    ]
-    backend.score_sync([critique_request(p, d) for p, d in zip(prompts, drafts, strict=True)])
-    revisions = backend.generate_sync(
-        [revise_request(p, d, tokens) for p, d in zip(prompts, drafts, strict=True)]
-    )
+def stage_batched(
+    backend: TransformersBackend,
+    prompts: list[str],
+    tokens: int,
+    batch_s: list[float] | None = None,
+) -> list[str]:
+    """(b): each stage one batch over all prompts; ``batch_s`` gets each batch's seconds."""
+    seconds = batch_s if batch_s is not None else []
+
+    def timed_call(fn: Any, requests: list[Any]) -> Any:
+        start = time.perf_counter()
+        out = fn(requests)
+        seconds.append(round(time.perf_counter() - start, 3))
+        return out
+
+    generated = timed_call(backend.generate_sync, [draft_request(p, tokens) for p in prompts])
+    drafts = [d.text.strip() for d in generated]
+    pairs = list(zip(prompts, drafts, strict=True))
+    timed_call(backend.score_sync, [critique_request(p, d) for p, d in pairs])
+    revisions = timed_call(backend.generate_sync, [revise_request(p, d, tokens) for p, d in pairs])
     return [r.text.strip() for r in revisions]
 
 
@@ -253,6 +265,7 @@ def run_runtime(
     """Run variant (c) once in a fresh temp dir: wall time, outcomes, revisions, model calls."""
     stats = backend.stats
     before = (stats.busy_s, stats.batches, stats.items)
+    first = len(stats.sizes)
     with tempfile.TemporaryDirectory(prefix="oversight-pipeline-") as tmp:
         start = time.perf_counter()
         runtime = build_runtime(backend, tokens, concurrency, tmp)
@@ -270,6 +283,8 @@ def run_runtime(
         "busy": stats.busy_s - before[0],
         "batches": stats.batches - before[1],
         "items": stats.items - before[2],
+        "sizes": stats.sizes[first:],
+        "batch_s": [round(x, 3) for x in stats.seconds[first:]],
     }
 
 
@@ -395,13 +410,17 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
         if not args.skip_sequential:
             _, t_seq = timed(sequential, backend, prompts[:n_a], tokens)
             runs["a"].append({"wall": t_seq * n / n_a, "measured": t_seq})
-        texts, t = timed(stage_batched, backend, prompts, tokens)
-        runs["b"].append({"wall": t, "texts": texts})
+        batch_s: list[float] = []
+        texts, t = timed(stage_batched, backend, prompts, tokens, batch_s)
+        runs["b"].append({"wall": t, "texts": texts, "batch_s": batch_s, "sizes": [n, n, n]})
         runs["c"].append(run_runtime(backend, prompts, tokens, args.concurrency))
         before = (backend.stats.busy_s, backend.stats.batches, backend.stats.items)
+        first = len(backend.stats.sizes)
         start = time.perf_counter()
         texts = anyio.run(concurrent, backend, prompts, tokens, args.concurrency)
         runs["d"].append({
+            "sizes": backend.stats.sizes[first:],
+            "batch_s": [round(x, 3) for x in backend.stats.seconds[first:]],
             "wall": time.perf_counter() - start,
             "texts": texts,
             "busy": backend.stats.busy_s - before[0],
@@ -410,6 +429,12 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
         })  # fmt: skip
     med = {k: _median_run(v) for k, v in runs.items() if v}
     walls = {k: [round(r["wall"], 3) for r in v] for k, v in runs.items() if v}
+    # Every run's batches (sizes and seconds inside the model call), to compare like with like.
+    batches = {
+        k: [{"sizes": r["sizes"], "seconds": r["batch_s"]} for r in v]
+        for k, v in runs.items()
+        if k != "a" and v
+    }
     if "a" in med:
         t_a = med["a"]["wall"]
         results["sequential"] = {
@@ -472,6 +497,10 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
         **results,
         "ratio_runtime_vs_stage_batched": round(t_b / t_c, 3),
         "ratio_concurrent_vs_stage_batched": round(t_b / t_d, 3),
+        "batches_per_run": {
+            {"b": "stage_batched", "c": "runtime", "d": "concurrent"}[k]: v
+            for k, v in batches.items()
+        },
         "same_outputs_b_runtime": all(r["texts"] == texts_b for r in runs["c"]),
         "same_outputs_b_concurrent": all(r["texts"] == texts_b for r in runs["d"]),
     }

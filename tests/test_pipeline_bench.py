@@ -96,5 +96,11 @@ def test_every_variant_is_timed_the_same_way(bench: Any, backend: TransformersBa
     sequential = report["sequential"]
     assert len(sequential["runs_s_scaled_to_all"]) == 3 and sequential["prompts"] == 1
     assert report["same_outputs_b_runtime"] and report["same_outputs_b_concurrent"]
+    # every run's batches: sizes and seconds inside the model call, per variant
+    for name in ("stage_batched", "runtime", "concurrent"):
+        per_run = report["batches_per_run"][name]
+        assert len(per_run) == 3
+        for run in per_run:
+            assert sum(run["sizes"]) == 6 and len(run["seconds"]) == len(run["sizes"])
     ratio = report["stage_batched"]["wall_s"] / report["runtime"]["wall_s"]
     assert report["ratio_runtime_vs_stage_batched"] == pytest.approx(ratio, abs=0.01)

@@ -57,6 +57,8 @@ class BatchStats:
     """Seconds spent inside the blocking batch function."""
     sizes: list[int] = field(default_factory=list)
     """Size of every batch, in order."""
+    seconds: list[float] = field(default_factory=list)
+    """Seconds inside the batch function, per batch, in the same order."""
     tokens: int = 0
     """Tokens generated, where the backend counts them (progress displays read it live)."""
 
@@ -180,6 +182,8 @@ class BatchQueue(Generic[T, R]):
                 e.done = True
             self.stats.batches += 1
             self.stats.items += len(batch)
-            self.stats.busy_s += anyio.current_time() - start
+            took = anyio.current_time() - start
+            self.stats.busy_s += took
             self.stats.sizes.append(len(batch))
+            self.stats.seconds.append(took)
             self._notify()
