@@ -48,28 +48,14 @@ def fit_probe(features: Any, labels: Sequence[bool], l2: float = 1e-3) -> dict[s
     Classes are weighted to equal total weight, so the bias does not just follow how many
     refusals the training data happens to hold.
     """
-    import torch
+    from .train_principles import fit_logistic
 
-    x = torch.as_tensor(features, dtype=torch.float64)
-    y = torch.as_tensor([float(v) for v in labels], dtype=torch.float64)
-    pos = float(y.sum())
-    if pos == 0 or pos == len(y):
+    if len(set(map(bool, labels))) < 2:
         raise ValueError("the probe needs both refusals and compliant responses to fit")
-    weight = torch.where(y > 0, len(y) / (2 * pos), len(y) / (2 * (len(y) - pos)))
-    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
-
-    def loss() -> Any:
-        opt.zero_grad()
-        logits = x @ w + b
-        value = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, weight=weight)
-        value = value + l2 * (w * w).sum()
-        value.backward()
-        return value
-
-    opt.step(loss)
-    return {"weight": w.detach().tolist(), "bias": float(b.detach()), "l2": l2}
+    weight, bias = fit_logistic(
+        features, [bool(v) for v in labels], l2=l2, dtype="float64", max_iter=500
+    )
+    return {"weight": weight.tolist(), "bias": bias, "l2": l2}
 
 
 class RefusalProbe:

@@ -89,20 +89,28 @@ class PrincipleExample:
 
 
 def fit_logistic(
-    x: np.ndarray, y: Sequence[int], *, l2: float, seed: int = 0
+    x: Any,
+    y: Sequence[int] | Sequence[bool],
+    *,
+    l2: float,
+    seed: int = 0,
+    dtype: str = "float32",
+    max_iter: int = 300,
 ) -> tuple[np.ndarray, float]:
-    """Class-balanced L2-regularised logistic regression (L-BFGS). Returns (weight, bias)."""
+    """Class-balanced L2-regularised logistic regression (L-BFGS): both classes get equal total
+    weight, so the bias does not just follow the class shares. Returns (weight, bias); the
+    weight in ``dtype``, in which the fit also runs. Also fits the refusal probe."""
     torch = _torch()
     torch.manual_seed(seed)
-    xt = torch.tensor(np.asarray(x), dtype=torch.float32)
-    yt = torch.tensor(np.asarray(y), dtype=torch.float32)
+    xt = torch.tensor(np.asarray(x), dtype=getattr(torch, dtype))
+    yt = torch.tensor(np.asarray(y), dtype=getattr(torch, dtype))
     pos = float(yt.sum())
     if pos == 0 or pos == len(yt):
         raise InputError("a principle head needs both positive and negative training rows")
     weight = torch.where(yt > 0, len(yt) / (2 * pos), len(yt) / (2 * (len(yt) - pos)))
-    w = torch.zeros(xt.shape[1], requires_grad=True)
-    b = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=300, line_search_fn="strong_wolfe")
+    w = torch.zeros(xt.shape[1], dtype=xt.dtype, requires_grad=True)
+    b = torch.zeros(1, dtype=xt.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure() -> Any:
         opt.zero_grad()
@@ -113,7 +121,7 @@ def fit_logistic(
         return loss
 
     opt.step(closure)
-    return w.detach().numpy().astype(np.float32), float(b.detach())
+    return w.detach().numpy().astype(dtype), float(b.detach())
 
 
 def choose_threshold(scores: Sequence[float], labels: Sequence[int]) -> float:
