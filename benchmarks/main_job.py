@@ -29,17 +29,14 @@ from typing import Any
 import yaml
 
 from oversight.devices import detect
-from oversight.paths import resolve_config
+from oversight.paths import standalone_hierarchy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _variant_hierarchy(source: Path, changes: dict[str, str], out: Path) -> Path:
     """A copy of ``source`` with settings / model option changes (relative paths resolved)."""
-    spec = yaml.safe_load(source.read_text(encoding="utf-8"))
-    for key in ("constitution", "escalation"):
-        if key in spec and not Path(spec[key]).is_absolute():
-            spec[key] = str(resolve_config(spec[key]).resolve())
+    spec = standalone_hierarchy(source)
     for key, raw in changes.items():
         value = yaml.safe_load(raw)
         if key.startswith("options."):

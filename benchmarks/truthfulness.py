@@ -277,7 +277,9 @@ def hierarchy_for(
     """``--hierarchy`` (default ``roles/truthful.yaml``) with its generating model replaced by
     ``--model DIR`` (transformers) or ``--base-url``/``--api-model`` (openai backend), the
     consistency agent's policy set and, when ``calibration`` is None, its calibration removed."""
-    spec = yaml.safe_load(Path(args.hierarchy).read_text())
+    from oversight.paths import standalone_hierarchy
+
+    spec = standalone_hierarchy(args.hierarchy)
     model = "smollm" if "smollm" in spec["models"] else next(iter(spec["models"]))
     if args.base_url:
         spec["models"][model] = {
@@ -300,11 +302,6 @@ def hierarchy_for(
                 agent["options"].pop("calibration", None)
             else:
                 agent["options"]["calibration"] = calibration
-    from oversight.paths import resolve_config
-
-    for key in ("constitution", "escalation"):
-        if isinstance(spec.get(key), str):
-            spec[key] = str(resolve_config(spec[key], relative_to=args.hierarchy).resolve())
     path = tmp / "truthful.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path

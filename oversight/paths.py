@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 """Packaged copies of ``roles/``, ``constitutions/`` and ``escalation/``."""
@@ -27,6 +28,20 @@ def resolve_config(path: str | Path, *, relative_to: str | Path | None = None) -
     if packaged.exists():
         return packaged
     return p
+
+
+def standalone_hierarchy(path: str | Path) -> dict[str, Any]:
+    """A hierarchy file's YAML as a dict whose ``constitution`` and ``escalation`` are absolute
+    paths (found as the hierarchy loader finds them), so a changed copy can be written anywhere
+    (cycle rounds, benchmark variants)."""
+    import yaml
+
+    source = resolve_config(path)
+    spec: dict[str, Any] = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for key in ("constitution", "escalation"):
+        if isinstance(spec.get(key), str):
+            spec[key] = str(resolve_config(spec[key], relative_to=source).resolve())
+    return spec
 
 
 def cache_dir() -> Path:

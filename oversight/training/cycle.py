@@ -313,13 +313,9 @@ def _source(family: str) -> str:
 def round_hierarchy(settings: CycleSettings, model_dir: str | None, out: Path) -> Path:
     """The cycle's hierarchy: as given, with the drafting model replaced by ``model_dir`` from
     round 2 on (every agent that used the embedded model now uses the trained one)."""
-    from ..paths import resolve_config
+    from ..paths import standalone_hierarchy
 
-    source = resolve_config(settings.hierarchy)
-    spec = yaml.safe_load(source.read_text(encoding="utf-8"))
-    for key in ("constitution", "escalation"):
-        if key in spec and not Path(spec[key]).is_absolute():
-            spec[key] = str(resolve_config(spec[key]))
+    spec = standalone_hierarchy(settings.hierarchy)
     if model_dir is not None:
         for model in spec.get("models", {}).values():
             if model.get("backend") == "embedded":
