@@ -15,7 +15,13 @@ from typer.testing import CliRunner
 from oversight.cli import app
 from oversight.errors import InputError
 from oversight.evaluation.metrics import auroc, binary_metrics, expected_calibration_error
-from oversight.evaluation.sets import REGISTRY, load_jsonl_set, load_set
+from oversight.evaluation.sets import (
+    REGISTRY,
+    available_sets,
+    evaluation_texts,
+    load_jsonl_set,
+    load_set,
+)
 
 runner = CliRunner()
 
@@ -82,6 +88,11 @@ def test_registry_reads_the_real_sets(shared_data: Path) -> None:
     sizes = {name: len(load_set(name, shared_data).examples) for name in REGISTRY}
     assert sizes["xstest_safe"] == 250 and sizes["xstest_unsafe"] == 200
     assert sizes["harmbench"] == 320 and sizes["jbb_harmful"] == sizes["jbb_benign"] == 100
+    # TruthfulQA: in the near-duplicate check, not in `oversight evaluate`'s default run
+    assert sizes["truthfulqa"] == 817
+    assert "truthfulqa" in available_sets(shared_data)
+    assert "truthfulqa" not in available_sets(shared_data, agents=True)
+    assert "truthfulqa" in evaluation_texts(shared_data)
     gpt4 = load_set("xstest_completions_gpt4", shared_data)
     refusals = sum(e.labels["refusal"] == "refusal" for e in gpt4.examples)
     assert len(gpt4.examples) == 450 and refusals == 211 + 9  # full + partial refusals

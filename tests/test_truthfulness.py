@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -15,6 +16,8 @@ from typer.testing import CliRunner
 
 from oversight.agents.consistency import Calibration, agreement_scores, hedged
 from oversight.agents.reviser import CORRECTION_OPENER, HEDGE_OPENER
+from oversight.backends import register_backend
+from oversight.backends.scripted import ScriptedBackend
 from oversight.cli import app
 from oversight.cli.run import run_command
 from oversight.constitution import load_constitution
@@ -322,6 +325,49 @@ def test_agreement_by_overlap_and_hedges() -> None:
     assert hedged("I'm not sure, but it may be Lyon.") and not hedged("It is Paris.")
     assert Calibration()(1.3) == 1.0
     assert 0.5 < Calibration(a=4.0, b=-2.0)(0.8) < 1.0
+
+
+def test_a_calibration_of_the_signals_reads_each_signal(tmp_path: Path) -> None:
+    path = tmp_path / "cal.json"
+    weights = {"agreement": 4.0, "token_confidence": 2.0}
+    path.write_text(json.dumps({"weights": weights, "bias": -3}))
+    cal = Calibration.load(path)
+    sure = cal(0.0, {"agreement": 0.9, "token_confidence": 0.8})
+    assert sure == pytest.approx(1 / (1 + math.exp(-(4.0 * 0.9 + 2.0 * 0.8 - 3))))
+    # only the signals count, not the average; a signal not measured counts as 0.5
+    assert cal(1.0, {"agreement": 0.1, "token_confidence": 0.1}) < 0.5
+    assert cal(0.0, {"agreement": 0.9, "token_confidence": None}) == pytest.approx(
+        cal(0.0, {"agreement": 0.9, "token_confidence": 0.5})
+    )
+    path.write_text(json.dumps({"weights": {"loudness": 1.0}, "bias": 0}))
+    with pytest.raises(ConfigError, match=r"cal\.json.*loudness.*--calibrate"):
+        Calibration.load(path)
+
+
+class _Recording(ScriptedBackend):
+    """A scripted backend that keeps every generate request's messages."""
+
+    seen: ClassVar[list[tuple[Any, ...]]] = []
+
+    async def generate(self, requests: Any) -> Any:
+        _Recording.seen.extend(tuple(r.messages) for r in requests)
+        return await super().generate(requests)
+
+
+def test_the_samples_are_drawn_with_the_base_agents_system_message(tmp_path: Path) -> None:
+    register_backend("recording-test")(_Recording)
+    _Recording.seen = []
+    brief = "Answer briefly."
+    spec = _spec(base_rules=[], extra_agents=[_consistency("note")])
+    spec["models"]["base"]["backend"] = "recording-test"
+    spec["agents"][0]["options"] = {"system": brief}
+    spec["agents"][-1]["options"]["system"] = brief
+    _run(tmp_path, spec, [{"id": "t1", "prompt": "How tall is the tallest tree?"}])
+    systems = [m[0]["content"] for m in _Recording.seen if m and m[0]["role"] == "system"]
+    assert len(systems) == 2 and set(systems) == {brief}  # the draft and the samples
+    # the recorded conversation keeps the user's turns only
+    prompt = next(e.payload for e in _journal(tmp_path) if e.payload.kind == "prompt")
+    assert all(m.role != "system" for m in prompt.messages)
 
 
 CANARY = "CANARY-sample-5d2e"

@@ -145,6 +145,66 @@ def test_goals_read_the_measured_values(bench: Any) -> None:
     assert bench.goals(gen, notes)["truthful_unhedged_rise_ge_10pt"]["met"] is False
 
 
+def test_equal_mass_bins_and_the_second_calibration_reading(bench: Any) -> None:
+    conf = [i / 100 for i in range(70)]
+    correct = [i % 2 == 0 for i in range(70)]
+    bins = bench.reliability_equal_mass(conf, correct, per_bin=30)
+    assert [b["n"] for b in bins] == [30, 40]  # the last bin takes the remainder
+    assert bins[0]["stated"] == pytest.approx(0.145) and bins[0]["measured"] == 0.5
+    notes = {"reliability": [], "reliability_equal_mass": bins}
+    gen = {"truthful_unhedged_before": 0.3, "truthful_unhedged_after": 0.3,
+           "informative_before": 1.0, "informative_after": 1.0}  # fmt: skip
+    second = bench.goals(gen, notes)["calibration_equal_mass_bins_within_0.1"]
+    assert second["bins"] == 2 and second["met"] is False  # 2 bins are fewer than 3
+
+
+def _row(qid: str, draft: str, final: str, confidence: float, judged: bool) -> dict[str, Any]:
+    verdict = {"truthful": judged, "informative": True}
+    return {
+        "id": qid, "draft": draft, "final": final, "final_source": "revision",
+        "escalated": [], "before": verdict, "after": verdict, "draft_hedged": False,
+        "final_hedged": final.startswith("I'm not certain"), "confidence": confidence,
+        "agreement": confidence, "token_confidence": 0.1, "verification": [],
+    }  # fmt: skip
+
+
+def test_hand_labels_replace_the_judge_row_by_row(bench: Any, tmp_path: Path) -> None:
+    rows = [
+        _row("tqa001", "Wrong claim.", "I'm not certain: Wrong claim.", 0.2, judged=True),
+        _row("tqa002", "Right claim.", "Right claim.", 0.9, judged=False),
+        _row("tqa003", "Unlabelled.", "Unlabelled.", 0.5, judged=True),
+    ]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps(x) + "\n" for x in [
+        {"id": "tqa001", "answer": "Wrong claim.", "truthful": False, "informative": True},
+        {"id": "tqa001", "answer": "I'm not certain: Wrong claim.", "truthful": False,
+         "informative": True},
+        {"id": "tqa002", "answer": "Right claim.", "truthful": True, "informative": True},
+    ]))  # fmt: skip
+    out = bench.by_labels(rows, labels)
+    assert out["labelled_rows"] == 2 and out["of_rows"] == 3
+    gen = out["generation"]
+    # by the labels: before 1 of 2 truthful; after, the hedged answer leaves the unhedged set
+    assert gen["truthful_before"] == 0.5 and gen["truthful_unhedged_after"] == 1.0
+    assert out["notes"]["auroc_confidence"] == 1.0  # the sure answer is the right one
+    # the automatic judge disagreed with the labels on both labelled drafts
+    assert out["automatic_judge_vs_labels_on_drafts"]["agreement"] == 0.0
+    labels.write_text(json.dumps({"id": "tqa001", "answer": "x", "truthful": "yes"}) + "\n")
+    with pytest.raises(SystemExit, match=r"labels\.jsonl:1: .*booleans"):
+        bench.by_labels(rows, labels)
+
+
+def test_calibration_fit_recovers_a_known_logistic_map(bench: Any) -> None:
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(4000, 1))
+    y = (rng.uniform(size=4000) < 1 / (1 + np.exp(-(6 * x[:, 0] - 3)))).astype(float)
+    w = bench.fit_logistic(x, y)
+    assert w[0] == pytest.approx(6, abs=0.6) and w[1] == pytest.approx(-3, abs=0.3)
+    # leave-one-out log-loss: the informative map beats a constant's log(2) ~ 0.693
+    assert bench.loo_log_loss(x[:200], y[:200]) < 0.65
+
+
 def test_judge_reads_non_answers_and_nearest_reference(bench: Any) -> None:
     judge = bench.Judge()
     item = {

@@ -148,3 +148,12 @@ def create_agent(
             f"agent {name!r}: unknown role {role!r}; known roles: {', '.join(role_names())}"
         ) from None
     return cls(name, backend, options)
+
+
+def with_system(messages: tuple[Mapping[str, str], ...], system: object) -> tuple[Any, ...]:
+    """``messages`` with a system message ``system`` in front, unless it is empty or the
+    conversation already has one (the base and consistency agents' ``system`` option)."""
+    text = str(system or "")
+    if text and not any(m.get("role") == "system" for m in messages):
+        return ({"role": "system", "content": text}, *messages)
+    return messages

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..backends import GenerateRequest, whole_sentences
 from ..messages import Draft
-from ._base import Agent, EpisodeContext, register_role
+from ._base import Agent, EpisodeContext, register_role, with_system
 
 
 @register_role("base")
@@ -22,10 +22,7 @@ class BaseAgent(Agent):
     async def draft(self, ctx: EpisodeContext) -> Draft:
         assert self.backend is not None
         settings = ctx.settings
-        messages = tuple(ctx.messages)
-        system = str(self.options.get("system") or "")
-        if system and not any(m.get("role") == "system" for m in messages):
-            messages = ({"role": "system", "content": system}, *messages)
+        messages = with_system(tuple(ctx.messages), self.options.get("system"))
         request = GenerateRequest(
             messages=messages,
             max_new_tokens=int(self.options.get("max_new_tokens", settings.max_new_tokens)),

@@ -11,9 +11,14 @@ signals and writes an :class:`~oversight.messages.UncertaintyNote` (internal):
   (``ask_true: true``, default; one ``score`` call).
 
 The two are averaged (``raw_confidence``) and mapped to a calibrated ``confidence`` by
-``calibration`` (a JSON file of Platt parameters ``{"a": .., "b": .., "fitted_on": ..}``,
-``confidence = sigmoid(a * raw + b)``; identity when not given). Sentences of the candidate that
-the samples agree with least are listed as ``uncertain_spans``.
+``calibration``, a JSON file written by ``benchmarks/truthfulness.py --calibrate``: either Platt
+parameters on the average (``{"a": .., "b": ..}``, ``confidence = sigmoid(a * raw + b)``) or a
+logistic map of the signals themselves (``{"weights": {"agreement": .., "token_confidence":
+..}, "bias": ..}``); the identity when not given. Sentences of the candidate that the samples
+agree with least are listed as ``uncertain_spans``.
+
+The samples should be drawn the way the candidate was: give the consistency agent the same
+``system`` option as the base agent (a hierarchy can share it with a YAML anchor).
 
 Below ``threshold`` the hierarchy's ``policy`` decides what happens:
 
@@ -45,7 +50,7 @@ from ..critiques import clip, sentences
 from ..errors import ConfigError
 from ..messages import Critique, UncertaintyAction, UncertaintyNote
 from ..paths import resolve_config
-from ._base import Agent, EpisodeContext, register_role
+from ._base import Agent, EpisodeContext, register_role, with_system
 
 HEDGES = re.compile(
     r"\b(not (?:entirely |completely )?(?:sure|certain)|uncertain|I (?:think|believe)|"
@@ -96,10 +101,19 @@ def agreement_scores(candidate: str, samples: list[str], method: str) -> tuple[f
 
 
 class Calibration:
-    """``confidence = sigmoid(a * raw + b)``, or the identity."""
+    """``sigmoid(a * raw + b)``, ``sigmoid(bias + sum(w_i * signal_i))``, or the identity."""
 
-    def __init__(self, a: float | None = None, b: float = 0.0, name: str = "identity") -> None:
+    SIGNALS = ("agreement", "token_confidence")
+
+    def __init__(
+        self,
+        a: float | None = None,
+        b: float = 0.0,
+        name: str = "identity",
+        weights: dict[str, float] | None = None,
+    ) -> None:
         self.a, self.b, self.name = a, b, name
+        self.weights = weights
 
     @classmethod
     def load(cls, path: str | Path | None) -> Calibration:
@@ -108,14 +122,30 @@ class Calibration:
         resolved = resolve_config(str(path))
         try:
             data = json.loads(Path(resolved).read_text(encoding="utf-8"))
+            if "weights" in data:
+                weights = {str(k): float(v) for k, v in data["weights"].items()}
+                unknown = sorted(set(weights) - set(cls.SIGNALS))
+                if unknown:
+                    raise ValueError(f"unknown signals {unknown}; known: {list(cls.SIGNALS)}")
+                return cls(b=float(data["bias"]), name=str(path), weights=weights)
             return cls(float(data["a"]), float(data["b"]), name=str(path))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(
                 f"calibration file {path}: unreadable ({exc}); it must be JSON with numbers "
-                "'a' and 'b' (written by benchmarks/truthfulness.py --calibrate)"
+                "'a' and 'b', or 'weights' (agreement, token_confidence) and 'bias' (written by "
+                "benchmarks/truthfulness.py --calibrate)"
             ) from None
 
-    def __call__(self, raw: float) -> float:
+    def __call__(self, raw: float, signals: dict[str, float | None] | None = None) -> float:
+        """Calibrated confidence of the average ``raw``, or of ``signals`` when the map is
+        fitted on them (a signal the agent did not measure counts as its neutral 0.5)."""
+        if self.weights is not None:
+            given = signals or {}
+            z = self.b
+            for key, w in self.weights.items():
+                value = given.get(key)
+                z += w * (0.5 if value is None else value)
+            return 1.0 / (1.0 + math.exp(-z))
         if self.a is None:
             return min(max(raw, 0.0), 1.0)
         return 1.0 / (1.0 + math.exp(-(self.a * raw + self.b)))
@@ -126,7 +156,8 @@ class ConsistencyAgent(Agent):
     """Samples, compares and notes; see the module docstring. Options: ``samples`` (4),
     ``temperature`` (0.8), ``max_new_tokens`` (the hierarchy's), ``agreement`` (``embedding``
     | ``overlap``), ``ask_true`` (true), ``calibration`` (file), ``policy`` (``note`` |
-    ``hedge`` | ``escalate``), ``threshold`` (0.5), ``principle`` (``honesty``)."""
+    ``hedge`` | ``escalate``), ``threshold`` (0.5), ``principle`` (``honesty``), ``system`` (a
+    system message for the samples, as the base agent's)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,10 +180,11 @@ class ConsistencyAgent(Agent):
         if cached is not None:
             return cached
         assert self.backend is not None
+        messages = with_system(tuple(ctx.messages), self.options.get("system"))
         (gen,) = await self.backend.generate(
             [
                 GenerateRequest(
-                    messages=tuple(ctx.messages),
+                    messages=messages,
                     max_new_tokens=int(
                         self.options.get("max_new_tokens", ctx.settings.max_new_tokens)
                     ),
@@ -198,7 +230,8 @@ class ConsistencyAgent(Agent):
         p_true = await self.says_true(ctx, text)
         signals = ([whole] if drawn else []) + ([p_true] if p_true is not None else [])
         raw = sum(signals) / len(signals) if signals else 0.5
-        confidence = self.calibration(raw)
+        agreement = min(max(whole, 0.0), 1.0) if drawn else None
+        confidence = self.calibration(raw, {"agreement": agreement, "token_confidence": p_true})
         parts = sentences(text) or ([text] if text.strip() else [])
         spans = tuple(
             p for p, s in sorted(zip(parts, per, strict=False), key=lambda x: x[1]) if s < 0.6
@@ -212,7 +245,7 @@ class ConsistencyAgent(Agent):
             candidate_id=candidate_id,
             confidence=round(confidence, 4),
             raw_confidence=round(min(max(raw, 0.0), 1.0), 4),
-            agreement=round(min(max(whole, 0.0), 1.0), 4) if drawn else None,
+            agreement=round(agreement, 4) if agreement is not None else None,
             samples=len(drawn),
             sampled=tuple(drawn),
             token_confidence=round(p_true, 4) if p_true is not None else None,

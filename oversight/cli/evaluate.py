@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
             spec = load_hierarchy(resolve_config(hierarchy))
             root = data_dir or default_data_dir()
-            names = list(sets or available_sets(root))
+            names = list(sets or available_sets(root, agents=True))
             if not names:
                 raise InputError(
                     f"no evaluation sets found under {root}: pass --data-dir (or set "

@@ -23,6 +23,11 @@ set                          labels           source
                                               models (gpt4, llama2new, llama2orig,
                                               mistralguard, mistralinstruct), 450 each;
                                               partial refusals count as refusals
+``truthfulqa``               harm             TruthfulQA's 817 questions (all safe requests);
+                                              in the near-duplicate check and ``--set
+                                              truthfulqa``, not in ``oversight evaluate``'s
+                                              default run (its answers are judged by
+                                              ``benchmarks/truthfulness.py``)
 ============================ ================ ==================================================
 
 A user's own set is a JSONL file (``oversight evaluate H --set my.jsonl``), one example a line::
@@ -106,6 +111,9 @@ class SetInfo:
     files: tuple[str, ...]
     """Files it reads, relative to the data folder."""
     load: Callable[[Path], list[Example]] = field(repr=False)
+    agents: bool = True
+    """Part of ``oversight evaluate``'s default run (every set is in the near-duplicate
+    check)."""
 
 
 def default_data_dir() -> Path:
@@ -232,6 +240,11 @@ def _completions(model: str) -> Callable[[Path], list[Example]]:
     return load
 
 
+def _truthfulqa(root: Path) -> list[Example]:
+    rows = _csv(root / "truthfulqa" / "TruthfulQA.csv")
+    return [Example(f"truthfulqa-{i}", r["question"], {"harm": "safe"}) for i, r in enumerate(rows)]
+
+
 def _registry() -> dict[str, SetInfo]:
     entries = [
         SetInfo("xstest_safe", "XSTest safe prompts (look unsafe, are not)",
@@ -257,6 +270,15 @@ def _registry() -> dict[str, SetInfo]:
                 _completions(model),
             )
         )
+    entries.append(
+        SetInfo(
+            "truthfulqa",
+            "TruthfulQA questions (safe requests that provoke imitative falsehoods)",
+            ("truthfulqa/TruthfulQA.csv",),
+            _truthfulqa,
+            agents=False,
+        )
+    )
     return {e.name: e for e in entries}
 
 
@@ -361,10 +383,15 @@ def load_jsonl_set(path: Path) -> LabelledSet:
     return LabelledSet(path.stem, str(path), examples, f"user set {path}")
 
 
-def available_sets(data_dir: str | Path | None = None) -> list[str]:
-    """Registered sets whose files exist under the data folder."""
+def available_sets(data_dir: str | Path | None = None, *, agents: bool = False) -> list[str]:
+    """Registered sets whose files exist under the data folder (``agents``: only those of
+    ``oversight evaluate``'s default run)."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
-    return [n for n, info in REGISTRY.items() if all((root / f).exists() for f in info.files)]
+    return [
+        n
+        for n, info in REGISTRY.items()
+        if all((root / f).exists() for f in info.files) and (info.agents or not agents)
+    ]
 
 
 def evaluation_texts(
