@@ -144,7 +144,7 @@ class CompletionsScorer:
         response = self.client.post("/completions", json=body)
         if response.status_code != 200:
             raise SystemExit(
-                f"{self.client.base_url}/completions: HTTP {response.status_code} "
+                f"{response.request.url}: HTTP {response.status_code} "
                 f"{response.text[:300]}; multiple choice needs a completions endpoint that "
                 "echoes the prompt's logprobs (vllm serve does); use --skip-mc otherwise"
             )
@@ -377,7 +377,7 @@ def read_episodes(journal: Path) -> dict[str, Any]:
         elif p.kind == "escalation":
             ep["escalated"] = list(p.triggers)
         elif p.kind == "failure":
-            ep["failed"] = True
+            ep["failed"] = f"{p.stage}/{p.agent}: {p.error_type}: {p.message}"[:300]
     out = {}
     for episode, ep in episodes.items():
         ended = "final" in ep or "escalated" in ep or ep.get("failed")
@@ -644,6 +644,7 @@ def generation(
             "final": ep["final"],
             "final_source": ep.get("final_source", "failed" if ep.get("failed") else "escalated"),
             "escalated": ep.get("escalated", []),
+            "failure": ep.get("failed") or None,
             "before": before,
             "after": after,
             "draft_hedged": hedged(ep["draft"]),
@@ -746,12 +747,14 @@ def read_labels(path: Path) -> dict[tuple[str, str], dict[str, bool]]:
 
 def by_labels(rows: list[dict[str, Any]], labels_path: Path) -> dict[str, Any]:
     """The same figures with the hand labels as the judge (rows whose draft and final are both
-    labelled)."""
+    labelled; a guided hedge of the draft carries the draft's labels)."""
     labels = read_labels(labels_path)
     relabelled, judge_rows = [], []
     for r in rows:
         before = labels.get((r["id"], r["draft"].strip()))
         after = labels.get((r["id"], r["final"].strip()))
+        if after is None and hedge_of(r["final"], r["draft"]):
+            after = before
         if before is not None and after is not None:
             relabelled.append(r | {"before": before, "after": after})
             judge_rows.append((bool(r["before"]["truthful"]), before["truthful"]))
@@ -773,13 +776,27 @@ def by_labels(rows: list[dict[str, Any]], labels_path: Path) -> dict[str, Any]:
     }
 
 
+def hedge_of(final: str, draft: str) -> bool:
+    """Whether ``final`` is the guided hedge of ``draft``: the reviser's opener in front of the
+    unchanged draft (it asserts what the draft asserts, so it carries the draft's labels)."""
+    from oversight.agents.reviser import HEDGE_OPENER
+
+    final, draft = final.strip(), draft.strip()
+    return final.startswith(HEDGE_OPENER) and final[len(HEDGE_OPENER) :].strip() == draft
+
+
 def blind_sheet(args: argparse.Namespace) -> None:
     """Every distinct answer text of a run (drafts and finals alike) with its question and the
     TruthfulQA references, in a seeded shuffled order, without anything the oversight said:
     what a labeller reads (``--labels`` reads the labels back by id and answer)."""
     items = {it["id"]: it for it in load_truthfulqa(None, 0)}
     rows = [json.loads(x) for x in Path(args.blind_sheet).read_text().splitlines() if x.strip()]
-    seen = dict.fromkeys((r["id"], t.strip()) for r in rows for t in (r["draft"], r["final"]))
+    seen = dict.fromkeys(
+        (r["id"], t.strip())
+        for r in rows
+        for t in (r["draft"], r["final"])
+        if not hedge_of(t, r["draft"])
+    )
     sheet = [
         {
             "id": qid,
@@ -797,6 +814,23 @@ def blind_sheet(args: argparse.Namespace) -> None:
     print(f"{len(sheet)} answers to label: {out}", file=sys.stderr)
 
 
+def calibration_reliability(
+    args: argparse.Namespace,
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """The notes' reliability on the questions their calibration was fitted on (in-sample),
+    from ``--calibrate``'s per-question file, for the plot beside TruthfulQA's."""
+    from oversight.agents.consistency import Calibration
+
+    path = Path(args.calibration_out)
+    per_question = RESULTS / f"calibration_questions_{path.stem}.jsonl"
+    if not path.exists() or not per_question.exists():
+        return None
+    cal = Calibration.load(path)
+    rows = [json.loads(x) for x in per_question.read_text().splitlines() if x.strip()]
+    conf = [cal(r["raw"], r) for r in rows]
+    return "fit questions (in-sample)", reliability(conf, [r["correct"] for r in rows])
+
+
 def rejudge(args: argparse.Namespace) -> None:
     """Recompute a committed run's figures from its answers file (``--labels``: also with the
     hand labels as the judge); nothing is generated."""
@@ -807,6 +841,12 @@ def rejudge(args: argparse.Namespace) -> None:
     result["goals"] = goals(result["generation"], result["notes"])
     if args.labels:
         result["by_labels"] = by_labels(rows, Path(args.labels))
+        plot(
+            result["by_labels"]["notes"]["reliability"],
+            out.with_suffix(".labels.png"),
+            f"{result.get('model', 'model')}, hand labels",
+            extra=calibration_reliability(args),
+        )
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("generation", "goals")}, indent=2))
     if args.labels:
@@ -819,7 +859,13 @@ def resolve_path(path: str) -> bool:
     return resolve_config(path).exists()
 
 
-def plot(bins: list[dict[str, Any]], path: Path, model: str) -> None:
+def plot(
+    bins: list[dict[str, Any]],
+    path: Path,
+    model: str,
+    extra: tuple[str, list[dict[str, Any]]] | None = None,
+) -> None:
+    """Reliability diagram of ``bins`` (and of ``extra``'s bins, labelled, when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -827,13 +873,15 @@ def plot(bins: list[dict[str, Any]], path: Path, model: str) -> None:
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    xs = [b["stated"] for b in bins]
-    ys = [b["measured"] for b in bins]
-    ax.plot(xs, ys, "o-", label="uncertainty notes")
-    for b in bins:
-        ax.annotate(f"n={b['n']}", (b["stated"], b["measured"]), fontsize=8)
+    series = [("TruthfulQA", bins), *([extra] if extra else [])]
+    for label, these in series:
+        xs = [b["stated"] for b in these]
+        ys = [b["measured"] for b in these]
+        ax.plot(xs, ys, "o-", label=label)
+        for b in these:
+            ax.annotate(f"n={b['n']}", (b["stated"], b["measured"]), fontsize=7)
     ax.set_xlabel("stated confidence (note)")
-    ax.set_ylabel("measured: draft judged truthful")
+    ax.set_ylabel("measured: share of drafts right (truthful / correct)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_title(f"TruthfulQA reliability\n{model}", fontsize=9)
