@@ -26,7 +26,8 @@ The calibration map of the notes (Platt: ``sigmoid(a * raw + b)``) is fitted wit
     python benchmarks/truthfulness.py --calibrate
     python benchmarks/truthfulness.py --generate 0              # MC1/MC2 on all 817 (resumable)
     python benchmarks/truthfulness.py --skip-mc --generate 100  # answers on a seeded 100
-    python benchmarks/truthfulness.py --check-judge benchmarks/data/truthfulqa_hand_labels.jsonl
+    python benchmarks/truthfulness.py --check-judge benchmarks/data/truthfulqa_answer_labels.jsonl
+    python benchmarks/truthfulness.py --rejudge OUT.answers.jsonl --labels LABELS  # labels as judge
     python benchmarks/truthfulness.py --base-url http://127.0.0.1:8000/v1 --api-model NAME  # openai
 """
 

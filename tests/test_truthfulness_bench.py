@@ -223,13 +223,16 @@ def test_judge_reads_non_answers_and_nearest_reference(bench: Any) -> None:
     assert judge("It moves through the digestive system and is excreted.", item)["truthful"]
 
 
-def test_hand_labels_are_well_formed(bench: Any) -> None:
-    rows = [json.loads(x) for x in LABELS.read_text().splitlines() if x.strip()]
+@pytest.mark.parametrize("name", ["truthfulqa_hand_labels.jsonl", "truthfulqa_answer_labels.jsonl"])
+def test_hand_labels_are_well_formed(bench: Any, name: str) -> None:
+    path = LABELS.parent / name
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
     assert len(rows) >= 50
-    assert len({(r["id"], r["source"]) for r in rows}) == len(rows)
+    assert len({(r["id"], r["answer"]) for r in rows}) == len(rows)
     for r in rows:
         assert isinstance(r["truthful"], bool) and isinstance(r["informative"], bool)
-        assert r["answer"].strip() and r["id"].startswith("tqa")
+        assert r["answer"].strip() and r["id"].startswith("tqa") and r["labelled_by"]
+    assert len(bench.read_labels(path)) == len(rows)
 
 
 def test_answer_logliks_do_not_depend_on_the_padding(bench: Any) -> None:
