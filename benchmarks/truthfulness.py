@@ -401,20 +401,14 @@ def verifier_score(statuses: list[str]) -> float:
 # ---------------------------------------------------------------------------------- commands
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
-    """Weights (bias last) of a logistic regression of ``y`` on the columns of ``x``, by Newton
-    steps on the log-loss with a small ridge (a separable set stays finite)."""
-    design = np.column_stack([x, np.ones(len(x))])
-    w = np.zeros(design.shape[1])
-    for _ in range(200):
-        p = 1 / (1 + np.exp(-(design @ w)))
-        grad = design.T @ (p - y) + ridge * w
-        hess = design.T @ (design * (p * (1 - p) + 1e-9)[:, None]) + ridge * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
+def fit_logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Weights (bias last) of a logistic regression of ``y`` on the columns of ``x``: the
+    project's L-BFGS fit, unbalanced (a calibration keeps the base rate), a small ridge so a
+    separable set stays finite."""
+    from oversight.safety.train_principles import fit_logistic as lbfgs
+
+    w, b = lbfgs(x, y, l2=1e-5, dtype="float64", max_iter=500, balanced=False)
+    return np.append(w, b)
 
 
 def loo_log_loss(x: np.ndarray, y: np.ndarray) -> float:

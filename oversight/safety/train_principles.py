@@ -96,10 +96,13 @@ def fit_logistic(
     seed: int = 0,
     dtype: str = "float32",
     max_iter: int = 300,
+    balanced: bool = True,
 ) -> tuple[np.ndarray, float]:
     """Class-balanced L2-regularised logistic regression (L-BFGS): both classes get equal total
     weight, so the bias does not just follow the class shares. Returns (weight, bias); the
-    weight in ``dtype``, in which the fit also runs. Also fits the refusal probe."""
+    weight in ``dtype``, in which the fit also runs. Also fits the refusal probe, and (with
+    ``balanced=False``: probabilities that keep the base rate) the truthfulness notes'
+    calibration in ``benchmarks/truthfulness.py``."""
     torch = _torch()
     torch.manual_seed(seed)
     xt = torch.tensor(np.asarray(x), dtype=getattr(torch, dtype))
@@ -107,7 +110,11 @@ def fit_logistic(
     pos = float(yt.sum())
     if pos == 0 or pos == len(yt):
         raise InputError("a principle head needs both positive and negative training rows")
-    weight = torch.where(yt > 0, len(yt) / (2 * pos), len(yt) / (2 * (len(yt) - pos)))
+    weight = (
+        torch.where(yt > 0, len(yt) / (2 * pos), len(yt) / (2 * (len(yt) - pos)))
+        if balanced
+        else None
+    )
     w = torch.zeros(xt.shape[1], dtype=xt.dtype, requires_grad=True)
     b = torch.zeros(1, dtype=xt.dtype, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
