@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -270,10 +271,18 @@ class MiniLM:
         self.torch = torch
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(path))
         self.model: Any = AutoModel.from_pretrained(str(path)).eval()
+        # A fast tokenizer keeps its padding/truncation settings in shared state: two threads
+        # tokenizing at once (agents' worker threads) can each undo the other's, and a batch
+        # comes out unpadded ("Unable to create tensor"). One call at a time.
+        self._lock = threading.Lock()
 
     def windows(self, text: str) -> list[str]:
         """``text`` cut into pieces of at most :data:`WINDOW_TOKENS` word pieces (one piece
         when it fits)."""
+        with self._lock:
+            return self._windows(text)
+
+    def _windows(self, text: str) -> list[str]:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         width = WINDOW_TOKENS - 2
         if len(ids) <= width:
@@ -282,11 +291,15 @@ class MiniLM:
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """``[len(texts), 384]`` float32 unit vectors; a text longer than the window is the
-        normalised mean of its windows' embeddings."""
+        normalised mean of its windows' embeddings. Thread-safe (one encoding at a time)."""
+        with self._lock:
+            return self._encode(texts, batch_size)
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         pieces: list[str] = []
         owner: list[int] = []
         for i, text in enumerate(texts):
-            for piece in self.windows(text or " "):
+            for piece in self._windows(text or " "):
                 pieces.append(piece)
                 owner.append(i)
         torch = self.torch
@@ -311,14 +324,16 @@ class MiniLM:
 
 
 _ENCODER: MiniLM | None = None
+_ENCODER_LOCK = threading.Lock()
 
 
 def encoder() -> MiniLM:
-    """The process's MiniLM (loaded once)."""
+    """The process's MiniLM (loaded once, whichever thread asks first)."""
     global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = MiniLM()
-    return _ENCODER
+    with _ENCODER_LOCK:
+        if _ENCODER is None:
+            _ENCODER = MiniLM()
+        return _ENCODER
 
 
 # -------------------------------------------------------------------------------- documents

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,11 @@ class Encoder:
         self.model = AutoModel.from_pretrained(str(path)).eval()
         self.split = split
         """Index of the first fine-tuned layer (``6 - k``)."""
+        self.lock = threading.Lock()
+        """Held while tokenizing and running the frozen layers: a fast tokenizer keeps its
+        padding/truncation settings in shared state, so two threads at once (the classifier
+        backend scores in worker threads, with two lengths: requests and responses) could cut
+        each other's batch to the wrong length or leave it unpadded."""
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -83,8 +89,8 @@ class Encoder:
         near-duplicate checks.
         """
         torch = self.torch
-        batch = self.tokenize(texts, max_tokens)
-        with torch.no_grad():
+        with self.lock, torch.no_grad():
+            batch = self.tokenize(texts, max_tokens)
             out = self.model(**batch, output_hidden_states=True)
         mask = batch["attention_mask"]
         emb = mean_pool(out.last_hidden_state, mask)
