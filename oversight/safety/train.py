@@ -9,10 +9,15 @@ Steps, all seeded:
    :mod:`oversight.evaluation.sets`: XSTest, HarmBench test, JBB harmful and benign) by the
    project's one check, :mod:`oversight.dedup` (exact, normalised, content-word Jaccard >= 0.5,
    MiniLM cosine >= 0.9);
-3. write the rows that remain to ``oversight/safety/data/seed_{request,response}.jsonl``;
-4. run the frozen bottom of MiniLM once over every text, then fine-tune each task's top layers
+3. hold out validation requests (a seeded share of the seed and AdvBench requests, HarmBench
+   *val*, the self-instruct user-oriented instructions) and drop every training request that
+   near-duplicates one of them (the same check);
+4. write the training rows that remain to ``oversight/safety/data/seed_{request,response}.jsonl``;
+5. run the frozen bottom of MiniLM once over every text, then fine-tune each task's top layers
    and head for a few epochs (AdamW, binary cross-entropy, class-balanced);
-5. save ``weights/{request,response}.safetensors`` (float16) and ``weights/meta.json``.
+6. choose the request threshold on validation (the gate's verdict; the highest lowest
+   per-group rate) and fold it into the head's bias;
+7. save ``weights/{request,response}.safetensors`` (float16) and ``weights/meta.json``.
 """
 
 from __future__ import annotations
