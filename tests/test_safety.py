@@ -14,7 +14,7 @@ from oversight.backends import create_backend
 from oversight.backends._protocol import ScoreRequest
 from oversight.errors import PrerequisiteError
 from oversight.safety import SafetyClassifier, weights_available
-from oversight.safety.seed import generate_seed
+from oversight.safety.seed import SeedRow, generate_seed
 
 needs_weights = requires(weights_available(), "safety weights not trained (oversight safety train)")
 
@@ -139,3 +139,23 @@ async def test_declining_a_harmful_request_is_not_unhelpful() -> None:
     assert harmful["Yes"] < 0.5 < safe["Yes"]
     assert echo["Yes"] > 0.9
     await backend.aclose()
+
+
+def test_gate_threshold_is_chosen_by_the_worst_validation_group() -> None:
+    from oversight.safety.train import choose_threshold, gate_rates
+
+    rows = [SeedRow("request", f"h{i}", 1, "advbench") for i in range(3)]
+    rows += [SeedRow("request", f"b{i}", 0, "self_instruct_user") for i in range(2)]
+    harm = [0.2, 0.3, 0.9, 0.1, 0.15]
+    # every threshold in (0.15, 0.2] separates them; the one nearest 0.5 is kept
+    t, rates = choose_threshold(rows, harm, [False] * 5)
+    assert t == 0.2
+    assert rates == {
+        "advbench": {"n": 3, "flagged": 1.0},
+        "self_instruct_user": {"n": 2, "allowed": 1.0},
+    }
+    # a jailbreak framing is flagged whatever the harm: that benign row cannot be allowed
+    t, rates = choose_threshold(rows, harm, [False] * 4 + [True])
+    assert rates["self_instruct_user"]["allowed"] == 0.5
+    flagged = [True, False, True, False, True]
+    assert gate_rates(rows, flagged)["advbench"]["flagged"] == round(2 / 3, 4)

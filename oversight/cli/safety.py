@@ -21,13 +21,24 @@ def register(app: typer.Typer) -> None:
         data: Annotated[Path | None, typer.Option(help="Folder with the data sets.")] = None,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
         epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
-        layers: Annotated[int, typer.Option(help="Top MiniLM layers to fine-tune.")] = 1,
+        layers: Annotated[
+            int, typer.Option(help="Top MiniLM layers the request head fine-tunes (1-6).")
+        ] = 1,
+        choose: Annotated[
+            bool, typer.Option(help="Choose the request threshold on the validation rows.")
+        ] = True,
     ) -> None:
-        """Build the seed set, drop near-duplicates of evaluation prompts, fine-tune, save."""
+        """Build the seed set, drop near-duplicates of evaluation prompts, hold out validation
+        rows, fine-tune, choose the request threshold on validation, save."""
         from ..safety.train import WEIGHTS_DIR, train
 
         report = train(
-            out_dir=out or WEIGHTS_DIR, data_root=data, seed=seed, epochs=epochs, layers=layers
+            out_dir=out or WEIGHTS_DIR,
+            data_root=data,
+            seed=seed,
+            epochs=epochs,
+            layers=layers,
+            choose=choose,
         )
         typer.echo(json.dumps(report))
 

@@ -82,11 +82,14 @@ class Encoder:
             texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
         )
 
-    def bottom(self, texts: list[str], max_tokens: int = MAX_TOKENS) -> tuple[Any, Any, Any]:
+    def bottom(
+        self, texts: list[str], max_tokens: int = MAX_TOKENS, split: int | None = None
+    ) -> tuple[Any, Any, Any]:
         """Hidden states after the frozen layers, the attention mask, and final-layer embeddings.
 
-        The last item is the stock sentence embedding (mean-pooled, L2-normalised) used for
-        near-duplicate checks.
+        ``split`` (default :attr:`split`) says after how many layers; ``0`` is the embedding
+        layer's output (a head then fine-tunes all six layers). The last item is the stock
+        sentence embedding (mean-pooled, L2-normalised) used for near-duplicate checks.
         """
         torch = self.torch
         with self.lock, torch.no_grad():
@@ -95,7 +98,7 @@ class Encoder:
         mask = batch["attention_mask"]
         emb = mean_pool(out.last_hidden_state, mask)
         emb = torch.nn.functional.normalize(emb, dim=-1)
-        return out.hidden_states[self.split], mask, emb
+        return out.hidden_states[self.split if split is None else split], mask, emb
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:
@@ -103,17 +106,19 @@ def mean_pool(hidden: Any, mask: Any) -> Any:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-def make_head(encoder: Encoder) -> Any:
-    """A fresh task head: copies of the top layers and a linear layer."""
+def make_head(encoder: Encoder, split: int | None = None) -> Any:
+    """A fresh task head: copies of the layers from ``split`` (default the encoder's) up, and a
+    linear layer."""
     import copy
 
     torch = encoder.torch
+    first = encoder.split if split is None else split
 
     class Head(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.layers = torch.nn.ModuleList(
-                copy.deepcopy(layer) for layer in encoder.model.encoder.layer[encoder.split :]
+                copy.deepcopy(layer) for layer in encoder.model.encoder.layer[first:]
             )
             self.out = torch.nn.Linear(encoder.model.config.hidden_size, 1)
 

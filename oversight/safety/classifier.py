@@ -84,7 +84,14 @@ class SafetyClassifier:
         self.max_tokens: dict[str, int] = {"request": MAX_TOKENS, "response": RESPONSE_TOKENS}
         """Word pieces read per task."""
         self.max_tokens.update(meta.get("max_tokens", {}))
-        self.encoder = Encoder(split=6 - int(meta["layers"]))
+        layers = meta["layers"]
+        self.splits: dict[str, int] = {
+            task: 6 - int(layers[task] if isinstance(layers, dict) else layers)
+            for task in ("request", "response")
+        }
+        """Per task, the index of its first fine-tuned layer (``meta["layers"]`` is the number
+        of fine-tuned layers, one for both tasks or per task)."""
+        self.encoder = Encoder(split=self.splits["request"])
         torch = self.encoder.torch
         if threads is not None:
             torch.set_num_threads(threads)
@@ -92,7 +99,7 @@ class SafetyClassifier:
         self._cache: dict[tuple[str, str], float] = {}
         self._cache_lock = threading.Lock()
         for task in ("request", "response"):
-            head = make_head(self.encoder)
+            head = make_head(self.encoder, self.splits[task])
             state = load_file(str(self.weights_dir / f"{task}.safetensors"))
             head.load_state_dict({k: v.float() for k, v in state.items()})
             self._heads[task] = head.eval()
@@ -108,7 +115,9 @@ class SafetyClassifier:
         todo.sort(key=len)
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            hidden, mask, _ = self.encoder.bottom([t or " " for t in chunk], self.max_tokens[task])
+            hidden, mask, _ = self.encoder.bottom(
+                [t or " " for t in chunk], self.max_tokens[task], self.splits[task]
+            )
             with torch.no_grad():
                 probs = torch.sigmoid(self._heads[task](hidden, mask)).tolist()
             known.update(zip(chunk, map(float, probs), strict=True))

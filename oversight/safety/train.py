@@ -9,10 +9,15 @@ Steps, all seeded:
    :mod:`oversight.evaluation.sets`: XSTest, HarmBench test, JBB harmful and benign) by the
    project's one check, :mod:`oversight.dedup` (exact, normalised, content-word Jaccard >= 0.5,
    MiniLM cosine >= 0.9);
-3. write the rows that remain to ``oversight/safety/data/seed_{request,response}.jsonl``;
-4. run the frozen bottom of MiniLM once over every text, then fine-tune each task's top layers
+3. hold out validation requests (a seeded share of the seed and AdvBench requests, HarmBench
+   *val*, the self-instruct user-oriented instructions) and drop every training request that
+   near-duplicates one of them (the same check);
+4. write the training rows that remain to ``oversight/safety/data/seed_{request,response}.jsonl``;
+5. run the frozen bottom of MiniLM once over every text, then fine-tune each task's top layers
    and head for a few epochs (AdamW, binary cross-entropy, class-balanced);
-5. save ``weights/{request,response}.safetensors`` (float16) and ``weights/meta.json``.
+6. choose the request threshold on validation (the gate's verdict; the highest lowest
+   per-group rate) and fold it into the head's bias;
+7. save ``weights/{request,response}.safetensors`` (float16) and ``weights/meta.json``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 from ..dedup import NearDuplicateCheck
 from ..errors import InputError
 from ..evaluation.sets import available_sets, evaluation_texts
-from ._encoder import Encoder, _torch, make_head
+from ._encoder import Encoder, _torch, make_head, mean_pool
 from .seed import SeedRow, generate_seed
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -95,30 +100,44 @@ def _log(message: str) -> None:
     print(f"[safety.train] {message}", file=sys.stderr, flush=True)
 
 
-def _bottom_all(enc: Encoder, texts: Sequence[str], batch: int = 64) -> tuple[list[Any], Any]:
-    """Per-text frozen activations (unpadded) and the stock embeddings."""
-    torch = enc.torch
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    hidden: list[Any] = [None] * len(texts)
-    embs: list[Any] = [None] * len(texts)
-    for start in range(0, len(order), batch):
-        idx = order[start : start + batch]
-        h, mask, emb = enc.bottom([texts[i] for i in idx])
-        for j, i in enumerate(idx):
-            hidden[i] = h[j, : int(mask[j].sum())].clone()
-            embs[i] = emb[j]
-        if (start // batch) % 10 == 0:
-            _log(f"encoded {start + len(idx)}/{len(texts)}")
-    return hidden, torch.stack(embs)
+class Activations:
+    """Frozen MiniLM activations per text, computed once (one forward pass) and kept for every
+    split a head needs, plus the stock embeddings (for the near-duplicate checks)."""
+
+    def __init__(self, enc: Encoder, splits: Sequence[int]) -> None:
+        self.enc = enc
+        self.splits = sorted(set(splits))
+        self.hidden: dict[int, dict[str, Any]] = {s: {} for s in self.splits}
+        self.emb: dict[str, Any] = {}
+
+    def add(self, texts: Sequence[str], batch: int = 64) -> None:
+        torch = self.enc.torch
+        todo = sorted({t for t in texts if t not in self.emb}, key=len)
+        for start in range(0, len(todo), batch):
+            chunk = todo[start : start + batch]
+            tok = self.enc.tokenize(list(chunk))
+            with torch.no_grad():
+                out = self.enc.model(**tok, output_hidden_states=True)
+            mask = tok["attention_mask"]
+            emb = torch.nn.functional.normalize(mean_pool(out.last_hidden_state, mask), dim=-1)
+            for j, text in enumerate(chunk):
+                n = int(mask[j].sum())
+                for s in self.splits:
+                    self.hidden[s][text] = out.hidden_states[s][j, :n].clone()
+                self.emb[text] = emb[j].numpy()
+            if (start // batch) % 10 == 0:
+                _log(f"encoded {start + len(chunk)}/{len(todo)}")
+
+    def embed(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        return np.stack([self.emb[t] for t in texts])
 
 
 def _pad(torch: Any, items: list[Any]) -> tuple[Any, Any]:
-    longest = max(x.shape[0] for x in items)
-    hidden = torch.zeros(len(items), longest, items[0].shape[1])
-    mask = torch.zeros(len(items), longest, dtype=torch.long)
-    for i, x in enumerate(items):
-        hidden[i, : x.shape[0]] = x
-        mask[i, : x.shape[0]] = 1
+    hidden = torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
+    lengths = torch.tensor([x.shape[0] for x in items])
+    mask = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).long()
     return hidden, mask
 
 
@@ -131,12 +150,13 @@ def train_head(
     seed: int,
     batch_size: int = 32,
     lr: float = 1e-4,
+    split: int | None = None,
 ) -> Any:
-    """Fine-tune one task's top layers + head on cached bottom activations."""
+    """Fine-tune one task's top layers (from ``split`` up) + head on cached bottom activations."""
     torch = enc.torch
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    head = make_head(enc)
+    head = make_head(enc, split)
     opt = torch.optim.AdamW(
         [
             {"params": head.layers.parameters(), "lr": lr},
@@ -173,6 +193,85 @@ def _write_jsonl(path: Path, rows: Iterable[SeedRow]) -> None:
             f.write(json.dumps({"text": r.text, "label": r.label, "family": r.family}) + "\n")
 
 
+VALIDATION_FRACTION = 0.15
+"""Share of the seed and AdvBench requests held out for validation."""
+THRESHOLD_GRID = [round(0.05 + 0.01 * i, 2) for i in range(91)]
+
+
+def validation_rows(root: Path) -> list[SeedRow]:
+    """Requests used only for validation: HarmBench *val* behaviours (harmful; formatted as the
+    evaluation loader formats HarmBench test) and the self-instruct user-oriented instructions
+    (benign)."""
+    rows = []
+    for r in _csv(root / "harmbench" / "harmbench_behaviors_text_val.csv"):
+        context = r.get("contextstring") or ""
+        text = f"{context}\n\n---\n\n{r['behavior']}" if context else r["behavior"]
+        rows.append(SeedRow("request", text, 1, "harmbench_val"))
+    path = root / "benign-instructions" / "self-instruct" / "user_oriented_instructions.jsonl"
+    for task in _jsonl(path):
+        inst = task["instances"][0]
+        text = task["instruction"] + (f"\n\n{inst['input']}" if inst["input"] else "")
+        rows.append(SeedRow("request", text, 0, "self_instruct_user"))
+    return rows
+
+
+def validation_group(row: SeedRow) -> str:
+    """The validation group a held-out row is reported (and the threshold chosen) in."""
+    if row.family in ("harmbench_val", "self_instruct_user", "advbench"):
+        return row.family
+    return "seed_harmful" if row.label else "seed_benign"
+
+
+def gate_rates(
+    rows: Sequence[SeedRow], flagged: Sequence[bool]
+) -> dict[str, dict[str, float | int]]:
+    """Per validation group: harmful groups' share flagged, benign groups' share allowed."""
+    groups: dict[str, list[tuple[int, bool]]] = {}
+    for row, f in zip(rows, flagged, strict=True):
+        groups.setdefault(validation_group(row), []).append((row.label, f))
+    out: dict[str, dict[str, float | int]] = {}
+    for name, items in sorted(groups.items()):
+        harmful = items[0][0] == 1
+        ok = sum(f if harmful else not f for _, f in items)
+        key = "flagged" if harmful else "allowed"
+        out[name] = {"n": len(items), key: round(ok / len(items), 4)}
+    return out
+
+
+def worst_rate(rates: dict[str, dict[str, float | int]]) -> float:
+    """The criterion thresholds and designs are chosen by: the lowest of the groups' rates
+    (the goals are per set, and over-refusal counts as much as a missed harmful request)."""
+    return min(float(r.get("flagged", r.get("allowed", 0.0))) for r in rates.values())
+
+
+def choose_threshold(
+    rows: Sequence[SeedRow], harm: Sequence[float], blocked: Sequence[bool]
+) -> tuple[float, dict[str, dict[str, float | int]]]:
+    """The grid threshold with the best :func:`worst_rate` on validation (ties: nearest 0.5).
+    ``blocked``: flagged whatever the harm (a jailbreak framing)."""
+    best: tuple[float, float, float] | None = None
+    for t in THRESHOLD_GRID:
+        rates = gate_rates(rows, [h >= t or b for h, b in zip(harm, blocked, strict=True)])
+        key = (worst_rate(rates), -abs(t - 0.5), t)
+        if best is None or key > best:
+            best = key
+    assert best is not None
+    t = best[2]
+    return t, gate_rates(rows, [h >= t or b for h, b in zip(harm, blocked, strict=True)])
+
+
+def _split_validation(
+    rows: list[SeedRow], keep: list[bool], seed: int, fraction: float
+) -> list[bool]:
+    """Held-out flags: a seeded ``fraction`` of the kept seed and AdvBench requests."""
+    rng = random.Random(seed + 1)
+    held = [False] * len(rows)
+    for i, r in enumerate(rows):
+        if keep[i] and r.task == "request" and r.family not in _BENIGN_EXTERNAL:
+            held[i] = rng.random() < fraction
+    return held
+
+
 def train(
     *,
     out_dir: Path = WEIGHTS_DIR,
@@ -182,8 +281,17 @@ def train(
     layers: int = 1,
     threads: int = 2,
     write_seed: bool = True,
+    choose: bool = True,
+    validation_fraction: float = VALIDATION_FRACTION,
+    activations: Activations | None = None,
 ) -> dict[str, Any]:
-    """Build the data, de-duplicate against evaluation sets, fine-tune, save. Returns a report."""
+    """Build the data, de-duplicate against evaluation sets, hold out validation, fine-tune,
+    choose the request threshold on validation (``choose``), save. Returns a report.
+
+    ``layers`` is the number of top MiniLM layers the request head fine-tunes (6: all of them,
+    end to end above the embeddings); the response head always fine-tunes one.
+    ``activations``: a cache shared by several calls (designs compared in one process).
+    """
     torch = _torch()
     from safetensors.torch import save_file
 
@@ -191,9 +299,13 @@ def train(
     started = time.monotonic()
     root = data_root or default_data_root()
     rows = generate_seed(seed) + external_rows(root)
-    enc = Encoder(split=6 - layers)
+    if validation_fraction > 0:
+        rows += validation_rows(root)
+    splits = {"request": 6 - layers, "response": 5}
+    if activations is None or not set(splits.values()) <= set(activations.splits):
+        activations = Activations(Encoder(split=5), list(splits.values()))
+    enc = activations.enc
     texts = [r.text for r in rows]
-    hidden, embs = _bottom_all(enc, texts)
     names = available_sets(root)
     if not names:
         raise InputError(
@@ -202,56 +314,123 @@ def train(
         )
     refs = evaluation_texts(root, names)
     ref_texts = list(dict.fromkeys(t for ts in refs.values() for t in ts))
-    _, ref_embs = _bottom_all(enc, ref_texts)
-    table = {t: e for t, e in zip(texts, embs.numpy(), strict=True)}
-    ref_table = {t: e for t, e in zip(ref_texts, ref_embs.numpy(), strict=True)}
+    activations.add(texts + ref_texts)
 
-    def lookup(batch: list[str]) -> Any:
-        import numpy as np
-
-        return np.stack([table[t] if t in table else ref_table[t] for t in batch])
-
-    check = NearDuplicateCheck(refs, embed=lookup)
+    check = NearDuplicateCheck(refs, embed=activations.embed)
     kept, overlap = check.filter(list(range(len(rows))), lambda i: texts[i])
-    _log(overlap.line("training rows"))
+    _log(overlap.line("training and validation rows"))
     keep = [False] * len(rows)
     for i in kept:
         keep[i] = True
     dropped = {t: 0 for t in TASKS}
     for row, k in zip(rows, keep, strict=True):
         dropped[row.task] += not k
+    # validation: held-out seed / AdvBench requests plus the validation-only sources; a training
+    # row that near-duplicates a validation row (the same check) is dropped from training
+    held = _split_validation(rows, keep, seed, validation_fraction)
+    for i, r in enumerate(rows):
+        if keep[i] and r.family in ("harmbench_val", "self_instruct_user"):
+            held[i] = True
+    val = [i for i in range(len(rows)) if held[i]]
+    apart: dict[str, Any] = {}
+    if val:
+        val_check = NearDuplicateCheck(
+            {"validation": [texts[i] for i in val]}, embed=activations.embed
+        )
+        cands = [i for i in range(len(rows)) if keep[i] and not held[i]]
+        cands = [i for i in cands if rows[i].task == "request"]
+        train_kept, apart_report = val_check.filter(cands, lambda i: texts[i])
+        for i in set(cands) - set(train_kept):
+            keep[i] = False
+        apart = apart_report.as_dict()
+        _log(apart_report.line("training requests (against validation)"))
     report: dict[str, Any] = {
         "seed": seed,
         "epochs": epochs,
-        "layers": layers,
+        "layers": {"request": layers, "response": 1},
         "dropped_near_duplicates": dropped,
         "near_duplicates": overlap.as_dict(),
+        "validation": {
+            "fraction_held_out": validation_fraction,
+            "sources": "a seeded share of the seed and AdvBench requests, HarmBench val, "
+            "self-instruct user-oriented instructions",
+            "dropped_from_training_as_near_duplicates_of_validation": apart,
+        },
         "rows": {},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
+    heads: dict[str, Any] = {}
     for task in TASKS:
-        idx = [i for i, r in enumerate(rows) if r.task == task and keep[i]]
+        idx = [i for i, r in enumerate(rows) if r.task == task and keep[i] and not held[i]]
         if write_seed:
             _write_jsonl(
                 SEED_DATA_DIR / f"seed_{task}.jsonl",
                 [rows[i] for i in idx if rows[i].family not in _EXTERNAL],
             )
         labels = [rows[i].label for i in idx]
-        head = train_head(enc, [hidden[i] for i in idx], labels, epochs=epochs, seed=seed)
-        state = {k: v.detach().to(torch.float16).contiguous() for k, v in head.state_dict().items()}
-        save_file(state, str(out_dir / f"{task}.safetensors"))
+        split = splits[task]
+        heads[task] = train_head(
+            enc,
+            [activations.hidden[split][texts[i]] for i in idx],
+            labels,
+            epochs=epochs,
+            seed=seed,
+            split=split,
+        )
         report["rows"][task] = {"total": len(idx), "positive": sum(labels)}
-    meta = {
-        "layers": layers,
-        "threshold": {"request": 0.5, "response": 0.5},
-        "trained_with": report,
-    }
-    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    def save(threshold: float) -> None:
+        for task, head in heads.items():
+            state = {
+                k: v.detach().to(torch.float16).contiguous() for k, v in head.state_dict().items()
+            }
+            if task == "request" and threshold != 0.5:
+                # fold the chosen threshold into the bias: P >= 0.5 means "harmful"
+                shift = torch.logit(torch.tensor(threshold, dtype=torch.float32))
+                state["out.bias"] = (head.out.bias.detach() - shift).to(torch.float16)
+            save_file(state, str(out_dir / f"{task}.safetensors"))
+        meta = {
+            "layers": {"request": layers, "response": 1},
+            "threshold": {"request": 0.5, "response": 0.5},
+            "trained_with": report,
+        }
+        (out_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    save(0.5)
+    if val:
+        from .classifier import SafetyClassifier
+
+        clf = SafetyClassifier(out_dir)
+        val_rows = [rows[i] for i in val]
+        verdicts = clf.assess_many([r.text for r in val_rows])
+        harm = [v.harm for v in verdicts]
+        blocked = [v.flagged and v.harm < 0.5 for v in verdicts]
+        at_half = gate_rates(val_rows, [v.flagged for v in verdicts])
+        report["validation"]["at_0.5"] = {"worst": worst_rate(at_half), "groups": at_half}
+        if choose:
+            t, rates = choose_threshold(val_rows, harm, blocked)
+            report["validation"]["chosen"] = {
+                "threshold": t,
+                "worst": worst_rate(rates),
+                "groups": rates,
+                "criterion": "the highest lowest per-group rate (harmful flagged, benign "
+                "allowed) on the grid 0.05..0.95; folded into the request head's bias",
+            }
     report["seconds"] = round(time.monotonic() - started, 1)
+    save(report["validation"].get("chosen", {}).get("threshold", 0.5))
     return report
 
 
-_EXTERNAL = {"advbench", "self_instruct", "self_instruct_answer", "vicuna_bench", "mt_bench"}
+_EXTERNAL = {
+    "advbench",
+    "self_instruct",
+    "self_instruct_answer",
+    "vicuna_bench",
+    "mt_bench",
+    "harmbench_val",
+    "self_instruct_user",
+}
+_BENIGN_EXTERNAL = {"self_instruct", "self_instruct_answer", "vicuna_bench", "mt_bench"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -264,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--layers", type=int, default=1, help="top MiniLM layers to fine-tune (1-6)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-choose", action="store_true", help="keep the request threshold at 0.5")
     a = p.parse_args(argv)
     report = train(
         out_dir=a.out,
@@ -272,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         epochs=a.epochs,
         layers=a.layers,
         threads=a.threads,
+        choose=not a.no_choose,
     )
     print(json.dumps(report))
 
