@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -83,6 +84,21 @@ def logprob_head(model: Any) -> str:
     if cpu_head.installed(model) is not None:
         return "oversight.training.cpu_head (labelled positions, one matmul)"
     return "TRL's fused LM head"
+
+
+def unpatch(model: Any) -> Any:
+    """``model`` with its class's own forward again. The trainers patch the instance: TRL with
+    its fused LM head, the CPU head, and accelerate at ``train()`` with bf16 autocast (and
+    fp32 outputs). A copy keeps those patches: before this, the plain "fp32" DPO loop, copied
+    from the model after the SFT runs, ran under accelerate's bf16 autocast."""
+    model.__dict__.pop("forward", None)
+    model.__dict__.pop("_original_forward", None)
+    return model
+
+
+def pristine(model: Any) -> Any:
+    """A copy of ``model``'s weights with none of the trainers' patches (:func:`unpatch`)."""
+    return unpatch(copy.deepcopy(model))
 
 
 def log(message: str) -> None:
@@ -168,25 +184,84 @@ def adamw(model: Any, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
 
 
-def plain_loop(
+Step = Callable[[], tuple[int, tuple[float, float]]]
+"""One plain step on the next batch: (its tokens, (wall, CPU) seconds)."""
+
+
+def stepper(
     model: Any,
     batches: list[dict[str, Any]],
+    tokens: list[int],
     loss_fn: Callable[[Any, dict[str, Any]], torch.Tensor],
     opt: torch.optim.Optimizer,
     autocast: bool,
-) -> Times:
-    """One plain step per batch: forward, backward, AdamW step; returns per-step seconds."""
-    times = []
-    model.train()
-    for batch in batches:
+) -> Step:
+    """Plain steps through the batches in turn: forward, backward, AdamW step."""
+    counter = itertools.count()
+
+    def step() -> tuple[int, tuple[float, float]]:
+        i = next(counter) % len(batches)
+        model.train()
         t = clock()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_fn(model, batch)
+            loss = loss_fn(model, batches[i])
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        times.append(since(t))
-    return times
+        return tokens[i], since(t)
+
+    return step
+
+
+class Interleave:
+    """``--interleave``: after each step of a library variant, one step of every plain variant
+    (the order flips every step), so a shared machine's load falls on all variants alike rather
+    than on whichever ran in a busy minute. A plain variant's round is the steps it took during
+    that round's library runs (the first ``--warmup`` untimed)."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, Step] = {}
+        self.done: dict[str, tuple[list[int], Times]] = {}
+
+    def add(self, name: str, step: Step) -> Callable[[], tuple[list[int], Times]]:
+        self.steps[name] = step
+        self.done[name] = ([], [])
+        return lambda: self.take(name)
+
+    def take(self, name: str) -> tuple[list[int], Times]:
+        out, self.done[name] = self.done[name], ([], [])
+        return out
+
+    def callbacks(self) -> list[Any]:
+        if not self.steps:
+            return []
+        from transformers import TrainerCallback
+
+        inter = self
+
+        class Plain(TrainerCallback):  # type: ignore[misc]
+            def on_step_end(self, args: Any, state: Any, *a: Any, **k: Any) -> None:
+                names = list(inter.steps)
+                for name in names if state.global_step % 2 else names[::-1]:
+                    tokens, took = inter.steps[name]()
+                    inter.done[name][0].append(tokens)
+                    inter.done[name][1].append(took)
+
+        return [Plain()]
+
+
+def plain_variant(
+    inter: Interleave, name: str, step: Step, args: argparse.Namespace
+) -> Callable[[], tuple[list[int], Times]]:
+    """A plain variant: interleaved with the library's steps, or its own run of steps."""
+    if args.interleave:
+        return inter.add(name, step)
+
+    def alone() -> tuple[list[int], Times]:
+        ran = [step() for _ in range(args.warmup + args.steps)]
+        return [n for n, _ in ran], [t for _, t in ran]
+
+    return alone
 
 
 def run_rounds(
@@ -198,7 +273,10 @@ def run_rounds(
     per_round: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     names = list(variants)
     for r in range(args.rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
+        order = names if r % 2 == 0 else names[::-1]
+        if args.interleave:  # the library runs first: the plain variants' steps run inside them
+            order = sorted(order, key=lambda n: not n.startswith("library"))
+        for name in order:
             tokens, times = variants[name]()
             per_round[name].append(rate(tokens, times, args.warmup))
             wall, cpu = per_round[name][-1]
@@ -254,7 +332,7 @@ def bench_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
         dataset = sft_dataset(rows, tok, settings)
     dataset = dataset.select(range(need))
     collate = collator_for(model, tok.pad_token_id)
-    plain = copy.deepcopy(model)
+    plain = pristine(model)
     lib_tokens: list[int] = []
 
     def counting(batch_rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
@@ -266,6 +344,7 @@ def bench_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
     batches = [collate(list(c)) for c in chunks]
     plain_tokens = [sum(len(r["input_ids"]) for r in c) for c in chunks]
     opt = adamw(plain, 1e-5)
+    inter = Interleave()
 
     def hf_loss(m: Any, batch: dict[str, Any]) -> torch.Tensor:
         if args.plain_head == "full":
@@ -282,29 +361,29 @@ def bench_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
     def run_library(use: SFTSettings) -> tuple[list[int], Times]:
         lib_tokens.clear()
         times: Times = []
+        unpatch(model)
         trainer = sft_trainer(
             model, tok, use.to_trl(device_bf16=choice.bf16), dataset, use,
-            data_collator=counting, callbacks=[trainer_timer(times)],
+            data_collator=counting, callbacks=[trainer_timer(times), *inter.callbacks()],
         )  # fmt: skip
         head[use.cpu_logprob_head] = logprob_head(model)
         trainer.train()
         return list(lib_tokens), times
 
-    def plain_fp32() -> tuple[list[int], Times]:
-        return plain_tokens, plain_loop(plain, batches, hf_loss, opt, False)
-
-    variants = {"library": lambda: run_library(settings), "plain_fp32": plain_fp32}
+    plain_step = stepper(plain, batches, plain_tokens, hf_loss, opt, False)
+    variants = {
+        "library": lambda: run_library(settings),
+        "plain_fp32": plain_variant(inter, "plain_fp32", plain_step, args),
+    }
     if args.trl_head:
         trl = dataclasses.replace(settings, cpu_logprob_head=False)
         variants["library_trl_head"] = lambda: run_library(trl)
     if choice.bf16 and args.autocast_loop:
-        same = copy.deepcopy(plain)
-        opt_same = adamw(same, 1e-5)
-
-        def plain_bf16_autocast() -> tuple[list[int], Times]:
-            return plain_tokens, plain_loop(same, batches, hf_loss, opt_same, True)
-
-        variants["plain_bf16_autocast"] = plain_bf16_autocast
+        same = pristine(plain)
+        same_step = stepper(same, batches, plain_tokens, hf_loss, adamw(same, 1e-5), True)
+        variants["plain_bf16_autocast"] = plain_variant(
+            inter, "plain_bf16_autocast", same_step, args
+        )
     result = run_rounds(variants, args)
     shape = {"rows_per_step": step, "tokens_per_step": round(statistics.mean(plain_tokens))}
     work = {
@@ -355,17 +434,20 @@ def bench_dpo(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
             "rejected": [{"role": "assistant", "content": " ".join(reversed(answer.split()))}],
         })  # fmt: skip
     dataset = dpo_dataset(rows)
-    plain = copy.deepcopy(model)
-    reference = copy.deepcopy(model).eval().requires_grad_(False)
-    plain_reference = copy.deepcopy(reference)  # TRL patches the library's reference's forward
+    plain = pristine(model)
+    reference = pristine(model).eval().requires_grad_(False)
+    plain_reference = pristine(reference)  # TRL patches the library's reference's forward
     lib_tokens: list[int] = []
     beta = settings.beta
     head: dict[bool, str] = {}
+    inter = Interleave()
 
     def make_trainer(times: Times, use: DPOSettings = settings) -> Any:
+        unpatch(model)
+        unpatch(reference)
         trainer = dpo_trainer(
             model, tok, use.to_trl(device_bf16=choice.bf16), dataset, use,
-            ref_model=reference, callbacks=[trainer_timer(times)],
+            ref_model=reference, callbacks=[trainer_timer(times), *inter.callbacks()],
         )  # fmt: skip
         head[use.cpu_logprob_head] = logprob_head(model)
         collate = trainer.data_collator
@@ -405,21 +487,20 @@ def bench_dpo(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     opt = adamw(plain, 1e-6)
 
-    def plain_fp32() -> tuple[list[int], Times]:
-        return plain_tokens, plain_loop(plain, batches, dpo_loss, opt, False)
-
-    variants = {"library": lambda: run_library(settings), "plain_fp32": plain_fp32}
+    plain_step = stepper(plain, batches, plain_tokens, dpo_loss, opt, False)
+    variants = {
+        "library": lambda: run_library(settings),
+        "plain_fp32": plain_variant(inter, "plain_fp32", plain_step, args),
+    }
     if args.trl_head:
         trl = dataclasses.replace(settings, cpu_logprob_head=False)
         variants["library_trl_head"] = lambda: run_library(trl)
     if choice.bf16 and args.autocast_loop:
-        same = copy.deepcopy(plain)
-        opt_same = adamw(same, 1e-6)
-
-        def plain_bf16_autocast() -> tuple[list[int], Times]:
-            return plain_tokens, plain_loop(same, batches, dpo_loss, opt_same, True)
-
-        variants["plain_bf16_autocast"] = plain_bf16_autocast
+        same = pristine(plain)
+        same_step = stepper(same, batches, plain_tokens, dpo_loss, adamw(same, 1e-6), True)
+        variants["plain_bf16_autocast"] = plain_variant(
+            inter, "plain_bf16_autocast", same_step, args
+        )
     result = run_rounds(variants, args)
     mean = round(statistics.mean(plain_tokens))
     shape = {"pairs_per_step": args.pairs_per_step, "tokens_per_step": mean}
@@ -462,6 +543,9 @@ def main() -> None:
     ap.add_argument("--plain-head", choices=sorted(PLAIN_HEAD), default="full",
                     help="the plain loop's logits: every position (the model's forward) or only "
                     "the labelled ones")  # fmt: skip
+    ap.add_argument("--interleave", action="store_true",
+                    help="one step of each plain variant after every library step (loaded "
+                    "machines)")  # fmt: skip
     ap.add_argument("--out", help="also write the JSON to this file")
     args = ap.parse_args()
     if args.threads:
@@ -493,6 +577,7 @@ def main() -> None:
         "steps": args.steps,
         "rounds": args.rounds,
         "plain_head": args.plain_head,
+        "interleave": args.interleave,
         "loadavg_start": [round(x, 2) for x in load_start],
     }
     log(f"precision: {report['chosen']['dtype']} ({report['chosen']['reason']})")

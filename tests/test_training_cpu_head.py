@@ -158,3 +158,26 @@ def test_sft_trainer_installs_the_head_unless_turned_off(tmp_path: Path) -> None
         assert cpu_head.installed(model) == expected
         trainer.train()
         assert trainer.state.log_history[-1]["train_loss"] > 0
+
+
+def test_train_cpu_plain_copies_run_their_own_weights_in_fp32(tmp_path: Path) -> None:
+    """A deep copy of a trained model keeps the trainers' patched forward, whose closures call
+    the *original* model (under accelerate's bf16 autocast): the plain DPO loop of
+    benchmarks/train_cpu.py ran on the library's model that way. Its copies now drop them."""
+    from _bench import load_benchmark
+
+    bench = load_benchmark("train_cpu")
+    model, _, _ = _dpo_run(tmp_path, True)  # trained: TRL, the CPU head and accelerate patched it
+    ids = torch.randint(0, 200, (1, 8))
+
+    def q_proj_outputs(copy_of: Any) -> list[Any]:
+        seen: list[Any] = []
+        layer = copy_of.model.layers[0].self_attn.q_proj
+        hook = layer.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        with torch.no_grad():
+            copy_of(input_ids=ids)
+        hook.remove()
+        return seen
+
+    assert q_proj_outputs(copy.deepcopy(model)) == []  # the copy's own layers never ran
+    assert q_proj_outputs(bench.pristine(model)) == [torch.float32]
