@@ -99,6 +99,15 @@ class CommonSettings:
         default=False,
         metadata={"help": "Trade compute for memory; off by default (small models fit)."},
     )
+    cpu_logprob_head: bool = field(
+        default=True,
+        metadata={
+            "help": "On a CPU, compute the log-probabilities with one LM-head matmul over the "
+            "labelled positions (oversight.training.cpu_head) instead of TRL's fused head, whose "
+            "CPU fallback scores every position and runs its backward matmuls in fp32 "
+            "(docs/training.md, training speed on the CPU). No effect on a GPU."
+        },
+    )
     save_steps: int = field(
         default=500, metadata={"help": "Write a checkpoint every N steps (checkpoint-N/)."}
     )

@@ -25,6 +25,40 @@ def dpo_dataset(rows: Sequence[dict[str, Any]]) -> Any:
     )
 
 
+def dpo_trainer(
+    model: Any,
+    tokenizer: Any,
+    args: Any,
+    train_dataset: Any,
+    settings: DPOSettings,
+    *,
+    ref_model: Any = None,
+    eval_dataset: Any = None,
+    peft_config: Any = None,
+    callbacks: Sequence[Any] | None = None,
+) -> Any:
+    """TRL's ``DPOTrainer`` as ``oversight train dpo`` runs it: on a CPU, with the log-probability
+    head of :mod:`oversight.training.cpu_head` on the policy and the reference (unless
+    ``settings.cpu_logprob_head`` is off)."""
+    from trl import DPOTrainer
+
+    from . import cpu_head
+
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks) if callbacks else None,
+    )
+    if settings.cpu_logprob_head:
+        cpu_head.install_on(trainer, "dpo")
+    return trainer
+
+
 def train_dpo(
     run_dirs: Sequence[str | Path],
     settings: DPOSettings,
@@ -38,8 +72,6 @@ def train_dpo(
     from . import _common
 
     _common.require_training_extras()
-    from trl import DPOTrainer
-
     from .eval import default_refusal_detector
 
     detector = is_refusal or default_refusal_detector()
@@ -61,15 +93,10 @@ def train_dpo(
     peft = _common.peft_config(settings)
     # The frozen reference: a copy of the starting weights (with LoRA, the base without adapters).
     ref_model = None if peft is not None else copy.deepcopy(model).eval()
-    trainer = DPOTrainer(
-        model=model,
-        ref_model=ref_model,
-        args=args,
-        train_dataset=dpo_dataset(split.train),
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        peft_config=peft,
-    )
+    trainer = dpo_trainer(
+        model, tokenizer, args, dpo_dataset(split.train), settings,
+        ref_model=ref_model, eval_dataset=evaluation, peft_config=peft,
+    )  # fmt: skip
     trainer.train()
     final = _common.save_final(trainer, tokenizer, settings)
     metrics = _common.write_metrics(trainer, settings, {}, dtype)

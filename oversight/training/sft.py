@@ -27,6 +27,39 @@ def sft_dataset(rows: Sequence[dict[str, Any]], tokenizer: Any, settings: SFTSet
     return Dataset.from_list(packed_rows(groups))
 
 
+def sft_trainer(
+    model: Any,
+    tokenizer: Any,
+    args: Any,
+    train_dataset: Any,
+    settings: SFTSettings,
+    *,
+    eval_dataset: Any = None,
+    data_collator: Any = None,
+    callbacks: Sequence[Any] | None = None,
+) -> Any:
+    """TRL's ``SFTTrainer`` as ``oversight train sft`` runs it: the packed collator, and on a CPU
+    the log-probability head of :mod:`oversight.training.cpu_head` (unless
+    ``settings.cpu_logprob_head`` is off)."""
+    from trl import SFTTrainer
+
+    from . import _common, cpu_head
+
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        data_collator=data_collator or collator_for(model, tokenizer.pad_token_id),
+        peft_config=_common.peft_config(settings),
+        callbacks=list(callbacks) if callbacks else None,
+    )
+    if settings.cpu_logprob_head:
+        cpu_head.install_on(trainer, "sft")
+    return trainer
+
+
 def train_sft(
     run_dirs: Sequence[str | Path],
     settings: SFTSettings,
@@ -44,8 +77,6 @@ def train_sft(
     from . import _common
 
     _common.require_training_extras()
-    from trl import SFTTrainer
-
     from .eval import default_refusal_detector
 
     detector = is_refusal or default_refusal_detector()
@@ -67,15 +98,7 @@ def train_sft(
     args = settings.to_trl(device_bf16=dtype.bf16)
     if evaluation is None:
         args.eval_strategy = "no"
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=evaluation,
-        processing_class=tokenizer,
-        data_collator=collator_for(model, tokenizer.pad_token_id),
-        peft_config=_common.peft_config(settings),
-    )
+    trainer = sft_trainer(model, tokenizer, args, train, settings, eval_dataset=evaluation)
     trainer.train()
     final = _common.save_final(trainer, tokenizer, settings)
     metrics = _common.write_metrics(
