@@ -347,7 +347,15 @@ def main() -> None:
         "--dtype", default="machine", help="machine (bf16 only where native), bfloat16, float32"
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--max-wait-ms", type=float, default=5.0, help="the batch window of --flush window"
+    )
+    parser.add_argument(
+        "--flush",
+        choices=("idle", "window"),
+        default="idle",
+        help="when the backend's batches run (oversight.backends._batching)",
+    )
     parser.add_argument("--skip-sequential", action="store_true")
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of every variant, in turn; the median counts"
@@ -383,6 +391,7 @@ def main() -> None:
         device=args.device,
         max_batch_size=args.concurrency,
         max_wait_ms=args.max_wait_ms,
+        flush=args.flush,
         num_threads=args.threads,
     )
     report = measure(backend, load_prompts(args.prompts), args)
@@ -486,6 +495,7 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
         "max_new_tokens": tokens,
         "concurrency": args.concurrency,
         "max_wait_ms": args.max_wait_ms,
+        "flush": backend._queue.flush,
         "threads": args.threads,
         "repeats": args.repeats,
         "principle": PRINCIPLE_ID,

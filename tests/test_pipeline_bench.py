@@ -86,7 +86,7 @@ def test_every_variant_is_timed_the_same_way(bench: Any, backend: TransformersBa
 
     args = SimpleNamespace(
         tokens=4, concurrency=2, repeats=3, skip_sequential=False, sequential_limit=1,
-        device="cpu", max_wait_ms=5.0, threads=1,
+        device="cpu", max_wait_ms=5.0, flush="idle", threads=1,
     )  # fmt: skip
     report = bench.measure(backend, bench.load_prompts(2), args)
     for name in ("stage_batched", "runtime", "concurrent"):
@@ -104,3 +104,30 @@ def test_every_variant_is_timed_the_same_way(bench: Any, backend: TransformersBa
             assert sum(run["sizes"]) == 6 and len(run["seconds"]) == len(run["sizes"])
     ratio = report["stage_batched"]["wall_s"] / report["runtime"]["wall_s"]
     assert report["ratio_runtime_vs_stage_batched"] == pytest.approx(ratio, abs=0.01)
+
+
+def test_the_runtime_issues_the_hand_loops_batches(bench: Any) -> None:
+    """One batch per stage holding every episode, in the hand loop's order, every run: the
+    runtime's three batches are the hand-batched loop's three (so the same revisions)."""
+    tok = tiny_tokenizer()
+    tok.add_tokens(["Yes", "No", " Yes", " No"])
+    backend = TransformersBackend(
+        tiny_llama(len(tok)), tokenizer=tok, dtype="float32", max_batch_size=8, num_threads=1
+    )
+    prompts = [f"{p} (#{i})" for i, p in enumerate(bench.load_prompts(6))]
+    orders: list[list[int]] = []
+    original = backend._queue._run_batch
+
+    def record(calls: list[Any]) -> list[Any]:
+        users = [str(c.request.messages[-1]["content"]) for c in calls]
+        orders.append([next(i for i in range(6) if f"(#{i})" in u) for u in users])
+        return original(calls)
+
+    backend._queue._run_batch = record  # type: ignore[method-assign]
+    hand = bench.stage_batched(backend, prompts, 4)
+    for _ in range(2):
+        orders.clear()
+        run = bench.run_runtime(backend, prompts, 4, 6)
+        assert run["sizes"] == [6, 6, 6]
+        assert orders == [list(range(6))] * 3
+        assert run["texts"] == hand

@@ -6,10 +6,23 @@ forward pass) in a worker thread via :func:`anyio.to_thread.run_sync`, so the ev
 while the model works and the next batch fills up meanwhile.
 
 There is no batching task to start or stop: the first caller that finds no batch running becomes
-the *leader*. It waits until a batch is full (``max_batch_size``) or the oldest waiting request
-has waited ``max_wait_s``, runs the batch, and keeps leading until its own requests are answered;
-then the next waiting caller takes over. Only one batch runs at a time, so the model is never
-used from two threads at once.
+the *leader*. It waits until a batch may run (below), runs it, and keeps leading until its own
+requests are answered; then the next waiting caller takes over. Only one batch runs at a time, so
+the model is never used from two threads at once.
+
+When a batch runs (``flush``):
+
+``"idle"`` (default)
+    when it is full (``max_batch_size``), or as soon as no other task of the event loop is ready
+    to run: every task that could still join the batch without waiting for something outside the
+    loop (a thread, a socket, a timer) has either submitted or is blocked. Episodes that reach the
+    model in the same stage therefore meet in one batch however long the loop takes to bring them
+    there (a loaded machine, a busy runtime), so a run forms the same batches every time; a lone
+    caller waits for nothing. ``max_busy_wait_s`` only bounds the wait while the loop never rests.
+    The loop is watched on asyncio's standard event loop; on any other (trio, uvloop) the
+    ``"window"`` rule applies.
+``"window"``
+    when it is full, or its oldest request has waited ``max_wait_s``.
 
 Requests carry a *group key*: only requests with equal keys share a batch (greedy and sampled
 generation, different stop strings, scoring). The oldest request's group goes first.
@@ -24,9 +37,11 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
+from weakref import WeakKeyDictionary
 
 import anyio
+import anyio.lowlevel
 
 from ..errors import BackendError, OversightError
 
@@ -67,6 +82,36 @@ class BatchStats:
         return self.items / self.batches if self.batches else 0.0
 
 
+_WATCHERS: WeakKeyDictionary[Any, int] = WeakKeyDictionary()
+"""asyncio loop -> leaders now yielding in :func:`_loop_settled` on it."""
+
+
+def _running_asyncio_loop() -> Any | None:
+    """The running asyncio loop, when it is one whose ready queue can be read (else ``None``)."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        return None
+    return loop if isinstance(getattr(loop, "_ready", None), deque) else None
+
+
+async def _loop_settled(loop: Any) -> bool:
+    """Yield once; ``True`` when, back, no other task of ``loop`` is ready to run.
+
+    asyncio's loop runs the callbacks in ``loop._ready``; a task that is not blocked has one
+    there. Other leaders yielding here (one queue per backend) always have one too, so they are
+    discounted: two queues watching the same loop do not keep each other busy.
+    """
+    _WATCHERS[loop] = _WATCHERS.get(loop, 0) + 1
+    try:
+        await anyio.lowlevel.checkpoint()
+        return len(loop._ready) <= _WATCHERS[loop] - 1
+    finally:
+        _WATCHERS[loop] -= 1
+
+
 class BatchQueue(Generic[T, R]):
     """Run ``run_batch(items) -> results`` (blocking, same order) on gathered concurrent calls."""
 
@@ -78,14 +123,25 @@ class BatchQueue(Generic[T, R]):
         max_wait_s: float = 0.005,
         group_key: Callable[[T], Hashable] = lambda _item: None,
         name: str = "model",
+        flush: Literal["idle", "window"] = "idle",
+        max_busy_wait_s: float = 1.0,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_wait_s < 0:
             raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
+        if flush not in ("idle", "window"):
+            raise ValueError(f"flush must be 'idle' or 'window', got {flush!r}")
+        if max_busy_wait_s < 0:
+            raise ValueError(f"max_busy_wait_s must be >= 0, got {max_busy_wait_s}")
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        """``"window"`` (and ``"idle"`` where the loop cannot be watched): the longest the
+        oldest request waits for others."""
+        self.flush = flush
+        self.max_busy_wait_s = max_busy_wait_s
+        """``"idle"``: the longest the oldest request waits while the loop never rests."""
         self._group_key = group_key
         self._name = name
         self._pending: deque[_Entry[T, R]] = deque()
@@ -144,11 +200,19 @@ class BatchQueue(Generic[T, R]):
         return [e for e in self._pending if e.key == key][: self.max_batch_size]
 
     async def _gather(self) -> list[_Entry[T, R]]:
-        """Wait until the oldest group is full or its oldest request has waited long enough."""
+        """Wait until the oldest group may run (see the module's ``flush`` rules); take it."""
+        loop = _running_asyncio_loop() if self.flush == "idle" else None
         while self._pending:
             group = self._group()
-            remaining = group[0].arrived + self.max_wait_s - anyio.current_time()
-            if len(group) >= self.max_batch_size or remaining <= 0:
+            if len(group) >= self.max_batch_size:
+                break
+            waited = anyio.current_time() - group[0].arrived
+            if loop is not None:
+                if waited >= self.max_busy_wait_s or await _loop_settled(loop):
+                    break
+                continue
+            remaining = self.max_wait_s - waited
+            if remaining <= 0:
                 break
             self._arrived = anyio.Event()
             with anyio.move_on_after(remaining):

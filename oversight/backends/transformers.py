@@ -12,8 +12,13 @@ run as one padded batch in a worker thread. Options (the hierarchy YAML's ``opti
     reason are in :attr:`TransformersBackend.dtype_choice`.
 ``device``
     ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (CUDA when available).
-``max_batch_size`` / ``max_wait_ms``
-    batch bounds: a batch runs when it is full or its oldest request waited ``max_wait_ms``.
+``max_batch_size`` / ``flush`` / ``max_wait_ms``
+    when a batch runs (:mod:`oversight.backends._batching`): when it is full, or with ``flush:
+    idle`` (default) as soon as no other task of the event loop could still join it (every
+    episode that reaches the model in the same stage shares its batch, so a run forms the same
+    batches every time; a lone caller waits for nothing), or with ``flush: window`` once its
+    oldest request waited ``max_wait_ms`` (also the rule on event loops that cannot be watched:
+    trio, uvloop).
 ``compile``
     wrap the model in :func:`torch.compile` (worth it on GPU for long runs; slow to warm up).
 ``max_prompt_tokens``
@@ -157,6 +162,7 @@ class TransformersBackend:
         device: str = "cpu",
         max_batch_size: int = 16,
         max_wait_ms: float = 5.0,
+        flush: str = "idle",
         compile: bool = False,
         continuous_batching: bool | None = None,
         max_prompt_tokens: int | None = None,
@@ -233,12 +239,17 @@ class TransformersBackend:
         self._transformers = transformers
         self._lock = threading.Lock()
         self._first_token_ids: dict[str, tuple[int, ...]] = {}
+        if flush not in ("idle", "window"):
+            raise ConfigError(
+                f"transformers backend option flush={flush!r}: use 'idle' (default) or 'window'"
+            )
         self._queue: BatchQueue[_Call, Any] = BatchQueue(
             self._run_batch,
             max_batch_size=max_batch_size,
             max_wait_s=max_wait_ms / 1000,
             group_key=_group_key,
             name=f"transformers({self.model_id})",
+            flush=cast(Any, flush),
         )
 
     @property
