@@ -411,18 +411,21 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
     timed(backend.generate_sync, [draft_request(prompts[0], 4)])  # warm-up
 
     results: dict[str, Any] = {}
-    # Every variant runs ``--repeats`` times, in turn (a, b, c, d, a, b, ...), and its median
-    # counts: the same rule for each, so load from other processes shifts them alike.
+    # Every variant runs ``--repeats`` times, in turn (sequential first, then the batched ones in
+    # a rotating order), and its median counts: the same rule for each, so load from other
+    # processes and the position in the order shift them alike.
     n_a = min(args.sequential_limit or n, n)
     runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": [], "c": [], "d": []}
-    for _ in range(args.repeats):
-        if not args.skip_sequential:
-            _, t_seq = timed(sequential, backend, prompts[:n_a], tokens)
-            runs["a"].append({"wall": t_seq * n / n_a, "measured": t_seq})
+
+    def run_b() -> None:
         batch_s: list[float] = []
         texts, t = timed(stage_batched, backend, prompts, tokens, batch_s)
         runs["b"].append({"wall": t, "texts": texts, "batch_s": batch_s, "sizes": [n, n, n]})
+
+    def run_c() -> None:
         runs["c"].append(run_runtime(backend, prompts, tokens, args.concurrency))
+
+    def run_d() -> None:
         before = (backend.stats.busy_s, backend.stats.batches, backend.stats.items)
         first = len(backend.stats.sizes)
         start = time.perf_counter()
@@ -436,6 +439,16 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
             "batches": backend.stats.batches - before[1],
             "items": backend.stats.items - before[2],
         })  # fmt: skip
+
+    batched = [run_b, run_c, run_d]
+    for rep in range(args.repeats):
+        if not args.skip_sequential:
+            _, t_seq = timed(sequential, backend, prompts[:n_a], tokens)
+            runs["a"].append({"wall": t_seq * n / n_a, "measured": t_seq})
+        # The batched variants take turns at going first (b c d, c d b, d b c, ...): on the
+        # test machine the same batches ran up to 30% slower in some positions of the order.
+        for run in batched[rep % 3 :] + batched[: rep % 3]:
+            run()
     med = {k: _median_run(v) for k, v in runs.items() if v}
     walls = {k: [round(r["wall"], 3) for r in v] for k, v in runs.items() if v}
     # Every run's batches (sizes and seconds inside the model call), to compare like with like.
@@ -500,7 +513,8 @@ def measure(backend: TransformersBackend, prompts: list[str], args: Any) -> dict
         "repeats": args.repeats,
         "principle": PRINCIPLE_ID,
         "calls_per_episode": {"generate": 2, "score": 1},
-        "timing": "every variant run --repeats times in turn; the median run counts",
+        "timing": "every variant run --repeats times in turn (the batched ones in a rotating "
+        "order); the median run counts",
         "runtime_is": "oversight.runtime.Runtime: base, critic (always flags the draft), reviser "
         "on one transformers backend; bus, journal (temp dir), decision core",
         "concurrent_is": "episode tasks through the batching backend, without the runtime",
