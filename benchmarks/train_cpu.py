@@ -264,6 +264,37 @@ def plain_variant(
     return alone
 
 
+def variants_for(
+    run_library: Callable[[Any], tuple[list[int], Times]],
+    settings: Any,
+    plain: Any,
+    loop: tuple[list[dict[str, Any]], list[int], Callable[[Any, dict[str, Any]], torch.Tensor]],
+    lr: float,
+    inter: Interleave,
+    args: argparse.Namespace,
+    bf16: bool,
+) -> dict[str, Callable[[], tuple[list[int], Times]]]:
+    """The variants of one kind (SFT or DPO): the library, the plain fp32 loop over ``loop``'s
+    (batches, tokens per batch, loss), and when asked the library with TRL's head and the plain
+    loop under bf16 autocast (on a fresh copy of the plain model)."""
+    batches, tokens, loss = loop
+    plain_step = stepper(plain, batches, tokens, loss, adamw(plain, lr), False)
+    variants = {
+        "library": lambda: run_library(settings),
+        "plain_fp32": plain_variant(inter, "plain_fp32", plain_step, args),
+    }
+    if args.trl_head:
+        trl = dataclasses.replace(settings, cpu_logprob_head=False)
+        variants["library_trl_head"] = lambda: run_library(trl)
+    if bf16 and args.autocast_loop:
+        same = pristine(plain)
+        same_step = stepper(same, batches, tokens, loss, adamw(same, lr), True)
+        variants["plain_bf16_autocast"] = plain_variant(
+            inter, "plain_bf16_autocast", same_step, args
+        )
+    return variants
+
+
 def run_rounds(
     variants: dict[str, Callable[[], tuple[list[int], Times]]], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -343,7 +374,6 @@ def bench_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
     chunks = [dataset.select(range(i, i + step)) for i in range(0, need, step)]
     batches = [collate(list(c)) for c in chunks]
     plain_tokens = [sum(len(r["input_ids"]) for r in c) for c in chunks]
-    opt = adamw(plain, 1e-5)
     inter = Interleave()
 
     def hf_loss(m: Any, batch: dict[str, Any]) -> torch.Tensor:
@@ -370,20 +400,8 @@ def bench_sft(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
         trainer.train()
         return list(lib_tokens), times
 
-    plain_step = stepper(plain, batches, plain_tokens, hf_loss, opt, False)
-    variants = {
-        "library": lambda: run_library(settings),
-        "plain_fp32": plain_variant(inter, "plain_fp32", plain_step, args),
-    }
-    if args.trl_head:
-        trl = dataclasses.replace(settings, cpu_logprob_head=False)
-        variants["library_trl_head"] = lambda: run_library(trl)
-    if choice.bf16 and args.autocast_loop:
-        same = pristine(plain)
-        same_step = stepper(same, batches, plain_tokens, hf_loss, adamw(same, 1e-5), True)
-        variants["plain_bf16_autocast"] = plain_variant(
-            inter, "plain_bf16_autocast", same_step, args
-        )
+    loop = (batches, plain_tokens, hf_loss)
+    variants = variants_for(run_library, settings, plain, loop, 1e-5, inter, args, choice.bf16)
     result = run_rounds(variants, args)
     shape = {"rows_per_step": step, "tokens_per_step": round(statistics.mean(plain_tokens))}
     work = {
@@ -485,22 +503,8 @@ def bench_dpo(model: Any, tok: Any, args: argparse.Namespace) -> dict[str, Any]:
         make_trainer(times, use).train()
         return list(lib_tokens), times
 
-    opt = adamw(plain, 1e-6)
-
-    plain_step = stepper(plain, batches, plain_tokens, dpo_loss, opt, False)
-    variants = {
-        "library": lambda: run_library(settings),
-        "plain_fp32": plain_variant(inter, "plain_fp32", plain_step, args),
-    }
-    if args.trl_head:
-        trl = dataclasses.replace(settings, cpu_logprob_head=False)
-        variants["library_trl_head"] = lambda: run_library(trl)
-    if choice.bf16 and args.autocast_loop:
-        same = pristine(plain)
-        same_step = stepper(same, batches, plain_tokens, dpo_loss, adamw(same, 1e-6), True)
-        variants["plain_bf16_autocast"] = plain_variant(
-            inter, "plain_bf16_autocast", same_step, args
-        )
+    loop = (batches, plain_tokens, dpo_loss)
+    variants = variants_for(run_library, settings, plain, loop, 1e-6, inter, args, choice.bf16)
     result = run_rounds(variants, args)
     mean = round(statistics.mean(plain_tokens))
     shape = {"pairs_per_step": args.pairs_per_step, "tokens_per_step": mean}
