@@ -22,7 +22,8 @@ benign, flag >= 97% of XSTest unsafe, HarmBench test and JBB harmful.
 
     nice -n 15 python benchmarks/safety_gate_designs.py --out benchmarks/results/FILE.json [--ship]
 
-``--ship`` copies the chosen design's weights into ``oversight/safety/weights``.
+``--ship`` copies the chosen design's weights into ``oversight/safety/weights`` (the weights
+shipped now are ``top1_t050``, not the validation's choice: see docs/safety.md).
 """
 
 from __future__ import annotations
