@@ -107,3 +107,31 @@ def test_detect_reads_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     assert choice.dtype == "float32"
     if cap.cpu_bf16:  # the reason says why the CPU's bf16 flags did not count
         assert "ONEDNN_MAX_CPU_ISA=AVX2" in choice.reason
+
+
+def test_huge_pages_default_on_before_torch_and_user_setting_wins() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, oversight.cli; print(os.environ.get('THP_MEM_ALLOC_ENABLE'))"
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == ("1" if sys.platform.startswith("linux") else "None")
+    off = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "THP_MEM_ALLOC_ENABLE": "0"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert off.stdout.strip() == "0"
+
+
+def test_huge_pages_left_alone_once_torch_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import sys
+
+    from oversight import devices
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", object())
+    assert devices.enable_huge_pages() is False  # too late: PyTorch has read it already
+    assert "THP_MEM_ALLOC_ENABLE" not in os.environ

@@ -7,6 +7,11 @@ import importlib
 
 import typer
 
+from ..devices import enable_huge_pages
+
+# before any command imports torch: PyTorch reads its huge-page switch once (oversight.devices)
+enable_huge_pages()
+
 app = typer.Typer(
     name="oversight",
     help="Constitutional AI oversight: run, check, adjudicate, export, simulate, train, evaluate.",
