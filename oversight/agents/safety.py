@@ -58,9 +58,10 @@ class SafetyAgent(AuditMixin):
     on every assessment).
 
     Options: ``principle``, ``band`` (uncertainty band, default 0.1), ``signals`` (run the
-    jailbreak signal detector, default true), ``block_threshold`` (default 0.85) and
-    ``escalate_threshold`` (default 0.3), both on P(request harmful); 0.85 is the lowest threshold
-    blocking at most 1% of safe validation requests (``benchmarks/safety_gate.py``).
+    jailbreak signal detector, default true), ``block_threshold`` (default 0.95) and
+    ``escalate_threshold`` (default 0.3), both on P(request harmful); 0.95 is the lowest threshold
+    blocking at most 1% of safe validation requests with the shipped request head
+    (``benchmarks/safety_gate.py``; 0.85 with the head shipped before).
     """
 
     @property
@@ -106,7 +107,7 @@ class SafetyAgent(AuditMixin):
             [risk], float(self.options.get("band", 0.1))
         )
         verdict = VERDICT_NAMES[int(verdicts[0])]
-        block = float(self.options.get("block_threshold", 0.85))
+        block = float(self.options.get("block_threshold", 0.95))
         moderate = float(self.options.get("escalate_threshold", 0.3))
         framing = bool({"injection", "roleplay", "tool_misuse"} & set(signals))
         from ..safety.tools import acts_on_injection
