@@ -42,7 +42,6 @@ import itertools
 import json
 import os
 import random
-import re
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _hh_rlhf import labelled_replies
 from selective_oversight import (
     HIERARCHY,
     FallbackTexts,
@@ -63,7 +63,6 @@ from selective_oversight import (
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "data" / "escalation_validation.jsonl"
 LABELS = HERE / "data" / "escalation_validation_labels.jsonl"
-HH_LABELS = HERE / "data" / "hh_rlhf_refusal_labels.csv"
 ERROR_COST = 5.0
 ERROR_COSTS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 """Other prices of an error the result also reports the choice for."""
@@ -116,17 +115,11 @@ def self_instruct(root: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 def hh_rlhf(root: Path) -> list[dict[str, Any]]:
     """HH-RLHF replies with their hand refusal labels; the request's label comes later."""
-    lines = (root / "hh-rlhf" / "harmless-base" / "test.jsonl").read_text(encoding="utf-8")
-    docs = [json.loads(line) for line in lines.splitlines() if line.strip()]
-    out = []
-    with HH_LABELS.open(newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            turns = re.split(r"\n\n(Human|Assistant): ", docs[int(r["row"])][r["side"]])
-            (_, prompt), (_, reply) = zip(turns[1::2], turns[2::2], strict=True)
-            out.append({"id": f"hh-{r['row']}-{r['side']}", "source": "hh_rlhf",
-                        "prompt": prompt.strip(), "answer": reply.strip(), "harmful": None,
-                        "answer_refuses": r["label"] == "refusal"})  # fmt: skip
-    return out
+    return [
+        {"id": f"hh-{r.row}-{r.side}", "source": "hh_rlhf", "prompt": r.prompt,
+         "answer": r.reply, "harmful": None, "answer_refuses": r.refuses}
+        for r in labelled_replies(root)
+    ]  # fmt: skip
 
 
 def build_cases(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:

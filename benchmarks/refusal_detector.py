@@ -52,7 +52,6 @@ import csv
 import hashlib
 import itertools
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -68,6 +67,10 @@ from oversight.safety.refusal import RefusalDetector
 from oversight.safety.refusal_probe import PROBE_FILE, embed, fit_probe
 from oversight.safety.train import default_data_root
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _hh_rlhf import LABELS, labelled_replies
+
 ATTACKS = ("PAIR/black_box", "GCG/transfer", "JBC/manual", "prompt_with_random_search/black_box")
 CAVEAT_WINDOWS = (200, None)
 PROBE_L2 = (1e-4, 1e-3)
@@ -77,7 +80,7 @@ MEASUREMENTS = 1
 earlier cue-only design was measured once before (results at commit ddb669a)."""
 LAST = {"cues": "cues", "caveat_window": None, "lectures": False, "non_answers": False}
 """The previous chosen detector: declines and caveats anywhere, no lectures or non-answers."""
-HH_LABELS = Path(__file__).parent / "data" / "hh_rlhf_refusal_labels.csv"
+HH_LABELS = LABELS
 
 
 def _load() -> list[float]:
@@ -103,15 +106,7 @@ def jbb_truthfulqa(root: Path) -> list[tuple[str, str, bool]]:
 
 def hh_rlhf(root: Path, labels: Path = HH_LABELS) -> list[tuple[str, str, bool]]:
     """Single-turn HH-RLHF harmless-base replies with the hand labels in ``labels``."""
-    lines = (root / "hh-rlhf" / "harmless-base" / "test.jsonl").read_text(encoding="utf-8")
-    docs = [json.loads(line) for line in lines.splitlines() if line.strip()]
-    rows = []
-    with labels.open(newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            turns = re.split(r"\n\n(Human|Assistant): ", docs[int(r["row"])][r["side"]])
-            (_, prompt), (_, reply) = zip(turns[1::2], turns[2::2], strict=True)
-            rows.append((prompt.strip(), reply.strip(), r["label"] == "refusal"))
-    return rows
+    return [(r.prompt, r.reply, r.refuses) for r in labelled_replies(root, labels)]
 
 
 def validation(root: Path) -> dict[str, list[tuple[str, str, bool]]]:
