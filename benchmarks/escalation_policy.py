@@ -298,8 +298,6 @@ def run_policy(
             interceptors=[fallbacks],
         )
         result = anyio.run(runtime.run, prompts)
-        for name, b in runtime.backends.items():
-            backends.setdefault(name, b)
     rows: dict[str, list[tuple[str, bool | None]]] = {"harmful": [], "safe": []}
     for o in result.outcomes:
         c = by_id[o.prompt_id]
