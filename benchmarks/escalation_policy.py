@@ -89,26 +89,27 @@ def data_root(arg: Path | None) -> Path:
 
 
 def harmbench_val(root: Path) -> list[dict[str, Any]]:
+    from oversight.evaluation.sets import harmbench_prompt
+
     out = []
     path = root / "harmbench" / "harmbench_behaviors_text_val.csv"
     with path.open(newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
-            context = (r.get("ContextString") or "").strip()
-            text = f"{context}\n\n---\n\n{r['Behavior']}" if context else r["Behavior"]
+            text = harmbench_prompt(r["Behavior"], (r.get("ContextString") or "").strip())
             out.append({"id": f"hbval-{r['BehaviorID']}", "source": "harmbench_val",
                         "prompt": text, "harmful": True})  # fmt: skip
     return out
 
 
 def self_instruct(root: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    from oversight.evaluation.sets import self_instruct_request
+
     path = root / "benign-instructions" / "self-instruct" / "user_oriented_instructions.jsonl"
     tasks = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     out = []
     for task in tasks:
-        inst = task["instances"][0]
-        text = task["instruction"] + (f"\n\n{inst['input']}" if inst["input"] else "")
         out.append({"id": f"selfinst-{task['id']}", "source": "self_instruct",
-                    "prompt": text, "harmful": False})  # fmt: skip
+                    "prompt": self_instruct_request(task), "harmful": False})  # fmt: skip
     random.Random(seed).shuffle(out)
     return out[:n]
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from oversight.backends._protocol import ScoreRequest
 from oversight.backends.classifier import ClassifierBackend
+from oversight.evaluation.sets import harmbench_prompt
 from oversight.safety.principles import PROJECT_SET, auroc, gate
 from oversight.safety.train import default_data_root
 from oversight.safety.train_principles import (
@@ -105,10 +106,7 @@ def compare(own: list[float], harm: list[float], labels: list[int], seed: int = 
 def request_sets(root: Path) -> dict[str, tuple[list[str], dict[str, list[int]], str]]:
     """HarmBench val and JBB: (texts, labels per principle, where the labels came from)."""
     hb = _csv(root / "harmbench" / "harmbench_behaviors_text_val.csv")
-    hb_texts = [
-        f"{r['contextstring']}\n\n---\n\n{r['behavior']}" if r["contextstring"] else r["behavior"]
-        for r in hb
-    ]
+    hb_texts = [harmbench_prompt(r["behavior"], r["contextstring"]) for r in hb]
     hb_labels = {
         p: [int(r["semanticcategory"] in cats) for r in hb]
         for p, cats in HARMBENCH_CATEGORIES.items()

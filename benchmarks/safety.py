@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oversight.evaluation.sets import harmbench_prompt
 from oversight.safety.classifier import SafetyClassifier
 from oversight.safety.refusal import RefusalDetector, phrase_refusal
 from oversight.safety.train import default_data_root
@@ -89,10 +90,7 @@ def main() -> None:
     }
     _log(f"xstest {out['xstest']}")
     hb = _csv(root / "harmbench" / "harmbench_behaviors_text_test.csv")
-    hb_prompts = [
-        f"{r['contextstring']}\n\n---\n\n{r['behavior']}" if r["contextstring"] else r["behavior"]
-        for r in hb
-    ]
+    hb_prompts = [harmbench_prompt(r["behavior"], r["contextstring"]) for r in hb]
     out["harmbench_test_flagged"] = _flag_rate(clf, hb_prompts)
     jbb = root / "jbb-behaviors"
     out["jbb_harmful_flagged"] = _flag_rate(

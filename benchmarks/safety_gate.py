@@ -33,12 +33,11 @@ GRID = [round(0.5 + 0.025 * i, 3) for i in range(20)]
 
 
 def _validation(data: Path) -> tuple[list[str], list[str]]:
+    from oversight.evaluation.sets import harmbench_prompt
+
     with (data / "harmbench" / "harmbench_behaviors_text_val.csv").open(encoding="utf-8") as fh:
         harmful = [
-            f"{r['ContextString']}\n\n---\n\n{r['Behavior']}"
-            if r.get("ContextString")
-            else r["Behavior"]
-            for r in csv.DictReader(fh)
+            harmbench_prompt(r["Behavior"], r.get("ContextString")) for r in csv.DictReader(fh)
         ]
     safe: list[str] = []
     bench = data / "benign-instructions"

@@ -45,7 +45,7 @@ import csv
 import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,12 +153,23 @@ def _xstest(label: str) -> Callable[[Path], list[Example]]:
     return load
 
 
+def harmbench_prompt(behavior: str, context: str | None) -> str:
+    """A HarmBench behaviour as a request: its context (contextual behaviours), a rule, then the
+    behaviour. Every reader of HarmBench (test and val) formats rows this way."""
+    return f"{context}\n\n---\n\n{behavior}" if context else behavior
+
+
+def self_instruct_request(task: Mapping[str, Any]) -> str:
+    """A self-instruct task as a request: its instruction, then its first instance's input."""
+    inst = task["instances"][0]
+    return str(task["instruction"]) + (f"\n\n{inst['input']}" if inst["input"] else "")
+
+
 def _harmbench(root: Path) -> list[Example]:
     rows = _csv(root / "harmbench" / "harmbench_behaviors_text_test.csv")
     out = []
     for r in rows:
-        context = r.get("contextstring") or ""
-        prompt = f"{context}\n\n---\n\n{r['behavior']}" if context else r["behavior"]
+        prompt = harmbench_prompt(r["behavior"], r.get("contextstring"))
         out.append(
             Example(r["behaviorid"], prompt, {"harm": "harmful"}, core=r["behavior"] or None)
         )

@@ -32,7 +32,12 @@ from typing import Any
 
 from ..dedup import NearDuplicateCheck
 from ..errors import InputError
-from ..evaluation.sets import available_sets, evaluation_texts
+from ..evaluation.sets import (
+    available_sets,
+    evaluation_texts,
+    harmbench_prompt,
+    self_instruct_request,
+)
 from ._encoder import Encoder, _torch, make_head, mean_pool
 from .seed import SeedRow, generate_seed
 
@@ -77,8 +82,7 @@ def external_rows(root: Path) -> list[SeedRow]:
     bench = root / "benign-instructions"
     for task in _jsonl(bench / "self-instruct" / "seed_tasks.jsonl"):
         inst = task["instances"][0]
-        text = task["instruction"] + (f"\n\n{inst['input']}" if inst["input"] else "")
-        rows.append(SeedRow("request", text, 0, "self_instruct"))
+        rows.append(SeedRow("request", self_instruct_request(task), 0, "self_instruct"))
         if len(inst["output"].split()) >= 4:
             rows.append(SeedRow("response", inst["output"], 0, "self_instruct_answer"))
     for name in ("vicuna_bench", "mt_bench"):
@@ -204,14 +208,11 @@ def validation_rows(root: Path) -> list[SeedRow]:
     (benign)."""
     rows = []
     for r in _csv(root / "harmbench" / "harmbench_behaviors_text_val.csv"):
-        context = r.get("contextstring") or ""
-        text = f"{context}\n\n---\n\n{r['behavior']}" if context else r["behavior"]
+        text = harmbench_prompt(r["behavior"], r.get("contextstring"))
         rows.append(SeedRow("request", text, 1, "harmbench_val"))
     path = root / "benign-instructions" / "self-instruct" / "user_oriented_instructions.jsonl"
     for task in _jsonl(path):
-        inst = task["instances"][0]
-        text = task["instruction"] + (f"\n\n{inst['input']}" if inst["input"] else "")
-        rows.append(SeedRow("request", text, 0, "self_instruct_user"))
+        rows.append(SeedRow("request", self_instruct_request(task), 0, "self_instruct_user"))
     return rows
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..evaluation.sets import self_instruct_request
 from ._encoder import MAX_TOKENS, _torch
 from .principles import (
     HEADS,
@@ -243,7 +244,7 @@ def ordinary_pairs(root: Path, *, seed: int = 0) -> list[PrincipleExample]:
                 continue
             task = json.loads(line)
             inst = task["instances"][0]
-            request = task["instruction"] + (f"\n\n{inst['input']}" if inst["input"] else "")
+            request = self_instruct_request(task)
             if len(inst["output"].split()) < 3:
                 continue
             split = "test" if test else ("val" if rng.random() < 0.2 else "train")

@@ -200,9 +200,10 @@ def harmbench_validation(data: Path) -> list[str]:
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     out = []
+    from ..evaluation.sets import harmbench_prompt
+
     for r in rows:
-        context = r.get("ContextString") or ""
-        out.append(f"{context}\n\n---\n\n{r['Behavior']}" if context else r["Behavior"])
+        out.append(harmbench_prompt(r["Behavior"], r.get("ContextString")))
     return out
 
 
