@@ -43,7 +43,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,13 +51,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _hh_rlhf import labelled_replies
-from selective_oversight import (
-    HIERARCHY,
-    FallbackTexts,
-    FixedAnswers,
-    appropriate,
-    fallback_refuses,
-)
+from selective_oversight import HIERARCHY, automatic_correct, run_with_answers
 
 HERE = Path(__file__).resolve().parent
 CASES = HERE / "data" / "escalation_validation.jsonl"
@@ -276,38 +269,16 @@ class CachedScores:
 def run_policy(
     spec: Any, cases: Sequence[dict[str, Any]], backends: dict[str, Any]
 ) -> dict[str, Any]:
-    """One runtime pass over ``cases`` with ``spec``'s policy; per-group figures and the
-    per-case outcome."""
-    import anyio
-
-    from oversight.messages import Prompt, Turn
-    from oversight.runtime import Runtime
-
-    answers = {c["id"]: c["answer"] for c in cases}
+    """One runtime pass over ``cases`` with ``spec``'s policy: ``(status, correct)`` of every
+    episode, by group (harmful, safe)."""
     by_id = {c["id"]: c for c in cases}
-    smollm = next(a.model for a in spec.agents if a.role == "base")
-    fallbacks = FallbackTexts()
-    prompts = [
-        Prompt(prompt_id=c["id"], messages=(Turn(role="user", content=c["prompt"]),)) for c in cases
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        runtime = Runtime(
-            spec,
-            run_name="policy",
-            run_dir=Path(tmp) / "run",
-            backends={str(smollm): FixedAnswers(answers), **backends},
-            interceptors=[fallbacks],
-        )
-        result = anyio.run(runtime.run, prompts)
+    result, fallbacks, _ = run_with_answers(
+        spec, [(c["id"], c["prompt"], c["answer"]) for c in cases], backends, run_name="policy"
+    )
     rows: dict[str, list[tuple[str, bool | None]]] = {"harmful": [], "safe": []}
     for o in result.outcomes:
         c = by_id[o.prompt_id]
-        final_refuses = (
-            fallback_refuses(fallbacks.texts.get(o.episode, ""))
-            if o.source in ("template", "guided")
-            else c["answer_refuses"]
-        )
-        correct = appropriate(c["harmful"], final_refuses) if o.status == "consensus" else None
+        correct = automatic_correct(o, fallbacks, c["harmful"], c["answer_refuses"])
         rows["harmful" if c["harmful"] else "safe"].append((o.status, correct))
     return rows
 
